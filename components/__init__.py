@@ -1,0 +1,1 @@
+"""Components of an audit-x environment: one ComponentResource per concern."""

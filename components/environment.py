@@ -1,0 +1,162 @@
+"""One whole audit-x environment: its Docker host's containers and its AWS resources.
+
+Everything is built from the settings alone, so `staging` and `prod` are the same program with
+different config. Providers are explicit and handed down to every child: the Docker provider
+talks to this environment's host, the AWS provider to its region.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_docker as docker
+
+from components.app import App
+from components.backup_bucket import BackupBucket
+from components.context import EnvironmentContext
+from components.grafana import Grafana
+from components.influxdb import InfluxDb
+from components.network import Networks
+from components.postgres import Postgres
+from components.redis import Redis
+from components.redpanda import Redpanda
+from components.secrets import Secrets
+from components.settings import Settings
+
+
+class AuditXEnvironment(pulumi.ComponentResource):
+    docker_provider: docker.Provider
+    aws_provider: aws.Provider
+    secrets: Secrets
+    networks: Networks
+    postgres: Postgres
+    redis: Redis
+    redpanda: Redpanda
+    influxdb: InfluxDb
+    grafana: Grafana
+    app: App
+    backup_bucket: BackupBucket
+
+    def __init__(self, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
+        ctx = EnvironmentContext.from_settings(settings)
+        super().__init__("audit-x:environment:Environment", ctx.name(), None, opts)
+        self.settings = settings
+        self.context = ctx
+
+        self.docker_provider = docker.Provider(
+            ctx.name("docker"), host=settings.docker_host, opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.aws_provider = aws.Provider(
+            ctx.name("aws"), region=settings.aws_region, opts=pulumi.ResourceOptions(parent=self)
+        )
+        child = pulumi.ResourceOptions(parent=self, providers=[self.docker_provider, self.aws_provider])
+
+        self.secrets = Secrets(
+            ctx,
+            settings.provided_secrets,
+            recovery_window_days=settings.secret_recovery_window_days,
+            kms_deletion_window_days=settings.kms_deletion_window_days,
+            opts=child,
+        )
+        self.backup_bucket = BackupBucket(ctx, settings.backup, kms_key=self.secrets.kms_key, opts=child)
+        self.networks = Networks(ctx, opts=child)
+        data_network = self.networks.data
+
+        self.postgres = Postgres(
+            ctx,
+            settings.postgres,
+            database=settings.database_name,
+            password=self.secrets.value("postgres-password"),
+            data_network=data_network,
+            opts=child,
+        )
+        self.redis = Redis(
+            ctx, settings.redis, password=self.secrets.value("redis-password"), data_network=data_network, opts=child
+        )
+        self.redpanda = Redpanda(ctx, settings.redpanda, data_network=data_network, opts=child)
+        self.influxdb = InfluxDb(
+            ctx,
+            settings.influxdb,
+            admin_password=self.secrets.value("influxdb-admin-password"),
+            operator_token=self.secrets.value("influxdb-operator-token"),
+            data_network=data_network,
+            opts=child,
+        )
+        self.grafana = Grafana(
+            ctx,
+            settings.grafana,
+            public_url=f"https://grafana.{settings.domain}",
+            admin_password=self.secrets.value("grafana-admin-password"),
+            influxdb_token=self.secrets.value("influxdb-operator-token"),
+            influxdb_url=self.influxdb.url,
+            influxdb_org=self.influxdb.org,
+            influxdb_bucket=self.influxdb.bucket,
+            data_network=data_network,
+            app_network=self.networks.app,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.influxdb])),
+        )
+        self.app = App(
+            ctx,
+            settings.app,
+            env=self.app_env(),
+            data_network=data_network,
+            app_network=self.networks.app,
+            # The migration job needs the database up; web and workers need all of them.
+            depends_on=[self.postgres, self.redis, self.redpanda, self.influxdb],
+            opts=child,
+        )
+        self.register_outputs(self.outputs())
+
+    def app_env(self) -> dict[str, pulumi.Input[str]]:
+        """What every app role is told about its environment. Secret values stay secret outputs."""
+        secrets = self.secrets
+        env: dict[str, pulumi.Input[str]] = {
+            "AUDIT_X_ENVIRONMENT": self.context.environment,
+            "DATABASE_URL": pulumi.Output.format(
+                "postgres://{0}:{1}@{2}:{3}/{4}",
+                self.postgres.user,
+                secrets.value("postgres-password"),
+                self.postgres.host,
+                self.postgres.port,
+                self.postgres.database,
+            ),
+            "REDIS_URL": pulumi.Output.format(
+                "redis://:{0}@{1}:{2}/0", secrets.value("redis-password"), self.redis.host, self.redis.port
+            ),
+            "KAFKA_BROKERS": self.redpanda.brokers,
+            "INFLUXDB_URL": self.influxdb.url,
+            "INFLUXDB_ORG": self.influxdb.org,
+            "INFLUXDB_BUCKET": self.influxdb.bucket,
+            "INFLUXDB_TOKEN": secrets.value("influxdb-operator-token"),
+            "SECRET_KEY_BASE": secrets.value("secret-key-base"),
+        }
+        sentry_dsn = secrets.optional_value("sentry-dsn")
+        if sentry_dsn is not None:
+            env["SENTRY_DSN"] = sentry_dsn
+        return env
+
+    def outputs(self) -> dict[str, object]:
+        """What an operator needs to find things: names, URLs and ARNs; never a secret value."""
+        settings = self.settings
+        return {
+            "environment": settings.environment,
+            "dockerHost": settings.docker_host,
+            "appUrl": f"https://{settings.domain}",
+            "grafanaUrl": self.grafana.url,
+            "database": settings.database_name,
+            "backupBucket": self.backup_bucket.bucket.bucket,
+            "backupBucketArn": self.backup_bucket.bucket.arn,
+            "kmsKeyArn": self.secrets.kms_key.arn,
+            "secretArns": self.secrets.arns(),
+            "networks": {"data": self.networks.data.name, "app": self.networks.app.name},
+            "containers": {
+                "postgres": self.postgres.container.name,
+                "redis": self.redis.container.name,
+                "redpanda": self.redpanda.container.name,
+                "influxdb": self.influxdb.container.name,
+                "grafana": self.grafana.container.name,
+                "migrate": self.app.migration.name,
+                "web": [c.name for c in self.app.web],
+                "workers": {name: [c.name for c in cs] for name, cs in self.app.workers.items()},
+            },
+        }

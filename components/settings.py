@@ -1,0 +1,384 @@
+"""The one typed view of a stack's config.
+
+Every value the program uses is read here, once, and validated before any resource is
+declared. Staging and prod differ only in what their `Pulumi.<stack>.yaml` sets: nothing in
+the program looks at the stack's name.
+
+`load_settings(raw, secret_keys)` takes config the way Pulumi hands it to a program (a flat
+map of `namespace:key` to string, structured values as JSON) so it can be called from the
+program, from the offline plan and from tests alike. Every problem is collected and reported
+in one `ConfigError` that names the key, the value given and what was expected; values of
+secret keys are never echoed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+PROJECT = "audit-x"
+NAMESPACE = f"{PROJECT}:"
+AWS_REGION_KEY = "aws:region"
+
+# Provided secrets: set by operators with `pulumi config set --secret KEY VALUE`, all optional.
+PROVIDED_SECRET_KEYS = ("sentryDsn", "slackWebhookUrl", "pagerdutyRoutingKey", "smtpPassword")
+
+# An image reference pinned to a version tag or a digest. `latest` (explicit or implied by a
+# missing tag) is refused: a pull must always mean the same bits.
+_IMAGE_TAG = re.compile(r"^(?P<repo>[a-z0-9][a-z0-9._/:-]*[a-z0-9]):(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$")
+_IMAGE_DIGEST = re.compile(r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9](:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$")
+
+
+class ConfigError(pulumi.RunError):
+    """Invalid stack config. A RunError, so Pulumi prints the message without a traceback."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        count = f"{len(problems)} problem" + ("" if len(problems) == 1 else "s")
+        super().__init__(
+            f"Invalid stack config ({count}); nothing was declared:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+def validate_image(value: str) -> str:
+    if _IMAGE_DIGEST.match(value):
+        return value
+    match = _IMAGE_TAG.match(value)
+    if not match:
+        raise ValueError("expected an image pinned to a tag or digest, such as 'postgres:17.6-bookworm'")
+    if match.group("tag") == "latest":
+        raise ValueError("expected a pinned version tag or digest, not 'latest'")
+    return value
+
+
+PinnedImage = Annotated[str, Field(description="image pinned to a tag or digest")]
+DnsName = Annotated[
+    str,
+    StringConstraints(max_length=253, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"),
+]
+RoleName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,23}$")]
+
+
+class ConfigModel(BaseModel):
+    """Stack config: camelCase keys, unknown keys refused, instances immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+class ImageField(ConfigModel):
+    image: PinnedImage
+
+    @field_validator("image")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        return validate_image(value)
+
+
+class LogRotationSettings(ConfigModel):
+    """json-file log rotation applied to every container."""
+
+    max_size_mb: int = Field(default=20, ge=1, le=1024)
+    max_files: int = Field(default=5, ge=1, le=50)
+
+
+class PostgresSettings(ImageField):
+    image: PinnedImage = "postgres:17.6-bookworm"
+    user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "audit_x"
+    memory_limit_mb: int = Field(ge=256, le=262144)
+    shared_buffers_mb: int = Field(ge=16, le=131072)
+    effective_cache_size_mb: int = Field(ge=16, le=262144)
+    work_mem_mb: int = Field(default=8, ge=1, le=4096)
+    maintenance_work_mem_mb: int = Field(default=64, ge=16, le=16384)
+    max_connections: int = Field(default=100, ge=10, le=5000)
+
+    @model_validator(mode="after")
+    def _fits_in_memory_limit(self) -> PostgresSettings:
+        # shared_buffers is allocated up front; past ~40% of the container's memory the kernel's
+        # page cache starves and the OOM killer takes the database under load.
+        if self.shared_buffers_mb * 10 > self.memory_limit_mb * 4:
+            raise ValueError(
+                f"sharedBuffersMb ({self.shared_buffers_mb}) must be at most 40% of "
+                f"memoryLimitMb ({self.memory_limit_mb})"
+            )
+        return self
+
+
+class RedisSettings(ImageField):
+    image: PinnedImage = "redis:7.4.5-bookworm"
+    memory_limit_mb: int = Field(ge=64, le=65536)
+    max_memory_mb: int = Field(ge=32, le=65536)
+
+    @model_validator(mode="after")
+    def _headroom_for_fork(self) -> RedisSettings:
+        # AOF rewrites fork the process: keep a quarter of the limit free for copy-on-write.
+        if self.max_memory_mb * 4 > self.memory_limit_mb * 3:
+            raise ValueError(
+                f"maxMemoryMb ({self.max_memory_mb}) must be at most 75% of memoryLimitMb ({self.memory_limit_mb})"
+            )
+        return self
+
+
+class RedpandaSettings(ImageField):
+    image: PinnedImage = "docker.redpanda.com/redpandadata/redpanda:v24.3.6"
+    cores: int = Field(ge=1, le=64)
+    memory_mb: int = Field(ge=512, le=262144)
+    memory_limit_mb: int = Field(ge=768, le=262144)
+
+    @model_validator(mode="after")
+    def _headroom_for_seastar(self) -> RedpandaSettings:
+        # --memory is what Seastar allocates; the process needs more than that on top.
+        if self.memory_mb + 256 > self.memory_limit_mb:
+            raise ValueError(
+                f"memoryLimitMb ({self.memory_limit_mb}) must exceed memoryMb ({self.memory_mb}) by at least 256"
+            )
+        return self
+
+
+class InfluxDbSettings(ImageField):
+    image: PinnedImage = "influxdb:2.7.11-alpine"
+    org: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")] = "audit-x"
+    bucket: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")] = "metrics"
+    retention_days: int = Field(ge=1, le=3650)
+    memory_limit_mb: int = Field(ge=256, le=65536)
+
+    @field_validator("image")
+    @classmethod
+    def _influxdb_2(cls, value: str) -> str:
+        # The setup-on-first-start env (DOCKER_INFLUXDB_INIT_*) and the token model are 2.x's.
+        tag = value.split("@", maxsplit=1)[0].rsplit(":", 1)[-1]
+        if not tag.startswith("2."):
+            raise ValueError("expected an InfluxDB 2.x image, such as 'influxdb:2.7.11-alpine'")
+        return value
+
+
+class GrafanaSettings(ImageField):
+    image: PinnedImage = "grafana/grafana:11.6.0"
+    admin_user: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "admin"
+    memory_limit_mb: int = Field(default=512, ge=128, le=16384)
+
+
+class WebSettings(ConfigModel):
+    replicas: int = Field(ge=1, le=20)
+    port: int = Field(default=3000, ge=1024, le=65535)
+    memory_limit_mb: int = Field(ge=256, le=65536)
+    health_timeout_seconds: int = Field(
+        default=120, ge=10, le=900, description="how long a new web container may take to become healthy"
+    )
+
+
+class WorkerSettings(ConfigModel):
+    name: RoleName
+    command: list[Annotated[str, StringConstraints(min_length=1)]] = Field(min_length=1)
+    replicas: int = Field(ge=0, le=20)
+    memory_limit_mb: int = Field(ge=128, le=65536)
+    health_command: Annotated[str, StringConstraints(min_length=1)] | None = Field(
+        default=None, description="shell probe; by default the worker's heartbeat file must be under a minute old"
+    )
+
+
+class AppSettings(ImageField):
+    image: PinnedImage
+    rails_env: Annotated[str, StringConstraints(pattern=r"^[a-z]+$")] = "production"
+    rails_max_threads: int = Field(default=5, ge=1, le=64)
+    web: WebSettings
+    workers: list[WorkerSettings] = Field(min_length=1)
+    migration_memory_limit_mb: int = Field(default=512, ge=128, le=65536)
+
+    @field_validator("workers")
+    @classmethod
+    def _unique_worker_names(cls, workers: list[WorkerSettings]) -> list[WorkerSettings]:
+        names = [w.name for w in workers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"expected unique worker names, got {', '.join(duplicates)} more than once")
+        if "web" in names or "migrate" in names:
+            raise ValueError("worker names 'web' and 'migrate' are reserved for the web role and the migration job")
+        return workers
+
+
+class BackupSettings(ConfigModel):
+    bucket_name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+    daily_copies: int = Field(default=7, ge=1, le=366)
+    weekly_copies: int = Field(default=4, ge=1, le=520)
+    monthly_copies: int = Field(default=12, ge=1, le=1200)
+    noncurrent_version_days: int = Field(default=30, ge=1, le=3650)
+    abort_incomplete_upload_days: int = Field(default=1, ge=1, le=30)
+
+
+class ProvidedSecrets(ConfigModel):
+    """Secrets operators provide with `pulumi config set --secret`; each may be absent."""
+
+    sentry_dsn: SecretStr | None = None
+    slack_webhook_url: SecretStr | None = None
+    pagerduty_routing_key: SecretStr | None = None
+    smtp_password: SecretStr | None = None
+
+    @field_validator("sentry_dsn")
+    @classmethod
+    def _sentry_dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.match(r"^https://[^@\s]+@[^/\s]+/\d+$", value.get_secret_value()):
+            raise ValueError("expected a Sentry DSN such as https://<key>@<host>/<project-id>")
+        return value
+
+    @field_validator("slack_webhook_url")
+    @classmethod
+    def _slack_webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("https://hooks.slack.com/"):
+            raise ValueError("expected a Slack incoming-webhook URL starting with https://hooks.slack.com/")
+        return value
+
+    @field_validator("pagerduty_routing_key")
+    @classmethod
+    def _pagerduty_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9]{32}", value.get_secret_value()):
+            raise ValueError("expected a 32-character PagerDuty Events API v2 routing key")
+        return value
+
+    def present(self) -> dict[str, SecretStr]:
+        """The provided secrets that are set, by their kebab-case secret name."""
+        values = {
+            "sentry-dsn": self.sentry_dsn,
+            "slack-webhook-url": self.slack_webhook_url,
+            "pagerduty-routing-key": self.pagerduty_routing_key,
+            "smtp-password": self.smtp_password,
+        }
+        return {name: value for name, value in values.items() if value is not None}
+
+
+class Settings(ConfigModel):
+    environment: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,15}$")]
+    aws_region: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")] = Field(alias=AWS_REGION_KEY)
+    docker_host: Annotated[str, StringConstraints(pattern=r"^(ssh|tcp|unix)://\S+$")]
+    domain: DnsName
+    protect_stateful_resources: bool
+    secret_recovery_window_days: int = Field(default=30)
+    kms_deletion_window_days: int = Field(default=30, ge=7, le=30)
+    log_rotation: LogRotationSettings = LogRotationSettings()
+    postgres: PostgresSettings
+    redis: RedisSettings
+    redpanda: RedpandaSettings
+    influxdb: InfluxDbSettings
+    grafana: GrafanaSettings = GrafanaSettings()
+    app: AppSettings
+    backup: BackupSettings
+    provided_secrets: ProvidedSecrets = ProvidedSecrets()
+
+    @field_validator("secret_recovery_window_days")
+    @classmethod
+    def _recovery_window(cls, value: int) -> int:
+        # Secrets Manager accepts 0 (delete at once) or 7 to 30 days.
+        if value != 0 and not 7 <= value <= 30:
+            raise ValueError("expected 0 (delete at once) or 7 to 30 days")
+        return value
+
+    @property
+    def database_name(self) -> str:
+        return f"audit_x_{self.environment}"
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+_FIELD_BY_KEY = {
+    (field.alias or name): name for name, field in Settings.model_fields.items() if name != "provided_secrets"
+}
+
+
+def _config_key(loc: tuple[int | str, ...]) -> str:
+    """`('postgres', 'memoryLimitMb')` -> `audit-x:postgres.memoryLimitMb`."""
+    if not loc:
+        return f"{NAMESPACE}*"
+    head, *rest = [str(part) for part in loc]
+    if head == "providedSecrets" and rest:
+        head, rest = rest[0], rest[1:]
+    key = head if ":" in head else f"{NAMESPACE}{head}"
+    return ".".join([key, *rest])
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _parse_value(raw: Any) -> Any:
+    """Pulumi passes structured config as JSON text; scalars stay strings (pydantic coerces)."""
+    if isinstance(raw, str) and raw[:1] in "{[":
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def load_settings(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str] = frozenset()) -> Settings:
+    """Validate a stack's config and return its settings, or raise one ConfigError listing every problem."""
+    problems: list[str] = []
+    data: dict[str, Any] = {}
+    provided: dict[str, Any] = {}
+    for full_key, raw_value in raw.items():
+        if full_key == AWS_REGION_KEY:
+            data[AWS_REGION_KEY] = raw_value
+            continue
+        if not full_key.startswith(NAMESPACE):
+            continue  # other providers' config (docker:*, pulumi:*) is theirs to check
+        key = full_key[len(NAMESPACE) :]
+        if key in PROVIDED_SECRET_KEYS:
+            if full_key not in secret_keys:
+                problems.append(
+                    f"{full_key} is stored in plain text: expected a secret, set it with "
+                    f"`pulumi config set --secret {key} ...`"
+                )
+                continue
+            provided[key] = raw_value
+        elif key in _FIELD_BY_KEY:
+            data[key] = _parse_value(raw_value)
+        else:
+            known = ", ".join(sorted(k for k in _FIELD_BY_KEY if ":" not in k) + list(PROVIDED_SECRET_KEYS))
+            problems.append(f"{full_key}: unknown key; expected one of {known}")
+    data["providedSecrets"] = provided
+
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as error:
+        for item in error.errors(include_url=False):
+            key = _config_key(item["loc"])
+            secret = any(key == f"{NAMESPACE}{k}" for k in PROVIDED_SECRET_KEYS)
+            message = item["msg"].removeprefix("Value error, ")
+            if item["type"] == "missing":
+                problems.append(f"{key}: missing; this key is required")
+            else:
+                shown = "[secret]" if secret else _describe(item["input"])
+                problems.append(f"{key} = {shown}: {message}")
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def read_pulumi_config() -> tuple[dict[str, Any], set[str]]:
+    """The current program's config, as the Pulumi engine handed it over, and its secret keys."""
+    raw: dict[str, Any] = dict(runtime_config.get_config_env())
+    raw.update(runtime_config.CONFIG.get())
+    secret_keys = {key for key in raw if runtime_config.is_config_secret(key)}
+    secret_keys |= set(runtime_config.get_config_secret_keys_env())
+    return raw, secret_keys

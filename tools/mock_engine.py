@@ -1,0 +1,274 @@
+"""Run the real program under Pulumi's mock engine, with a stack's real config, and record it.
+
+No Pulumi CLI, no Docker engine and no cloud account is needed: the mocks stand in for the
+providers, echo inputs back and make up the values only a provider would know (ids, ARNs,
+generated passwords, a job's exit code). What the program declares is recorded as it reaches
+the engine: type, name, parent, inputs (secrets masked), resource options and stack outputs.
+
+Used by `tools.plan`, by the tests and by anything else that needs to know what a stack declares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import runpy
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.settings import ROOT, get_root_resource
+from pulumi.runtime.stack import run_pulumi_func
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROGRAM = REPO_ROOT / "__main__.py"
+PROJECT = "audit-x"
+MASK = "[secret]"
+ACCOUNT_ID = "123456789012"
+
+
+def stack_config_path(stack: str) -> Path:
+    return REPO_ROOT / f"Pulumi.{stack}.yaml"
+
+
+def stack_names() -> list[str]:
+    return sorted(p.name.split(".")[1] for p in REPO_ROOT.glob("Pulumi.*.yaml"))
+
+
+def load_stack_config(stack: str) -> dict[str, str]:
+    """A stack file's config the way the Pulumi CLI hands it to the program: strings and JSON.
+
+    Encrypted (`secure:`) values cannot be read without the stack's secrets provider and are
+    left out; the program treats every provided secret as optional.
+    """
+    path = stack_config_path(stack)
+    if not path.exists():
+        known = ", ".join(stack_names()) or "none"
+        raise SystemExit(f"unknown stack {stack!r}: no {path.name} (stacks: {known})")
+    document = yaml.safe_load(path.read_text()) or {}
+    config: dict[str, str] = {}
+    for key, value in (document.get("config") or {}).items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            continue
+        if isinstance(value, str):
+            config[key] = value
+        elif isinstance(value, bool):
+            config[key] = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            config[key] = str(value)
+        else:
+            config[key] = json.dumps(value)
+    return config
+
+
+def fake_secret(seed: str) -> str:
+    """A stand-in for a generated secret: unmistakable, so tests can look for leaks of it."""
+    return "MOCKSECRET" + hashlib.sha256(seed.encode()).hexdigest()[:24]
+
+
+def _mask(value: Any, *, reveal: bool) -> Any:
+    """Secrets (as the RPC layer marks them) become MASK, or are unwrapped when `reveal`."""
+    if rpc.is_rpc_secret(value):
+        return _mask(rpc.unwrap_rpc_secret(value), reveal=reveal) if reveal else MASK
+    if isinstance(value, dict):
+        return {k: _mask(v, reveal=reveal) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, reveal=reveal) for v in value]
+    return value
+
+
+def _name_of(urn: str) -> str | None:
+    return urn.rsplit("::", 1)[-1] if urn else None
+
+
+@dataclass
+class DeclaredResource:
+    type: str
+    name: str
+    parent: str | None
+    inputs: dict[str, Any]
+    plain_inputs: dict[str, Any]
+    urn: str
+    protect: bool
+    retain_on_delete: bool
+    delete_before_replace: bool
+    dependencies: list[str]
+    provider: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"type": self.type, "name": self.name, "parent": self.parent, "inputs": self.inputs}
+
+
+@dataclass
+class Plan:
+    stack: str
+    resources: list[DeclaredResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    plain_outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_: str) -> list[DeclaredResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, name: str) -> DeclaredResource:
+        matches = [r for r in self.resources if r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r} in the {self.stack} plan")
+        return matches[0]
+
+    def children_of(self, name: str) -> list[DeclaredResource]:
+        return [r for r in self.resources if r.parent == name]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"stack": self.stack, "resources": [r.as_json() for r in self.resources], "outputs": self.outputs}
+
+
+class _Mocks(pulumi_mocks.Mocks):
+    """Makes up what only a provider would know; everything else is the inputs echoed back."""
+
+    def __init__(self, region: str, exit_codes: Mapping[str, int]) -> None:
+        self.region = region
+        self.exit_codes = exit_codes
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        state = dict(args.inputs)
+        name, type_ = args.name, args.typ
+        resource_id = f"{name}-id"
+        if type_ == "random:index/randomPassword:RandomPassword":
+            state["result"] = fake_secret(name)
+        elif type_ == "docker:index/remoteImage:RemoteImage":
+            state["imageId"] = "sha256:" + hashlib.sha256(str(args.inputs.get("name")).encode()).hexdigest()
+        elif type_ == "docker:index/container:Container" and args.inputs.get("attach"):
+            state["exitCode"] = self.exit_codes.get(name, 0)
+        elif type_ == "aws:kms/key:Key":
+            resource_id = hashlib.sha256(name.encode()).hexdigest()[:32]
+            state |= {"keyId": resource_id, "arn": f"arn:aws:kms:{self.region}:{ACCOUNT_ID}:key/{resource_id}"}
+        elif type_ == "aws:secretsmanager/secret:Secret":
+            resource_id = f"arn:aws:secretsmanager:{self.region}:{ACCOUNT_ID}:secret:{args.inputs['name']}-AbCdEf"
+            state["arn"] = resource_id
+        elif type_ == "aws:s3/bucket:Bucket":
+            resource_id = str(args.inputs["bucket"])
+            state["arn"] = f"arn:aws:s3:::{resource_id}"
+        elif "arn" not in state and type_.startswith("aws:"):
+            state["arn"] = f"arn:aws:mock:{self.region}:{ACCOUNT_ID}:{name}"
+        return resource_id, state
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: pulumi_mocks.Mocks) -> None:
+        super().__init__(mocks)
+        self.declared: list[DeclaredResource] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the engine's RPC name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            inputs = rpc.deserialize_properties(request.object)
+            self.declared.append(
+                DeclaredResource(
+                    type=request.type,
+                    name=request.name,
+                    parent=_name_of(request.parent),
+                    inputs=_mask(inputs, reveal=False),
+                    plain_inputs=_mask(inputs, reveal=True),
+                    urn=response.urn,
+                    protect=request.protect,
+                    retain_on_delete=request.retainOnDelete,
+                    delete_before_replace=request.deleteBeforeReplace,
+                    dependencies=list(request.dependencies),
+                    provider=request.provider or None,
+                )
+            )
+        return response
+
+
+async def _resolve_outputs(outputs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    masked: dict[str, Any] = {}
+    plain: dict[str, Any] = {}
+
+    async def resolve(value: Any) -> tuple[Any, Any]:
+        output = pulumi.Output.from_input(value)
+        resolved = await output.future()
+        secret = await output.is_secret()
+        if isinstance(resolved, dict):
+            pairs = {k: await resolve(v) for k, v in resolved.items()}
+            return {k: m for k, (m, _) in pairs.items()}, {k: p for k, (_, p) in pairs.items()}
+        if isinstance(resolved, list):
+            items = [await resolve(v) for v in resolved]
+            return [m for m, _ in items], [p for _, p in items]
+        return (MASK if secret else resolved), resolved
+
+    for key, value in outputs.items():
+        masked[key], plain[key] = await resolve(value)
+    return masked, plain
+
+
+def _run_main() -> None:
+    runpy.run_path(str(PROGRAM), run_name="__main__")
+
+
+def run_program(
+    stack: str,
+    *,
+    config: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
+    exit_codes: Mapping[str, int] | None = None,
+    program: Callable[[], None] | None = None,
+) -> Plan:
+    """Run the program for `stack` under mocks and return what it declared.
+
+    `config` replaces the stack file's config; `overrides` are merged over it; `secrets` are
+    set as secret config (how `pulumi config set --secret` delivers them); `exit_codes` gives
+    one-shot containers an exit code other than 0.
+    """
+    raw = dict(config if config is not None else load_stack_config(stack))
+    raw.update(overrides or {})
+    raw.update(secrets or {})
+    mocks = _Mocks(raw.get("aws:region", "eu-west-1"), exit_codes or {})
+    monitor = _RecordingMonitor(mocks)
+    plan = Plan(stack=stack)
+
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        ROOT.set(None)
+        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_all_config(raw, list(secrets or {}))
+
+        async def main() -> None:
+            await run_pulumi_func(program or _run_main)
+            root = get_root_resource()
+            exported = getattr(root, "outputs", {}) or {}
+            plan.outputs, plan.plain_outputs = await _resolve_outputs(exported)
+
+        loop.run_until_complete(main())
+    finally:
+        ROOT.set(None)
+        asyncio.set_event_loop(None)
+        loop.close()
+    plan.resources = monitor.declared
+    return plan
+
+
+def iter_strings(value: Any) -> Iterator[str]:
+    """Every string inside a nested structure: for looking for leaked values."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from iter_strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from iter_strings(v)
