@@ -114,9 +114,12 @@ def on_network(network: docker.Network, *aliases: str) -> docker.ContainerNetwor
     return docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=list(aliases))
 
 
-def env_list(env: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[list[str]]:
-    """Docker's `KEY=value` list, sorted so the diff of a preview is stable."""
-    return pulumi.Output.all(*[pulumi.Output.concat(key, "=", value) for key, value in sorted(env.items())])
+def env_list(env: Mapping[str, pulumi.Input[str]]) -> list[pulumi.Output[str]]:
+    """Docker's `KEY=value` list, sorted so the diff of a preview is stable.
+
+    One output per entry, so only the entries that carry a secret are secret.
+    """
+    return [pulumi.Output.concat(key, "=", value) for key, value in sorted(env.items())]
 
 
 def _container_args(

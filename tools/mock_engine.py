@@ -13,18 +13,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import runpy
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import yaml
+from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
-from pulumi.runtime.settings import ROOT, get_root_resource
+from pulumi.runtime.settings import ROOT, SETTINGS, get_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -73,14 +75,34 @@ def fake_secret(seed: str) -> str:
     return "MOCKSECRET" + hashlib.sha256(seed.encode()).hexdigest()[:24]
 
 
-def _mask(value: Any, *, reveal: bool) -> Any:
-    """Secrets (as the RPC layer marks them) become MASK, or are unwrapped when `reveal`."""
-    if rpc.is_rpc_secret(value):
-        return _mask(rpc.unwrap_rpc_secret(value), reveal=reveal) if reveal else MASK
+_ENV_ENTRY = re.compile(r"^([A-Z][A-Z0-9_]*)=")
+
+
+def mock_image_id(reference: str) -> str:
+    """The image id the mocks give a pulled image: derived from its reference, so traceable."""
+    return "sha256:" + hashlib.sha256(reference.encode()).hexdigest()
+
+
+def _decode(value: Any, *, reveal: bool, key: str = "") -> Any:
+    """Inputs as the engine receives them, secrets masked (or unwrapped when `reveal`).
+
+    Walks the wire form rather than using the SDK's decoder, which marks a whole list secret
+    when one element is: a plan should show `RAILS_ENV=production` beside `DATABASE_URL=[secret]`.
+    A secret container env entry keeps its variable name, which is never secret.
+    """
     if isinstance(value, dict):
-        return {k: _mask(v, reveal=reveal) for k, v in value.items()}
+        signature = value.get(rpc._special_sig_key)
+        if signature == rpc._special_secret_sig:
+            inner = value.get("value")
+            if reveal:
+                return _decode(inner, reveal=True, key=key)
+            entry = _ENV_ENTRY.match(inner) if key == "envs" and isinstance(inner, str) else None
+            return f"{entry.group(1)}={MASK}" if entry else MASK
+        return {k: _decode(v, reveal=reveal, key=k) for k, v in value.items()}
     if isinstance(value, list):
-        return [_mask(v, reveal=reveal) for v in value]
+        return [_decode(v, reveal=reveal, key=key) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the wire has only doubles; memory limits and ports read better as ints
     return value
 
 
@@ -93,6 +115,7 @@ class DeclaredResource:
     type: str
     name: str
     parent: str | None
+    parent_urn: str | None
     inputs: dict[str, Any]
     plain_inputs: dict[str, Any]
     urn: str
@@ -143,7 +166,7 @@ class _Mocks(pulumi_mocks.Mocks):
         if type_ == "random:index/randomPassword:RandomPassword":
             state["result"] = fake_secret(name)
         elif type_ == "docker:index/remoteImage:RemoteImage":
-            state["imageId"] = "sha256:" + hashlib.sha256(str(args.inputs.get("name")).encode()).hexdigest()
+            state["imageId"] = mock_image_id(str(args.inputs.get("name")))
         elif type_ == "docker:index/container:Container" and args.inputs.get("attach"):
             state["exitCode"] = self.exit_codes.get(name, 0)
         elif type_ == "aws:kms/key:Key":
@@ -171,14 +194,15 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the engine's RPC name)
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
-            inputs = rpc.deserialize_properties(request.object)
+            inputs = json_format.MessageToDict(request.object)
             self.declared.append(
                 DeclaredResource(
                     type=request.type,
                     name=request.name,
                     parent=_name_of(request.parent),
-                    inputs=_mask(inputs, reveal=False),
-                    plain_inputs=_mask(inputs, reveal=True),
+                    parent_urn=request.parent or None,
+                    inputs=_decode(inputs, reveal=False),
+                    plain_inputs=_decode(inputs, reveal=True),
                     urn=response.urn,
                     protect=request.protect,
                     retain_on_delete=request.retainOnDelete,
@@ -211,6 +235,21 @@ async def _resolve_outputs(outputs: Mapping[str, Any]) -> tuple[dict[str, Any], 
     return masked, plain
 
 
+def _pending_outputs() -> set[asyncio.Task[Any]]:
+    # A context property the SDK's type stubs declare as a method.
+    return SETTINGS.outputs  # pyright: ignore[reportAttributeAccessIssue]
+
+
+def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
+    """After a failed run, stop what the program left in flight, so the next run starts clean."""
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    _pending_outputs().clear()
+
+
 def _run_main() -> None:
     runpy.run_path(str(PROGRAM), run_name="__main__")
 
@@ -222,20 +261,35 @@ def run_program(
     overrides: Mapping[str, str] | None = None,
     secrets: Mapping[str, str] | None = None,
     exit_codes: Mapping[str, int] | None = None,
-    program: Callable[[], None] | None = None,
 ) -> Plan:
-    """Run the program for `stack` under mocks and return what it declared.
+    """Run the program for `stack` under mocks and return what it declared; raise what it raised.
 
     `config` replaces the stack file's config; `overrides` are merged over it; `secrets` are
     set as secret config (how `pulumi config set --secret` delivers them); `exit_codes` gives
     one-shot containers an exit code other than 0.
     """
+    plan, error = try_program(stack, config=config, overrides=overrides, secrets=secrets, exit_codes=exit_codes)
+    if error is not None:
+        raise error
+    return plan
+
+
+def try_program(
+    stack: str,
+    *,
+    config: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
+    exit_codes: Mapping[str, int] | None = None,
+) -> tuple[Plan, BaseException | None]:
+    """Like run_program, but a failed run returns what was declared before it failed, and why."""
     raw = dict(config if config is not None else load_stack_config(stack))
     raw.update(overrides or {})
     raw.update(secrets or {})
     mocks = _Mocks(raw.get("aws:region", "eu-west-1"), exit_codes or {})
     monitor = _RecordingMonitor(mocks)
     plan = Plan(stack=stack)
+    error: BaseException | None = None
 
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
@@ -243,22 +297,27 @@ def run_program(
     asyncio.set_event_loop(loop)
     try:
         ROOT.set(None)
+        # Outputs still pending from an earlier run that failed belong to a closed loop.
+        _pending_outputs().clear()
         pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
         pulumi.runtime.set_all_config(raw, list(secrets or {}))
 
         async def main() -> None:
-            await run_pulumi_func(program or _run_main)
+            await run_pulumi_func(_run_main)
             root = get_root_resource()
             exported = getattr(root, "outputs", {}) or {}
             plan.outputs, plan.plain_outputs = await _resolve_outputs(exported)
 
         loop.run_until_complete(main())
+    except Exception as exc:  # noqa: BLE001 handed back to the caller with the partial plan
+        error = exc
     finally:
         ROOT.set(None)
+        _cancel_pending(loop)
         asyncio.set_event_loop(None)
         loop.close()
     plan.resources = monitor.declared
-    return plan
+    return plan, error
 
 
 def iter_strings(value: Any) -> Iterator[str]:

@@ -1,0 +1,62 @@
+"""Assertions and look-ups on a plan, written once for every test module."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tools.mock_engine import DeclaredResource, Plan, mock_image_id
+
+CONTAINER = "docker:index/container:Container"
+IMAGE = "docker:index/remoteImage:RemoteImage"
+NETWORK = "docker:index/network:Network"
+VOLUME = "docker:index/volume:Volume"
+SECRET = "aws:secretsmanager/secret:Secret"
+DATA_SERVICES = ("postgres", "redis", "redpanda", "influxdb")
+
+
+def env_name(plan: Plan) -> str:
+    return plan.outputs["environment"]
+
+
+def container(plan: Plan, *parts: str) -> DeclaredResource:
+    """`container(plan, "postgres")` -> the container `audit-x-<env>-postgres`."""
+    name = "-".join(["audit-x", env_name(plan), *parts])
+    matches = [c for c in containers(plan) if c.name == name]
+    assert len(matches) == 1, f"{len(matches)} containers named {name}"
+    return matches[0]
+
+
+def containers(plan: Plan) -> list[DeclaredResource]:
+    return plan.of_type(CONTAINER)
+
+
+def long_running(plan: Plan) -> list[DeclaredResource]:
+    return [c for c in containers(plan) if not c.inputs.get("attach")]
+
+
+def labels(resource: DeclaredResource) -> dict[str, str]:
+    return {item["label"]: item["value"] for item in resource.inputs.get("labels", [])}
+
+
+def env(resource: DeclaredResource, *, plain: bool = False) -> dict[str, str]:
+    """A container's environment; masked values read `[secret]` unless `plain`."""
+    entries = (resource.plain_inputs if plain else resource.inputs).get("envs", [])
+    return dict(entry.split("=", 1) for entry in entries)
+
+
+def network_names(resource: DeclaredResource) -> list[str]:
+    return [n["name"] for n in resource.inputs.get("networksAdvanced", [])]
+
+
+def image_reference(plan: Plan, resource: DeclaredResource) -> str:
+    """The pinned reference a container runs: its image input is the pulled image's id."""
+    images = {img.plain_inputs["name"]: img for img in plan.of_type(IMAGE)}
+    matches = [ref for ref in images if mock_image_id(ref) == resource.inputs["image"]]
+    assert len(matches) == 1, f"{resource.name} runs an image the plan did not pull: {resource.inputs['image']}"
+    return matches[0]
+
+
+def healthcheck_command(resource: DeclaredResource) -> str:
+    check: dict[str, Any] = resource.inputs["healthcheck"]
+    assert check["tests"][0] == "CMD-SHELL"
+    return check["tests"][1]

@@ -1,0 +1,217 @@
+"""Every container follows the environment's policy; data services stay on their private network."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from components.settings import load_settings
+from tests.helpers import (
+    DATA_SERVICES,
+    NETWORK,
+    VOLUME,
+    container,
+    containers,
+    env,
+    env_name,
+    healthcheck_command,
+    image_reference,
+    labels,
+    long_running,
+    network_names,
+)
+from tools.mock_engine import Plan, load_stack_config
+
+PINNED = re.compile(r"^[a-z0-9./_-]+(:[A-Za-z0-9_.-]+)?(@sha256:[0-9a-f]{64})?$")
+
+
+def test_plan_has_every_service(plan: Plan) -> None:
+    names = {c.name for c in containers(plan)}
+    env_ = env_name(plan)
+    for service in (*DATA_SERVICES, "grafana", "migrate", "web-0", "worker-sidekiq-0", "worker-karafka-0"):
+        assert f"audit-x-{env_}-{service}" in names
+
+
+def test_every_image_is_pinned_and_never_latest(plan: Plan) -> None:
+    for resource in containers(plan):
+        reference = image_reference(plan, resource)
+        assert PINNED.match(reference), reference
+        tag = reference.split("@")[0].rsplit(":", 1)
+        assert len(tag) == 2 or "@sha256:" in reference, f"{resource.name} runs an untagged image {reference}"
+        assert tag[-1] != "latest", f"{resource.name} runs {reference}"
+
+
+def test_images_are_the_configured_ones(plan: Plan, stack: str) -> None:
+    settings = load_settings(load_stack_config(stack))
+    expected = {
+        "postgres": settings.postgres.image,
+        "redis": settings.redis.image,
+        "redpanda": settings.redpanda.image,
+        "influxdb": settings.influxdb.image,
+        "grafana": settings.grafana.image,
+        "web-0": settings.app.image,
+        "migrate": settings.app.image,
+    }
+    for service, image in expected.items():
+        assert image_reference(plan, container(plan, service)) == image
+
+
+def test_long_running_containers_have_the_full_policy(plan: Plan, stack: str) -> None:
+    settings = load_settings(load_stack_config(stack))
+    for resource in long_running(plan):
+        inputs = resource.inputs
+        assert inputs["restart"] == "unless-stopped", resource.name
+        assert inputs["healthcheck"]["tests"][0] == "CMD-SHELL", resource.name
+        assert inputs["healthcheck"]["retries"] >= 3, resource.name
+        assert inputs["wait"] is True, f"{resource.name}: pulumi up must wait for health"
+        assert inputs["memory"] >= 128, resource.name
+        assert inputs["memorySwap"] == inputs["memory"], resource.name
+        assert inputs["logDriver"] == "json-file"
+        assert inputs["logOpts"] == {
+            "max-size": f"{settings.log_rotation.max_size_mb}m",
+            "max-file": str(settings.log_rotation.max_files),
+        }
+        assert "no-new-privileges:true" in inputs["securityOpts"]
+        assert not inputs.get("privileged")
+
+
+def test_labels_name_environment_service_and_role(plan: Plan) -> None:
+    for resource in containers(plan):
+        found = labels(resource)
+        assert found["io.audit-x.environment"] == env_name(plan)
+        assert found["io.audit-x.project"] == "audit-x"
+        assert found["io.audit-x.service"]
+        assert found["io.audit-x.role"]
+    assert labels(container(plan, "web-0"))["io.audit-x.role"] == "web"
+    assert labels(container(plan, "worker-sidekiq-0"))["io.audit-x.role"] == "sidekiq"
+    assert labels(container(plan, "postgres"))["io.audit-x.service"] == "postgres"
+
+
+def test_memory_limits_come_from_config(plan: Plan, stack: str) -> None:
+    settings = load_settings(load_stack_config(stack))
+    assert container(plan, "postgres").inputs["memory"] == settings.postgres.memory_limit_mb
+    assert container(plan, "redis").inputs["memory"] == settings.redis.memory_limit_mb
+    assert container(plan, "redpanda").inputs["memory"] == settings.redpanda.memory_limit_mb
+    assert container(plan, "web-0").inputs["memory"] == settings.app.web.memory_limit_mb
+
+
+def test_no_container_publishes_a_host_port(plan: Plan) -> None:
+    # The edge proxy, the one container that will publish 80/443, comes with the deploy issue.
+    for resource in containers(plan):
+        assert not resource.inputs.get("ports"), resource.name
+        assert not resource.inputs.get("publishAllPorts"), resource.name
+
+
+def test_data_network_is_internal_and_app_network_is_not(plan: Plan) -> None:
+    networks = {n.inputs["name"]: n.inputs for n in plan.of_type(NETWORK)}
+    assert networks[f"audit-x-{env_name(plan)}-data"]["internal"] is True
+    assert networks[f"audit-x-{env_name(plan)}-app"]["internal"] is False
+
+
+def test_data_services_join_only_the_data_network(plan: Plan) -> None:
+    data = f"audit-x-{env_name(plan)}-data"
+    for service in DATA_SERVICES:
+        assert network_names(container(plan, service)) == [data], service
+
+
+def test_app_roles_and_grafana_join_both_networks(plan: Plan) -> None:
+    both = {f"audit-x-{env_name(plan)}-data", f"audit-x-{env_name(plan)}-app"}
+    for name in ("web-0", "worker-sidekiq-0", "migrate", "grafana"):
+        assert set(network_names(container(plan, name))) == both, name
+
+
+def test_stateful_data_lives_in_named_volumes(plan: Plan) -> None:
+    volumes = {v.inputs["name"] for v in plan.of_type(VOLUME)}
+    mounts = {
+        "postgres": "/var/lib/postgresql/data",
+        "redis": "/data",
+        "redpanda": "/var/lib/redpanda/data",
+        "influxdb": "/var/lib/influxdb2",
+        "grafana": "/var/lib/grafana",
+    }
+    for service, path in mounts.items():
+        mounted = {v["containerPath"]: v["volumeName"] for v in container(plan, service).inputs["volumes"]}
+        assert mounted[path] == f"audit-x-{env_name(plan)}-{service}-data"
+        assert mounted[path] in volumes
+
+
+def test_postgres_uses_scram_a_password_file_and_config_memory(plan: Plan, stack: str) -> None:
+    settings = load_settings(load_stack_config(stack))
+    postgres = container(plan, "postgres")
+    variables = env(postgres)
+    assert variables["POSTGRES_DB"] == f"audit_x_{stack}"
+    assert variables["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256"
+    assert variables["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres-password"
+    assert "POSTGRES_PASSWORD" not in variables
+    command = postgres.inputs["command"]
+    assert "password_encryption=scram-sha-256" in command
+    assert f"shared_buffers={settings.postgres.shared_buffers_mb}MB" in command
+    assert f"max_connections={settings.postgres.max_connections}" in command
+    upload = postgres.inputs["uploads"][0]
+    assert upload["file"] == "/run/secrets/postgres-password"
+    assert upload["permissions"] == "0400"
+    assert upload["content"] == "[secret]"
+
+
+def test_redis_requires_a_password_and_persists_append_only(plan: Plan, stack: str) -> None:
+    settings = load_settings(load_stack_config(stack))
+    redis = container(plan, "redis")
+    files = {u["file"]: u for u in redis.plain_inputs["uploads"]}
+    conf = files["/usr/local/etc/redis/redis.conf"]["content"]
+    assert "appendonly yes" in conf.splitlines()
+    assert "maxmemory-policy noeviction" in conf.splitlines()
+    assert f"maxmemory {settings.redis.max_memory_mb}mb" in conf.splitlines()
+    assert "include /run/secrets/redis-auth.conf" in conf.splitlines()
+    auth = files["/run/secrets/redis-auth.conf"]
+    assert auth["content"].startswith("requirepass MOCKSECRET")
+    assert {u["file"]: u["content"] for u in redis.inputs["uploads"]}["/run/secrets/redis-auth.conf"] == "[secret]"
+
+
+def test_redpanda_memory_and_cores_come_from_config(plan: Plan, stack: str) -> None:
+    settings = load_settings(load_stack_config(stack))
+    command = container(plan, "redpanda").inputs["command"]
+    assert f"--smp={settings.redpanda.cores}" in command
+    assert f"--memory={settings.redpanda.memory_mb}M" in command
+    assert "--advertise-kafka-addr=internal://redpanda:9092" in command
+
+
+def test_influxdb_is_set_up_on_first_start(plan: Plan, stack: str) -> None:
+    settings = load_settings(load_stack_config(stack))
+    variables = env(container(plan, "influxdb"))
+    assert variables["DOCKER_INFLUXDB_INIT_MODE"] == "setup"
+    assert variables["DOCKER_INFLUXDB_INIT_ORG"] == settings.influxdb.org
+    assert variables["DOCKER_INFLUXDB_INIT_BUCKET"] == settings.influxdb.bucket
+    assert variables["DOCKER_INFLUXDB_INIT_RETENTION"] == f"{settings.influxdb.retention_days}d"
+    assert variables["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN_FILE"] == "/run/secrets/influxdb-operator-token"
+
+
+def test_grafana_has_no_anonymous_access_and_a_provisioned_datasource(plan: Plan) -> None:
+    grafana = container(plan, "grafana")
+    variables = env(grafana)
+    assert variables["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert variables["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert variables["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana-admin-password"
+    assert variables["INFLUXDB_TOKEN"] == "[secret]"
+    datasources = {u["file"]: u["content"] for u in grafana.inputs["uploads"]}[
+        "/etc/grafana/provisioning/datasources/audit-x.yaml"
+    ]
+    assert "uid: audit-x-influxdb" in datasources
+    assert "url: http://influxdb:8086" in datasources
+    assert "token: $INFLUXDB_TOKEN" in datasources
+
+
+@pytest.mark.parametrize(
+    ("service", "fragment"),
+    [
+        ("postgres", "psql --host=127.0.0.1"),
+        ("redis", "ping | grep -qx PONG"),
+        ("redpanda", "rpk cluster health"),
+        ("influxdb", "influx bucket list"),
+        ("grafana", "/api/health"),
+        ("web-0", "http://127.0.0.1:3000/live"),
+        ("worker-sidekiq-0", "/tmp/audit-x-heartbeat"),
+    ],
+)
+def test_each_service_has_its_own_probe(plan: Plan, service: str, fragment: str) -> None:
+    assert fragment in healthcheck_command(container(plan, service))
