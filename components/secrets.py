@@ -116,7 +116,9 @@ class Secrets(pulumi.ComponentResource):
             ctx.name("secret", name, "version"),
             secret_id=secret.id,
             secret_string=value,
-            opts=pulumi.ResourceOptions(parent=secret),
+            # Parented to the component, not the secret: protection is inherited, and a version
+            # must stay replaceable for rotation to work.
+            opts=pulumi.ResourceOptions(parent=self),
         )
         return StoredSecret(secret=secret, version=version, value=pulumi.Output.secret(value))
 
