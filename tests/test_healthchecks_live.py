@@ -1,0 +1,133 @@
+"""The declared Postgres and Redis probes, run for real against local servers.
+
+The probe command is taken verbatim from what the program declares; only what differs between
+a container and this machine is supplied from outside: the secret file's path (a temp file
+instead of /run/secrets) and the port (PGPORT / REDIS_PORT, which the container leaves unset).
+The Redis server runs the very redis.conf the program renders, and PostgreSQL the very
+memory and SCRAM flags, so a typo there fails here too.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import container, env, healthcheck_command
+from tests.services import PostgresCluster, free_port, postgres_cluster, redis_server
+from tools.mock_engine import Plan
+
+pytestmark = pytest.mark.services
+
+PASSWORD = "Correct0Horse1Battery2Staple3xxxxxxxxxxx"
+
+
+def run_probe(command: str, environment: dict[str, str]) -> int:
+    """Run a health-check command as Docker would (`/bin/sh -c`), with the container's env."""
+    result = subprocess.run(
+        ["/bin/sh", "-c", command],
+        env={"PATH": os.environ["PATH"], **environment},
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    return result.returncode
+
+
+@pytest.fixture(scope="module")
+def staging(plans: dict[str, Plan]) -> Plan:
+    return plans["staging"]
+
+
+@pytest.fixture(scope="module")
+def pg(staging: Plan) -> Iterator[PostgresCluster]:
+    postgres = container(staging, "postgres")
+    flags = postgres.inputs["command"][2::2]  # ["postgres", "-c", "a=b", "-c", ...] -> ["a=b", ...]
+    with postgres_cluster(flags) as cluster:
+        variables = env(postgres)
+        cluster.psql(f"CREATE ROLE {variables['POSTGRES_USER']} LOGIN PASSWORD '{PASSWORD}'")
+        cluster.psql(f"CREATE DATABASE {variables['POSTGRES_DB']} OWNER {variables['POSTGRES_USER']}")
+        yield cluster
+
+
+def postgres_probe_env(plan: Plan, cluster: PostgresCluster, password_file: Path) -> dict[str, str]:
+    variables = env(container(plan, "postgres"))
+    return {
+        "POSTGRES_USER": variables["POSTGRES_USER"],
+        "POSTGRES_DB": variables["POSTGRES_DB"],
+        "POSTGRES_PASSWORD_FILE": str(password_file),
+        "PGPORT": str(cluster.port),
+    }
+
+
+def test_postgres_server_runs_with_the_declared_flags(pg: PostgresCluster, staging: Plan) -> None:
+    assert pg.psql("SHOW password_encryption") == "scram-sha-256"
+    assert pg.psql("SHOW shared_buffers") == "256MB"
+    assert pg.psql("SHOW max_connections") == "50"
+
+
+def test_postgres_probe_passes_with_the_right_password(pg: PostgresCluster, staging: Plan, tmp_path: Path) -> None:
+    password_file = tmp_path / "postgres-password"
+    password_file.write_text(PASSWORD)
+    probe = healthcheck_command(container(staging, "postgres"))
+    assert run_probe(probe, postgres_probe_env(staging, pg, password_file)) == 0
+
+
+def test_postgres_probe_fails_with_a_wrong_password(pg: PostgresCluster, staging: Plan, tmp_path: Path) -> None:
+    password_file = tmp_path / "postgres-password"
+    password_file.write_text("not-the-password")
+    probe = healthcheck_command(container(staging, "postgres"))
+    assert run_probe(probe, postgres_probe_env(staging, pg, password_file)) != 0
+
+
+def test_postgres_probe_fails_when_the_server_is_stopped(staging: Plan, tmp_path: Path) -> None:
+    password_file = tmp_path / "postgres-password"
+    password_file.write_text(PASSWORD)
+    probe = healthcheck_command(container(staging, "postgres"))
+    with postgres_cluster() as cluster:
+        variables = env(container(staging, "postgres"))
+        cluster.psql(f"CREATE ROLE {variables['POSTGRES_USER']} LOGIN PASSWORD '{PASSWORD}'")
+        cluster.psql(f"CREATE DATABASE {variables['POSTGRES_DB']}")
+        probe_env = postgres_probe_env(staging, cluster, password_file)
+        assert run_probe(probe, probe_env) == 0
+        cluster.stop()
+        assert run_probe(probe, probe_env) != 0
+
+
+def redis_files(plan: Plan, tmp_path: Path, password: str, port: int) -> tuple[Path, Path]:
+    """The rendered redis.conf and auth file, with the container's paths and port mapped here."""
+    redis = container(plan, "redis")
+    uploads = {u["file"]: u["content"] for u in redis.plain_inputs["uploads"]}
+    auth_file = tmp_path / "redis-auth.conf"
+    auth_file.write_text(f"requirepass {password}\n")
+    config = (
+        uploads["/usr/local/etc/redis/redis.conf"]
+        .replace("bind 0.0.0.0", "bind 127.0.0.1")
+        .replace("port 6379", f"port {port}")
+        .replace("dir /data", f"dir {tmp_path}")
+        .replace("include /run/secrets/redis-auth.conf", f"include {auth_file}")
+    )
+    config_file = tmp_path / "redis.conf"
+    config_file.write_text(config)
+    return config_file, auth_file
+
+
+def test_redis_probe_passes_with_the_right_password_and_fails_on_a_wrong_one(staging: Plan, tmp_path: Path) -> None:
+    port = free_port()
+    config_file, auth_file = redis_files(staging, tmp_path, PASSWORD, port)
+    probe = healthcheck_command(container(staging, "redis"))
+    with redis_server(config_file) as server:
+        good = {"REDIS_AUTH_FILE": str(auth_file), "REDIS_PORT": str(server.port)}
+        assert run_probe(probe, good) == 0
+
+        wrong_auth = tmp_path / "wrong-auth.conf"
+        wrong_auth.write_text("requirepass wrong-password\n")
+        assert run_probe(probe, {"REDIS_AUTH_FILE": str(wrong_auth), "REDIS_PORT": str(server.port)}) != 0
+
+        server.stop()
+        assert run_probe(probe, good) != 0
+    # The server really ran the rendered config: append-only persistence wrote its files.
+    assert (tmp_path / "appendonlydir").is_dir()
