@@ -51,8 +51,10 @@ class PostgresCluster:
         """Run SQL as the superuser over the cluster's socket (trust), return psql's output."""
         result = subprocess.run(
             _as_postgres_user(
-                [str(self.bindir / "psql"), "-h", str(self.datadir), "-p", str(self.port), "-U", self.superuser]
-                + ["-d", database, "-v", "ON_ERROR_STOP=1", "-tAc", sql]
+                [
+                    *(str(self.bindir / "psql"), "-h", str(self.datadir), "-p", str(self.port)),
+                    *("-U", self.superuser, "-d", database, "-v", "ON_ERROR_STOP=1", "-tAc", sql),
+                ]
             ),
             check=True,
             capture_output=True,
@@ -86,8 +88,10 @@ def postgres_cluster(server_flags: list[str] | None = None) -> Iterator[Postgres
     cluster = PostgresCluster(port=free_port(), datadir=datadir, bindir=bindir)
     subprocess.run(
         _as_postgres_user(
-            [str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth-local=trust"]
-            + ["--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"]
+            [
+                *(str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth-local=trust"),
+                *("--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"),
+            ]
         ),
         check=True,
         capture_output=True,
@@ -99,8 +103,10 @@ def postgres_cluster(server_flags: list[str] | None = None) -> Iterator[Postgres
     )
     subprocess.run(
         _as_postgres_user(
-            [str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options, "-l", str(workdir / "server.log"), "-w"]
-            + ["-t", "60", "start"]
+            [
+                *(str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options),
+                *("-l", str(workdir / "server.log"), "-w", "-t", "60", "start"),
+            ]
         ),
         check=True,
         capture_output=True,
