@@ -1,0 +1,48 @@
+# audit-x: the Pulumi program of the audit_x Rails app. `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STACK  ?= staging
+
+.PHONY: help venv plan test lint format preview up config-reference
+
+help:
+	@echo "make venv                 create .venv with the pinned requirements"
+	@echo "make plan [STACK=prod]    what a stack would deploy (offline: no cloud, no CLI)"
+	@echo "make test                 unit tests under mocks, and probes against local PostgreSQL/Redis"
+	@echo "make lint                 ruff and pyright"
+	@echo "make preview|up STACK=..  the real thing, with the Pulumi CLI and credentials"
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+plan: venv
+	$(BIN)/python -m tools.plan $(STACK)
+
+test: venv
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pyright
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+config-reference: venv
+	$(BIN)/python -m tools.config_reference
+
+preview: venv
+	@command -v pulumi >/dev/null || { echo "the Pulumi CLI is not installed: see README.md, 'Deploying for real'"; exit 1; }
+	pulumi preview --stack $(STACK) --diff
+
+up: venv
+	@command -v pulumi >/dev/null || { echo "the Pulumi CLI is not installed: see README.md, 'Deploying for real'"; exit 1; }
+	pulumi up --stack $(STACK)

@@ -1,0 +1,27 @@
+"""The README and docs stay true to the code."""
+
+from __future__ import annotations
+
+import re
+
+from tools.config_reference import END, START, reference_table
+from tools.mock_engine import REPO_ROOT
+
+README = (REPO_ROOT / "README.md").read_text()
+
+
+def test_readme_config_table_is_current() -> None:
+    embedded = README.split(START, 1)[1].split(END, 1)[0].strip()
+    assert embedded == reference_table(), "run `make config-reference` and paste its output into README.md"
+
+
+def test_ci_runs_the_readmes_test_command() -> None:
+    ci = (REPO_ROOT / ".ci" / "run").read_text()
+    assert "make test" in README
+    assert re.search(r"^make test$", ci, re.MULTILINE)
+
+
+def test_links_in_readme_and_docs_point_at_files_that_exist() -> None:
+    for document in [REPO_ROOT / "README.md", *(REPO_ROOT / "docs").glob("*.md")]:
+        for target in re.findall(r"\]\(([^)#:]+)\)", document.read_text()):
+            assert (document.parent / target).exists(), f"{document.name} links to missing {target}"

@@ -1,0 +1,159 @@
+"""Print the config reference table of README.md from the settings models and the stack files.
+
+    python -m tools.config_reference
+
+Every key the settings accept, its type, its default, and the value each stack sets. A test
+holds README.md to this output, so the table can never drift from the code.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, SecretStr
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from components.settings import AWS_REGION_KEY, NAMESPACE, PROVIDED_SECRET_KEYS, Settings, load_settings
+from tools.mock_engine import load_stack_config, stack_names
+
+START = "<!-- config-reference:start -->"
+END = "<!-- config-reference:end -->"
+
+DESCRIPTIONS = {
+    "aws:region": "AWS region of the environment's secrets, KMS key and bucket",
+    "environment": "environment name: in every resource name, secret path and label",
+    "dockerHost": "the Docker host this environment runs on (`ssh://user@host`)",
+    "domain": "public DNS name of the app; Grafana is at `grafana.<domain>`",
+    "protectStatefulResources": "protect and retain volumes, bucket, secrets and KMS key",
+    "secretRecoveryWindowDays": "days a deleted secret stays recoverable (0 or 7 to 30)",
+    "kmsDeletionWindowDays": "days before a deleted KMS key is gone (7 to 30)",
+    "logRotation.maxSizeMb": "json-file log size before rotation, per container",
+    "logRotation.maxFiles": "rotated log files kept per container",
+    "postgres.image": "PostgreSQL image, pinned",
+    "postgres.user": "the application's database role",
+    "postgres.memoryLimitMb": "container memory limit",
+    "postgres.sharedBuffersMb": "`shared_buffers` (at most 40% of the limit)",
+    "postgres.effectiveCacheSizeMb": "`effective_cache_size`",
+    "postgres.workMemMb": "`work_mem`",
+    "postgres.maintenanceWorkMemMb": "`maintenance_work_mem`",
+    "postgres.maxConnections": "`max_connections`",
+    "redis.image": "Redis image, pinned",
+    "redis.memoryLimitMb": "container memory limit",
+    "redis.maxMemoryMb": "`maxmemory` (at most 75% of the limit; policy `noeviction`)",
+    "redpanda.image": "Redpanda image, pinned",
+    "redpanda.cores": "Seastar cores (`--smp`)",
+    "redpanda.memoryMb": "Seastar memory (`--memory`)",
+    "redpanda.memoryLimitMb": "container memory limit (memoryMb + at least 256)",
+    "influxdb.image": "InfluxDB 2.x image, pinned",
+    "influxdb.org": "organisation created on first start",
+    "influxdb.bucket": "bucket created on first start",
+    "influxdb.retentionDays": "retention of that bucket",
+    "influxdb.memoryLimitMb": "container memory limit",
+    "grafana.image": "Grafana image, pinned",
+    "grafana.adminUser": "Grafana admin login (password generated)",
+    "grafana.memoryLimitMb": "container memory limit",
+    "app.image": "the audit_x image, pinned to a tag or digest",
+    "app.railsEnv": "`RAILS_ENV` of every role",
+    "app.railsMaxThreads": "`RAILS_MAX_THREADS` of every role",
+    "app.web.replicas": "web containers",
+    "app.web.port": "port the web role listens on",
+    "app.web.memoryLimitMb": "memory limit per web container",
+    "app.web.healthTimeoutSeconds": "how long `pulumi up` waits for a new web container to be healthy",
+    "app.workers": "worker roles, each `{name, command, replicas, memoryLimitMb, healthCommand?}`",
+    "app.migrationMemoryLimitMb": "memory limit of the migration job",
+    "backup.bucketName": "S3 bucket for backups (globally unique)",
+    "backup.dailyCopies": "daily backups kept (`daily/`)",
+    "backup.weeklyCopies": "weekly backups kept (`weekly/`)",
+    "backup.monthlyCopies": "monthly backups kept (`monthly/`)",
+    "backup.noncurrentVersionDays": "days an overwritten or deleted object stays recoverable",
+    "backup.abortIncompleteUploadDays": "days before an unfinished multipart upload is aborted",
+    "sentryDsn": "secret, optional: Sentry DSN; wires SENTRY_* into every role",
+    "slackWebhookUrl": "secret, optional: Slack incoming webhook for alerts",
+    "pagerdutyRoutingKey": "secret, optional: PagerDuty Events v2 routing key",
+    "smtpPassword": "secret, optional: SMTP password for alert e-mail",
+}
+
+
+def _type_name(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        names = [_type_name(a) for a in get_args(annotation) if a is not type(None)]
+        return " or ".join(names)
+    if origin is list:
+        return "list"
+    if get_origin(annotation) is not None and get_args(annotation):  # Annotated[...]
+        return _type_name(get_args(annotation)[0])
+    if annotation is SecretStr:
+        return "secret string"
+    return {str: "string", int: "integer", bool: "boolean"}.get(annotation, getattr(annotation, "__name__", "?"))
+
+
+def _rows(model: type[BaseModel], prefix: str) -> list[tuple[str, FieldInfo]]:
+    rows: list[tuple[str, FieldInfo]] = []
+    for name, field in model.model_fields.items():
+        if name == "provided_secrets":
+            continue
+        key = field.alias or name
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows += _rows(annotation, f"{prefix}{key}.")
+        else:
+            rows.append((f"{prefix}{key}", field))
+    return rows
+
+
+def _lookup(settings_json: dict[str, Any], key: str) -> Any:
+    value: Any = settings_json
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None or value is PydanticUndefined:
+        return ""
+    if isinstance(value, BaseModel):
+        return ""
+    if isinstance(value, list):
+        return f"{len(value)} roles" if value and isinstance(value[0], dict) else json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"`{value}`"
+
+
+def reference_table() -> str:
+    stacks = sorted(stack_names(), key=lambda stack: (stack != "staging", stack))  # staging, then prod
+    per_stack = {
+        stack: load_settings(load_stack_config(stack)).model_dump(by_alias=True, mode="json") for stack in stacks
+    }
+    header = ["key", "type", "default", *stacks, "what it is"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for key, field in _rows(Settings, ""):
+        full_key = key if key == AWS_REGION_KEY else f"{NAMESPACE}{key}"
+        default = "required" if field.is_required() else _cell(field.get_default(call_default_factory=True))
+        values = [_cell(_lookup(per_stack[stack], key)) for stack in stacks]
+        lines.append(
+            f"| `{full_key}` | {_type_name(field.annotation)} | {default} | "
+            + " | ".join(values)
+            + f" | {DESCRIPTIONS[key]} |"
+        )
+    for key in PROVIDED_SECRET_KEYS:
+        lines.append(
+            f"| `{NAMESPACE}{key}` | secret string | unset | "
+            + " | ".join("" for _ in stacks)
+            + f" | {DESCRIPTIONS[key]} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    print(START)
+    print(reference_table())
+    print(END)
+
+
+if __name__ == "__main__":
+    main()
