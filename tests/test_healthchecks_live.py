@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import container, env, healthcheck_command
-from tests.services import PostgresCluster, free_port, postgres_cluster, redis_server
+from tools.local_services import PostgresCluster, free_port, postgres_cluster, redis_server
 from tools.mock_engine import Plan
 
 pytestmark = pytest.mark.services

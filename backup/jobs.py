@@ -1,0 +1,126 @@
+"""One backup run, whatever produces the bytes: stream a producer's stdout to S3, then record it.
+
+    producer stdout --> parts --> S3 multipart upload (daily/)   abort on any failure
+                         |
+                       SHA-256 --> manifest (written last) --> copies to weekly/ monthly/
+
+The manifest is written only after the object is complete and the producer exited 0, so a
+backup with a manifest is a whole backup, and the runner needs no permission to delete.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import subprocess
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from backup import layout
+from backup.layout import BackupKey
+from backup.storage import BackupStore
+
+log = logging.getLogger("backup.jobs")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class BackupError(RuntimeError):
+    """A run that failed: the message says what, for the log, the metric and the exit status."""
+
+
+class StderrTail:
+    """Keeps the last lines a child writes to stderr, without ever holding more than that."""
+
+    def __init__(self, stream: IO[bytes], lines: int = 40) -> None:
+        self._lines: collections.deque[str] = collections.deque(maxlen=lines)
+        self._thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _drain(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            self._lines.append(raw.decode(errors="replace").rstrip())
+
+    def text(self) -> str:
+        self._thread.join(timeout=5)
+        return "\n".join(self._lines)
+
+
+def run_producer_to_s3(
+    store: BackupStore,
+    key: BackupKey,
+    command: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    content_type: str = "application/octet-stream",
+) -> tuple[int, str]:
+    """Stream `command`'s stdout to `key.data`. Returns (size, sha256); raises BackupError."""
+    log.info("streaming `%s` to s3://%s/%s", command[0], store.bucket, key.data)
+    process = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(env))
+    assert process.stdout is not None and process.stderr is not None
+    stderr = StderrTail(process.stderr)
+
+    def producer_succeeded() -> None:
+        code = process.wait()
+        if code != 0:
+            raise BackupError(f"{command[0]} exited with code {code}: {stderr.text() or 'no error output'}")
+
+    try:
+        result = store.upload_stream(
+            key.data, process.stdout, content_type=content_type, before_complete=producer_succeeded
+        )
+    except BackupError:
+        raise
+    except Exception as error:
+        raise BackupError(f"upload to s3://{store.bucket}/{key.data} failed: {error}") from error
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+    return result.size, result.sha256
+
+
+def promote(store: BackupStore, key: BackupKey, now: datetime) -> list[str]:
+    """Copy a complete backup to the weekly and monthly tiers when it is their period's first."""
+
+    def taken(tier: str) -> list[datetime]:
+        prefix = layout.tier_prefix(tier, key.kind, key.name)
+        return [layout.key_from_manifest(k, key.extension).taken_at for k in store.manifest_keys(prefix)]
+
+    tiers = layout.promotions(now, taken("weekly"), taken("monthly"))
+    for tier in tiers:
+        target = key.in_tier(tier)
+        store.copy(key.data, target.data)
+        store.copy(key.manifest, target.manifest)  # the manifest last, as for the daily copy
+        log.info("copied the backup to %s", target.data)
+    return tiers
+
+
+def finish(store: BackupStore, key: BackupKey, manifest: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    """Write the manifest, then make the weekly and monthly copies."""
+    store.put_json(key.manifest, manifest)
+    manifest["copies"] = promote(store, key, key.taken_at)
+    log.info("backup complete: %s (%d bytes, sha256 %s)", key.data, manifest["size_bytes"], manifest["sha256"])
+    manifest["finished_at"] = clock().isoformat()
+    return manifest
+
+
+def latest(
+    store: BackupStore, kind: str, name: str, extension: str, *, on_or_before: datetime | None = None
+) -> BackupKey | None:
+    """The newest complete backup of `kind`/`name` in any tier (optionally not after a moment)."""
+    candidates: list[BackupKey] = []
+    for tier in layout.TIERS:
+        for manifest_key in store.manifest_keys(layout.tier_prefix(tier, kind, name)):
+            key = layout.key_from_manifest(manifest_key, extension)
+            if on_or_before is None or key.taken_at <= on_or_before:
+                candidates.append(key)
+    # The same backup can be in three tiers; daily sorts first among equal stamps.
+    candidates.sort(key=lambda k: (k.stamp, -layout.TIERS.index(k.tier)))
+    return candidates[-1] if candidates else None

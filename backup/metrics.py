@@ -1,0 +1,67 @@
+"""Every run's outcome as a point in the environment's InfluxDB, for dashboards and alerts.
+
+    audit_x_backup,environment=prod,kind=postgres,reason=scheduled,outcome=success
+        success=1i,duration_s=41.2,size_bytes=734003200i,age_s=0i <unix seconds>
+
+`kind` is postgres, influxdb or verify. A failed run writes success=0i. Writing a metric never
+fails a backup: if InfluxDB is down the point is logged and dropped (the backup-age alert still
+fires, from the absence of fresh success points).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+
+from backup.config import RunnerConfig
+
+log = logging.getLogger("backup.metrics")
+MEASUREMENT = "audit_x_backup"
+
+
+def _escape_tag(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    kind: str
+    reason: str
+    success: bool
+    duration_s: float
+    size_bytes: int = 0
+    error: str = ""
+
+    def line(self, environment: str, at: float | None = None) -> str:
+        tags = {
+            "environment": environment,
+            "kind": self.kind,
+            "reason": self.reason,
+            "outcome": "success" if self.success else "failure",
+        }
+        tag_text = ",".join(f"{k}={_escape_tag(v)}" for k, v in tags.items())
+        fields = f"success={int(self.success)}i,duration_s={self.duration_s:.3f},size_bytes={self.size_bytes}i"
+        return f"{MEASUREMENT},{tag_text} {fields} {int(at if at is not None else time.time())}"
+
+
+def record(config: RunnerConfig, outcome: RunOutcome) -> bool:
+    """Write the outcome to InfluxDB; True when it was accepted."""
+    if not (config.influx_url and config.influx_token and config.influx_org and config.influx_metrics_bucket):
+        log.info("no InfluxDB configured; metric not written: %s", outcome.line(config.environment))
+        return False
+    query = urllib.parse.urlencode({"org": config.influx_org, "bucket": config.influx_metrics_bucket, "precision": "s"})
+    request = urllib.request.Request(
+        f"{config.influx_url.rstrip('/')}/api/v2/write?{query}",
+        data=outcome.line(config.environment).encode(),
+        method="POST",
+        headers={"Authorization": f"Token {config.influx_token}", "Content-Type": "text/plain; charset=utf-8"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return 200 <= response.status < 300
+    except OSError as error:
+        log.warning("could not write the %s metric to InfluxDB: %s", outcome.kind, error)
+        return False

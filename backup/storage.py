@@ -1,0 +1,177 @@
+"""S3, as the backup runner uses it: streamed multipart uploads, copies, manifests, streamed reads.
+
+A dump is never written to local disk: the producer's stdout is read in parts of a fixed size,
+each part hashed into the stream's SHA-256 and uploaded while the next one is read, with at most
+`max_in_flight` parts in memory. Memory is therefore bounded by part size x (in flight + 1),
+whatever the database's size. Any failure aborts the multipart upload, so no partial object is
+ever visible. Transient S3 errors (5xx, throttling, dropped connections) are retried with
+exponential backoff by botocore's standard retry mode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import IO, Any
+
+import boto3
+from botocore.config import Config
+
+from backup.layout import MANIFEST_SUFFIX
+
+log = logging.getLogger("backup.storage")
+
+READ_CHUNK = 1024 * 1024
+
+
+class StorageError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    key: str
+    size: int
+    sha256: str
+    parts: int
+
+
+def s3_client(region: str, endpoint_url: str | None, max_attempts: int = 8) -> Any:
+    config = Config(
+        region_name=region,
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=10,
+        read_timeout=120,
+        # Checksums only where S3 requires them, so any S3 API implementation accepts our uploads.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    return boto3.client("s3", endpoint_url=endpoint_url, config=config)
+
+
+def read_exactly(stream: IO[bytes], size: int) -> bytes:
+    """Read `size` bytes, fewer only at end of stream (pipes return short reads)."""
+    chunks: list[bytes] = []
+    remaining = size
+    while remaining > 0:
+        chunk = stream.read(min(remaining, READ_CHUNK))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+class BackupStore:
+    def __init__(self, client: Any, bucket: str, *, part_size: int, max_in_flight: int = 2) -> None:
+        if part_size < 5 * 1024 * 1024:
+            raise ValueError("S3 needs parts of at least 5 MiB")
+        self.client = client
+        self.bucket = bucket
+        self.part_size = part_size
+        self.max_in_flight = max_in_flight
+
+    # --- writing -----------------------------------------------------------------------------
+
+    def upload_stream(
+        self, key: str, stream: IO[bytes], *, content_type: str, before_complete: Callable[[], None]
+    ) -> UploadResult:
+        """Upload everything `stream` yields to `key`; abort the upload on any error.
+
+        `before_complete` runs once the stream has ended and every part is stored, and must
+        raise if the producer failed: a dump cut short ends its stream like a finished one.
+        """
+        upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type)[
+            "UploadId"
+        ]
+        digest = hashlib.sha256()
+        size = 0
+        parts: list[dict[str, Any]] = []
+        slots = threading.BoundedSemaphore(self.max_in_flight)
+        futures: list[Future[dict[str, Any]]] = []
+        try:
+            with ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="s3-part") as pool:
+                number = 0
+                while True:
+                    slots.acquire()
+                    data = read_exactly(stream, self.part_size)
+                    if not data and number > 0:
+                        slots.release()
+                        break
+                    number += 1
+                    digest.update(data)
+                    size += len(data)
+                    futures.append(pool.submit(self._upload_part, key, upload_id, number, data, slots))
+                    if any(f.done() and f.exception() for f in futures):
+                        break  # stop reading: a part failed after its retries
+                    if len(data) < self.part_size:
+                        break
+                parts = [f.result() for f in futures]
+            before_complete()
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            self._abort(key, upload_id)
+            raise
+        return UploadResult(key=key, size=size, sha256=digest.hexdigest(), parts=len(parts))
+
+    def _upload_part(
+        self, key: str, upload_id: str, number: int, data: bytes, slots: threading.BoundedSemaphore
+    ) -> dict[str, Any]:
+        try:
+            response = self.client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+            )
+            return {"PartNumber": number, "ETag": response["ETag"]}
+        finally:
+            slots.release()
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            log.warning("aborted the multipart upload of %s: no partial object is left", key)
+        except Exception:
+            log.exception("could not abort the multipart upload of %s; the bucket's lifecycle rule will", key)
+
+    def put_json(self, key: str, document: dict[str, Any]) -> None:
+        body = json.dumps(document, indent=2, sort_keys=True).encode()
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
+
+    def copy(self, source: str, destination: str) -> None:
+        """Server-side copy (multipart for large objects): the data never leaves S3."""
+        self.client.copy({"Bucket": self.bucket, "Key": source}, self.bucket, destination)
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def get_json(self, key: str) -> dict[str, Any]:
+        return json.loads(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+
+    def iter_object(self, key: str, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
+        body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        try:
+            yield from body.iter_chunks(chunk_size)
+        finally:
+            body.close()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys += [item["Key"] for item in page.get("Contents", [])]
+        return keys
+
+    def manifest_keys(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.list_keys(prefix) if k.endswith(MANIFEST_SUFFIX))
+
+    def sha256_of(self, key: str) -> tuple[str, int]:
+        digest = hashlib.sha256()
+        size = 0
+        for chunk in self.iter_object(key):
+            digest.update(chunk)
+            size += len(chunk)
+        return digest.hexdigest(), size

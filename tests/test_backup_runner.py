@@ -1,0 +1,373 @@
+"""The backup runner against real servers on loopback: PostgreSQL, and an S3 API (moto's server).
+
+A realistic audit-log data set is built once; each test runs the runner's real commands
+(`backup.cli.main`) with an injected clock, and checks the bucket, the databases and the
+metrics it wrote. Failures are injected for real: a server stopped mid-dump, an S3 endpoint
+failing mid-upload, a flipped byte in a stored object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psycopg
+import pytest
+from psycopg import sql
+
+from backup.cli import main
+from tools import audit_dataset
+from tools.local_services import (
+    FaultPlan,
+    InfluxWrites,
+    PostgresCluster,
+    faulty_s3_proxy,
+    influx_write_recorder,
+    postgres_bindir,
+    postgres_cluster,
+    s3_server,
+)
+
+pytestmark = pytest.mark.services
+
+DATABASE = "audit_x_test"
+PASSWORD = "BackupTestPassword0123456789abcdefghij"
+DAY = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # a Wednesday
+
+
+@dataclass
+class Rig:
+    pg: PostgresCluster
+    s3_endpoint: str
+    influx: InfluxWrites
+    env: dict[str, str]
+    tmp: Path
+    bucket_counter: int = 0
+
+    def s3(self) -> Any:
+        return boto3.client("s3", endpoint_url=self.s3_endpoint, region_name="eu-west-1")
+
+    def new_bucket(self) -> str:
+        """A fresh, versioned bucket per test: tests never see each other's backups."""
+        self.bucket_counter += 1
+        name = f"audit-x-test-{self.bucket_counter}"
+        client = self.s3()
+        client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        return name
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        response = self.s3().list_objects_v2(Bucket=bucket, Prefix=prefix)
+        return sorted(item["Key"] for item in response.get("Contents", []))
+
+    def dsn(self, database: str = DATABASE) -> str:
+        return f"host=127.0.0.1 port={self.pg.port} user=audit_x dbname={database}"
+
+    def count(self, table: str, database: str = DATABASE) -> int:
+        with psycopg.connect(self.dsn(database), password=PASSWORD) as connection:
+            row = connection.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+            return int(row[0]) if row else -1
+
+    def create_database(self, name: str) -> None:
+        self.pg.psql(f"CREATE DATABASE {name} OWNER audit_x")
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    tmp = tmp_path_factory.mktemp("backup")
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        postgres_cluster() as pg,
+        s3_server() as endpoint,
+        influx_write_recorder() as influx,
+    ):
+        # The runner calls pg_dump and pg_restore: the server's own version, as in its image.
+        patch.setenv("PATH", f"{postgres_bindir()}:{os.environ['PATH']}")
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        pg.psql(f"CREATE ROLE audit_x LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
+        pg.psql(f"CREATE DATABASE {DATABASE} OWNER audit_x")
+        audit_dataset.build(f"host=127.0.0.1 port={pg.port} user=audit_x dbname={DATABASE}", 80, password=PASSWORD)
+        (tmp / "pgpassword").write_text(PASSWORD)
+        (tmp / "influx-token").write_text("influx-test-token")
+        env = {
+            "BACKUP_ENVIRONMENT": "test",
+            "AWS_REGION": "eu-west-1",
+            "S3_ENDPOINT_URL": endpoint,
+            "BACKUP_PART_SIZE_MB": "5",
+            "PGHOST": "127.0.0.1",
+            "PGPORT": str(pg.port),
+            "PGUSER": "audit_x",
+            "PGDATABASE": DATABASE,
+            "PGPASSWORD_FILE": str(tmp / "pgpassword"),
+            "INFLUX_URL": influx.url,
+            "INFLUX_ORG": "audit-x",
+            "INFLUX_METRICS_BUCKET": "metrics",
+            "INFLUX_TOKEN_FILE": str(tmp / "influx-token"),
+            "BACKUP_SCHEDULE_INFLUXDB": "off",
+        }
+        yield Rig(pg=pg, s3_endpoint=endpoint, influx=influx, env=env, tmp=tmp)
+
+
+def run(rig: Rig, bucket: str, *argv: str, now: datetime = DAY, **overrides: str) -> int:
+    state_dir = rig.tmp / f"state-{bucket}"
+    env = {**rig.env, "BACKUP_BUCKET": bucket, "BACKUP_STATE_DIR": str(state_dir), **overrides}
+    return main(list(argv), clock=lambda: now, env=env)
+
+
+def metric_lines(rig: Rig, kind: str, outcome: str) -> list[str]:
+    return [line for line in rig.influx.lines if f"kind={kind}," in line and f"outcome={outcome}" in line]
+
+
+def test_backup_writes_a_complete_object_and_manifest(rig: Rig) -> None:
+    bucket = rig.new_bucket()
+    assert run(rig, bucket, "postgres") == 0
+    daily = rig.keys(bucket, "daily/")
+    assert daily == [
+        "daily/postgres/audit_x_test/2026-11-25T020000Z.dump",
+        "daily/postgres/audit_x_test/2026-11-25T020000Z.manifest.json",
+    ]
+    manifest = json.loads(rig.s3().get_object(Bucket=bucket, Key=daily[1])["Body"].read())
+    obj = rig.s3().get_object(Bucket=bucket, Key=daily[0])["Body"].read()
+    assert manifest["sha256"] == hashlib.sha256(obj).hexdigest()
+    assert manifest["size_bytes"] == len(obj) > 5 * 1024 * 1024  # more than one part
+    assert manifest["database"] == DATABASE
+    assert manifest["server_version"].startswith(postgres_bindir().parent.name)
+    assert manifest["row_counts"]["public.audit_events"] == rig.count("audit_events")
+    assert manifest["row_counts"]["public.users"] == 2000
+    assert manifest["latest_migration"] == "20250216120000"
+    assert obj[:5] == b"PGDMP"  # pg_dump's custom format
+
+
+def test_backup_verify_restore_round_trip(rig: Rig) -> None:
+    bucket = rig.new_bucket()
+    assert run(rig, bucket, "postgres") == 0
+    assert run(rig, bucket, "verify") == 0
+    assert metric_lines(rig, "verify", "success")
+
+    rig.create_database("audit_x_restored")
+    assert run(rig, bucket, "restore", "--target-db", "audit_x_restored") == 0
+    for table in ("organizations", "users", "api_tokens", "audit_events", "schema_migrations"):
+        assert rig.count(table, "audit_x_restored") == rig.count(table), table
+    fingerprint = (
+        "SELECT md5(string_agg(id::text || changes::text || occurred_at::text, ',' ORDER BY id)) FROM audit_events"
+    )
+    with (
+        psycopg.connect(rig.dsn(), password=PASSWORD) as source,
+        psycopg.connect(rig.dsn("audit_x_restored"), password=PASSWORD) as restored,
+    ):
+        assert source.execute(fingerprint).fetchone() == restored.execute(fingerprint).fetchone()
+        indexes = "SELECT count(*) FROM pg_indexes WHERE tablename = 'audit_events'"
+        assert restored.execute(indexes).fetchone() == source.execute(indexes).fetchone() == (4,)
+
+
+def test_restore_refuses_a_non_empty_database_unless_forced(rig: Rig, capsys: pytest.CaptureFixture[str]) -> None:
+    bucket = rig.new_bucket()
+    assert run(rig, bucket, "postgres") == 0
+    rig.create_database("audit_x_occupied")
+    with psycopg.connect(rig.dsn("audit_x_occupied"), password=PASSWORD, autocommit=True) as connection:
+        connection.execute("CREATE TABLE precious (id int)")
+        connection.execute("INSERT INTO precious VALUES (1), (2)")
+    assert run(rig, bucket, "restore", "--target-db", "audit_x_occupied") == 1
+    assert "is not empty: refusing to overwrite it" in capsys.readouterr().err
+    assert rig.count("precious", "audit_x_occupied") == 2
+
+    assert run(rig, bucket, "restore", "--target-db", "audit_x_occupied", "--force") == 0
+    assert rig.count("audit_events", "audit_x_occupied") == rig.count("audit_events")
+
+
+def test_restore_a_date_picks_the_backup_of_that_day(rig: Rig) -> None:
+    bucket = rig.new_bucket()
+    before = rig.count("audit_events")
+    assert run(rig, bucket, "postgres", now=DAY) == 0
+    audit_dataset.add_events(rig.dsn(), 1000, 10_000_000, password=PASSWORD)
+    assert run(rig, bucket, "postgres", now=DAY + timedelta(days=1)) == 0
+
+    rig.create_database("audit_x_dated")
+    assert run(rig, bucket, "restore", "2026-11-25", "--target-db", "audit_x_dated") == 0
+    assert rig.count("audit_events", "audit_x_dated") == before
+    rig.create_database("audit_x_latest")
+    assert run(rig, bucket, "restore", "--target-db", "audit_x_latest") == 0
+    assert rig.count("audit_events", "audit_x_latest") == before + 1000
+
+
+def test_weekly_and_monthly_copies_on_boundaries(rig: Rig) -> None:
+    bucket = rig.new_bucket()
+    days = ["2026-11-28", "2026-11-29", "2026-11-30", "2026-12-01", "2026-12-02"]  # Sat Sun Mon Tue Wed
+    for day in days:
+        assert run(rig, bucket, "postgres", now=datetime.fromisoformat(f"{day}T02:00:00+00:00")) == 0
+
+    def dumps(tier: str) -> list[str]:
+        return [k.rsplit("/", 1)[1][:10] for k in rig.keys(bucket, f"{tier}/") if k.endswith(".dump")]
+
+    assert dumps("daily") == days
+    assert dumps("weekly") == ["2026-11-28", "2026-11-30"]  # first of ISO weeks 48 and 49
+    assert dumps("monthly") == ["2026-11-28", "2026-12-01"]  # first of November and December
+    manifests = [k for k in rig.keys(bucket, "weekly/") if k.endswith(".manifest.json")]
+    assert len(manifests) == 2
+
+
+def test_status_and_healthcheck_follow_the_max_age(rig: Rig, capsys: pytest.CaptureFixture[str]) -> None:
+    bucket = rig.new_bucket()
+    assert run(rig, bucket, "healthcheck") == 1  # nothing backed up yet
+    assert run(rig, bucket, "postgres") == 0
+    assert run(rig, bucket, "healthcheck", now=DAY + timedelta(hours=25)) == 0
+    assert run(rig, bucket, "healthcheck", now=DAY + timedelta(hours=27)) == 1
+    assert "older than 26 h" in capsys.readouterr().out
+    capsys.readouterr()
+    assert run(rig, bucket, "status", "--json", now=DAY + timedelta(hours=3)) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["postgres"]["age_hours"] == 3.0
+    assert report["postgres"]["key"] == "daily/postgres/audit_x_test/2026-11-25T020000Z.dump"
+
+
+def test_success_and_failure_metrics_reach_influxdb(rig: Rig) -> None:
+    bucket = rig.new_bucket()
+    start = len(rig.influx.lines)
+    assert run(rig, bucket, "postgres") == 0
+    assert run(rig, bucket, "postgres", PGPORT="1") == 1
+    lines = rig.influx.lines[start:]
+    assert len(lines) == 2
+    assert lines[0].startswith(
+        "audit_x_backup,environment=test,kind=postgres,reason=manual,outcome=success success=1i,"
+    )
+    assert "outcome=failure success=0i," in lines[1]
+    assert rig.influx.tokens[-1] == "Token influx-test-token"
+    assert rig.influx.queries[-1] == {"org": ["audit-x"], "bucket": ["metrics"], "precision": ["s"]}
+
+
+# --- failures: loud, measured, and nothing lost ----------------------------------------------
+
+
+def assert_nothing_partial(rig: Rig, bucket: str, keep: list[str]) -> None:
+    assert rig.keys(bucket) == keep, "only the earlier, complete backups may be there"
+    assert rig.s3().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_unreachable_postgres_fails_cleanly(rig: Rig, capsys: pytest.CaptureFixture[str]) -> None:
+    bucket = rig.new_bucket()
+    failures = len(metric_lines(rig, "postgres", "failure"))
+    assert run(rig, bucket, "postgres", PGPORT="1") == 1
+    assert "cannot connect to PostgreSQL at 127.0.0.1:1/audit_x_test" in capsys.readouterr().err
+    assert len(metric_lines(rig, "postgres", "failure")) == failures + 1
+    assert_nothing_partial(rig, bucket, [])
+
+
+def test_server_stopped_mid_dump_aborts_the_upload(rig: Rig, capsys: pytest.CaptureFixture[str]) -> None:
+    bucket = rig.new_bucket()
+    with postgres_cluster() as doomed:
+        doomed.psql(f"CREATE ROLE audit_x LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
+        doomed.psql(f"CREATE DATABASE {DATABASE} OWNER audit_x")
+        audit_dataset.build(f"host=127.0.0.1 port={doomed.port} user=audit_x dbname={DATABASE}", 120, password=PASSWORD)
+        faults = FaultPlan(on_first_part=doomed.stop)  # the server dies while pg_dump streams
+        with faulty_s3_proxy(rig.s3_endpoint, faults) as proxy:
+            code = run(rig, bucket, "postgres", PGPORT=str(doomed.port), S3_ENDPOINT_URL=proxy, BACKUP_PART_SIZE_MB="5")
+    assert code == 1
+    assert faults.parts_seen >= 1
+    err = capsys.readouterr().err
+    assert "postgres failed: pg_dump exited with code" in err or "connection" in err
+    assert_nothing_partial(rig, bucket, [])
+
+
+def test_s3_failing_mid_upload_aborts_and_keeps_earlier_backups(rig: Rig, capsys: pytest.CaptureFixture[str]) -> None:
+    bucket = rig.new_bucket()
+    assert run(rig, bucket, "postgres", now=DAY) == 0
+    earlier = rig.keys(bucket)
+    versions_before = rig.s3().list_object_versions(Bucket=bucket)["Versions"]
+    faults = FaultPlan(fail_upload_parts_from=2)  # part 1 lands, then S3 keeps answering 500
+    with faulty_s3_proxy(rig.s3_endpoint, faults) as proxy:
+        assert run(rig, bucket, "postgres", now=DAY + timedelta(days=1), S3_ENDPOINT_URL=proxy) == 1
+    assert faults.parts_failed >= 8  # botocore retried with backoff before giving up
+    assert "upload to s3://" in capsys.readouterr().err
+    assert_nothing_partial(rig, bucket, earlier)
+    assert rig.s3().list_object_versions(Bucket=bucket)["Versions"] == versions_before
+
+
+def test_transient_s3_errors_are_retried(rig: Rig) -> None:
+    bucket = rig.new_bucket()
+    faults = FaultPlan(transient_part_failures=3)
+    with faulty_s3_proxy(rig.s3_endpoint, faults) as proxy:
+        assert run(rig, bucket, "postgres", S3_ENDPOINT_URL=proxy) == 0
+    assert faults.parts_failed == 3
+    assert run(rig, bucket, "verify") == 0
+
+
+def flip_a_byte(rig: Rig, bucket: str, key: str) -> None:
+    data = bytearray(rig.s3().get_object(Bucket=bucket, Key=key)["Body"].read())
+    data[len(data) // 2] ^= 0xFF
+    rig.s3().put_object(Bucket=bucket, Key=key, Body=bytes(data))
+
+
+def test_a_flipped_byte_fails_verify_and_restore_restores_nothing(rig: Rig, capsys: pytest.CaptureFixture[str]) -> None:
+    bucket = rig.new_bucket()
+    assert run(rig, bucket, "postgres") == 0
+    dump = next(k for k in rig.keys(bucket, "daily/") if k.endswith(".dump"))
+    flip_a_byte(rig, bucket, dump)
+    failures = len(metric_lines(rig, "verify", "failure"))
+    capsys.readouterr()
+    assert run(rig, bucket, "verify") == 1
+    err = capsys.readouterr().err
+    assert "verify failed:" in err
+    assert len(metric_lines(rig, "verify", "failure")) == failures + 1
+
+    rig.create_database("audit_x_from_corrupt")
+    assert run(rig, bucket, "restore", "--target-db", "audit_x_from_corrupt") == 1
+    assert "checksum mismatch" in capsys.readouterr().err
+    with psycopg.connect(rig.dsn("audit_x_from_corrupt"), password=PASSWORD) as connection:
+        assert connection.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
+    # The drill's scratch databases are always dropped.
+    assert "verify" not in rig.pg.psql("SELECT string_agg(datname, ',') FROM pg_database")
+
+
+def test_a_wrong_checksum_in_the_manifest_fails_verify(rig: Rig, capsys: pytest.CaptureFixture[str]) -> None:
+    bucket = rig.new_bucket()
+    assert run(rig, bucket, "postgres") == 0
+    manifest_key = next(k for k in rig.keys(bucket, "daily/") if k.endswith(".manifest.json"))
+    manifest = json.loads(rig.s3().get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
+    manifest["sha256"] = "0" * 64
+    rig.s3().put_object(Bucket=bucket, Key=manifest_key, Body=json.dumps(manifest).encode())
+    assert run(rig, bucket, "verify") == 1
+    assert "checksum mismatch" in capsys.readouterr().err
+
+
+def test_influxdb_backup_with_a_stand_in_influx(rig: Rig, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # There is no InfluxDB server here: a stand-in `influx` executable writes what
+    # `influx backup DIR` writes (a manifest and shard files), or fails when told to.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    stand_in = bindir / "influx"
+    stand_in.write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = backup ] || exit 64\n'
+        '[ "$INFLUX_TOKEN" = influx-test-token ] || { echo "Error: failed to backup: 401 Unauthorized" >&2; exit 1; }\n'
+        'mkdir -p "$2" && echo \'{"files":[]}\' > "$2/20261125T020000Z.manifest"\n'
+        'head -c 300000 /dev/urandom > "$2/20261125T020000Z.s1.tar.gz"\n'
+    )
+    stand_in.chmod(0o755)
+    bucket = rig.new_bucket()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+        assert run(rig, bucket, "influxdb") == 0
+        keys = rig.keys(bucket, "daily/influxdb/")
+        assert keys == [
+            "daily/influxdb/audit-x/2026-11-25T020000Z.manifest.json",
+            "daily/influxdb/audit-x/2026-11-25T020000Z.tar.gz",
+        ]
+        manifest = json.loads(rig.s3().get_object(Bucket=bucket, Key=keys[0])["Body"].read())
+        assert manifest["files"] == ["20261125T020000Z.manifest", "20261125T020000Z.s1.tar.gz"]
+
+    other = rig.new_bucket()
+    wrong_token = tmp_path / "wrong-token"
+    wrong_token.write_text("not-the-operator-token")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+        assert run(rig, other, "influxdb", INFLUX_TOKEN_FILE=str(wrong_token)) == 1
+    assert "influx backup exited with code 1: Error: failed to backup: 401 Unauthorized" in capsys.readouterr().err
+    assert rig.keys(other) == []
