@@ -36,8 +36,13 @@ log = logging.getLogger("backup")
 KINDS = {postgres.KIND: postgres, influxdb.KIND: influxdb}
 
 
-def make_store(config: RunnerConfig) -> BackupStore:
-    client = s3_client(config.region, config.s3_endpoint)
+WRITES = {postgres.KIND, influxdb.KIND}
+
+
+def make_store(config: RunnerConfig, command: str) -> BackupStore:
+    """The bucket, as the identity a command needs: only backups write; the rest read."""
+    profile = config.writer_profile if command in WRITES else config.reader_profile
+    client = s3_client(config.region, config.s3_endpoint, profile)
     return BackupStore(client, config.bucket, part_size=config.part_size_mb * 1024 * 1024)
 
 
@@ -50,10 +55,12 @@ def run_recorded(
         result = operation()
     except Exception as error:
         outcome = metrics.RunOutcome(kind, reason, False, time.monotonic() - started, error=str(error))
-        metrics.record(config, outcome)
+        metrics.record(config, outcome, clock().timestamp())
         raise
     size = int(result.get("size_bytes", 0))
-    metrics.record(config, metrics.RunOutcome(kind, reason, True, time.monotonic() - started, size))
+    metrics.record(
+        config, metrics.RunOutcome(kind, reason, True, time.monotonic() - started, size), clock().timestamp()
+    )
     state.record_success(config.state_dir, kind, clock(), {"key": result.get("key", "")})
     return result
 
@@ -106,29 +113,35 @@ class _Stop:
     requested = False
 
 
-def serve(config: RunnerConfig, store: BackupStore, clock: Clock, sleep: Callable[[float], None] = time.sleep) -> None:
+def serve(
+    config: RunnerConfig,
+    writer: BackupStore,
+    reader: BackupStore,
+    clock: Clock,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
     """Run each job at its schedule until SIGTERM; start with a backup when the last is stale."""
     stop = _Stop()
     signal.signal(signal.SIGTERM, lambda *_: setattr(stop, "requested", True))
-    for kind, found in status(config, store, clock).items():
+    for kind, found in status(config, reader, clock).items():
         if found["taken_at"]:
             state.record_success(
                 config.state_dir, kind, datetime.fromisoformat(found["taken_at"]), {"key": found["key"]}
             )
     jobs: dict[str, tuple[Schedule, Callable[[], Any]]] = {
-        "postgres": (config.postgres_schedule, lambda: run_backup(config, store, clock, postgres.KIND, "scheduled")),
-        "verify": (config.verify_schedule, lambda: run_verify(config, store, clock, None)),
+        "postgres": (config.postgres_schedule, lambda: run_backup(config, writer, clock, postgres.KIND, "scheduled")),
+        "verify": (config.verify_schedule, lambda: run_verify(config, reader, clock, None)),
     }
     if config.influxdb_schedule and config.influx_url:
         jobs["influxdb"] = (
             config.influxdb_schedule,
-            lambda: run_backup(config, store, clock, influxdb.KIND, "scheduled"),
+            lambda: run_backup(config, writer, clock, influxdb.KIND, "scheduled"),
         )
     healthy, why = healthcheck(config, clock)
     if not healthy:
         log.info("starting with a backup: %s", why)
         for kind in backup_kinds(config):
-            _run_logged(lambda kind=kind: run_backup(config, store, clock, kind, "startup"))
+            _run_logged(lambda kind=kind: run_backup(config, writer, clock, kind, "startup"))
     due = {name: next_run(schedule, clock()) for name, (schedule, _) in jobs.items()}
     while not stop.requested:
         name = min(due, key=lambda n: due[n])
@@ -193,7 +206,10 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = utc_now, env: dict
         healthy, why = healthcheck(config, clock)
         print(why)
         return 0 if healthy else 1
-    store = make_store(config)
+    if args.command == "serve":
+        serve(config, make_store(config, postgres.KIND), make_store(config, "verify"), clock)
+        return 0
+    store = make_store(config, args.command)
     try:
         if args.command in KINDS:
             result: Any = run_backup(config, store, clock, args.command, args.reason)
@@ -216,8 +232,7 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = utc_now, env: dict
                     print(f"{kind:9} {found['key'] or 'NONE'}  age {found['age_hours']} h")
                 return 0
         else:
-            serve(config, store, clock)
-            return 0
+            raise AssertionError(f"unhandled command {args.command}")
     except BackupError as error:
         print(f"{args.command} failed: {error}", file=sys.stderr)
         return 1

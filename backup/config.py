@@ -42,6 +42,8 @@ class RunnerConfig:
     bucket: str
     region: str
     s3_endpoint: str | None
+    writer_profile: str | None
+    reader_profile: str | None
     part_size_mb: int
     pg_host: str
     pg_port: int
@@ -140,6 +142,9 @@ def load(env: Mapping[str, str] | None = None) -> RunnerConfig:
         bucket=get("BACKUP_BUCKET"),
         region=get("AWS_REGION", env.get("AWS_DEFAULT_REGION")),
         s3_endpoint=env.get("S3_ENDPOINT_URL") or None,
+        # Two identities: the writer can only add backups, the reader (verify, restore) only read.
+        writer_profile=env.get("BACKUP_WRITER_PROFILE") or None,
+        reader_profile=env.get("BACKUP_READER_PROFILE") or None,
         part_size_mb=int(number("BACKUP_PART_SIZE_MB", "16", 5, 512)),
         pg_host=pg_host,
         pg_port=pg_port,

@@ -47,15 +47,15 @@ class RunOutcome:
         return f"{MEASUREMENT},{tag_text} {fields} {int(at if at is not None else time.time())}"
 
 
-def record(config: RunnerConfig, outcome: RunOutcome) -> bool:
-    """Write the outcome to InfluxDB; True when it was accepted."""
+def record(config: RunnerConfig, outcome: RunOutcome, at: float | None = None) -> bool:
+    """Write the outcome to InfluxDB, stamped `at` (Unix seconds, default now); True when accepted."""
     if not (config.influx_url and config.influx_token and config.influx_org and config.influx_metrics_bucket):
         log.info("no InfluxDB configured; metric not written: %s", outcome.line(config.environment))
         return False
     query = urllib.parse.urlencode({"org": config.influx_org, "bucket": config.influx_metrics_bucket, "precision": "s"})
     request = urllib.request.Request(
         f"{config.influx_url.rstrip('/')}/api/v2/write?{query}",
-        data=outcome.line(config.environment).encode(),
+        data=outcome.line(config.environment, at).encode(),
         method="POST",
         headers={"Authorization": f"Token {config.influx_token}", "Content-Type": "text/plain; charset=utf-8"},
     )

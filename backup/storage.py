@@ -41,7 +41,8 @@ class UploadResult:
     parts: int
 
 
-def s3_client(region: str, endpoint_url: str | None, max_attempts: int = 8) -> Any:
+def s3_client(region: str, endpoint_url: str | None, profile: str | None = None, max_attempts: int = 8) -> Any:
+    """An S3 client with retries; `profile` picks an identity from the shared credentials file."""
     config = Config(
         region_name=region,
         retries={"mode": "standard", "max_attempts": max_attempts},
@@ -51,7 +52,7 @@ def s3_client(region: str, endpoint_url: str | None, max_attempts: int = 8) -> A
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    return boto3.client("s3", endpoint_url=endpoint_url, config=config)
+    return boto3.Session(profile_name=profile).client("s3", endpoint_url=endpoint_url, config=config)
 
 
 def read_exactly(stream: IO[bytes], size: int) -> bytes:

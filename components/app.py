@@ -62,6 +62,7 @@ class App(pulumi.ComponentResource):
         data_network: docker.Network,
         app_network: docker.Network,
         depends_on: list[pulumi.Resource],
+        backup_before_migration: pulumi.Output[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("audit-x:app:App", ctx.name("app"), None, opts)
@@ -108,7 +109,19 @@ class App(pulumi.ComponentResource):
         self.migration = one_shot_container(
             ctx,
             ctx.name("migrate"),
-            spec("migrate", settings.migration_memory_limit_mb, None, command=MIGRATION_COMMAND),
+            spec(
+                "migrate",
+                settings.migration_memory_limit_mb,
+                None,
+                command=MIGRATION_COMMAND,
+                # Resolves only once the pre-migration backup succeeded (where config asks for
+                # one): a failed backup means no migration, and so no rollout.
+                extra_labels=(
+                    {f"{LABEL_PREFIX}.backed-up-before": backup_before_migration}
+                    if backup_before_migration is not None
+                    else None
+                ),
+            ),
             pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )
         # Resolves only once the migration exited 0; web and workers take it as a label, so

@@ -11,8 +11,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from components.app import App
+from components.app import App, image_tag
 from components.backup_bucket import BackupBucket
+from components.backup_runner import BackupRunner
 from components.context import EnvironmentContext
 from components.grafana import Grafana
 from components.influxdb import InfluxDb
@@ -36,6 +37,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
     grafana: Grafana
     app: App
     backup_bucket: BackupBucket
+    backup_runner: BackupRunner
 
     def __init__(self, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
         ctx = EnvironmentContext.from_settings(settings)
@@ -95,14 +97,38 @@ class AuditXEnvironment(pulumi.ComponentResource):
             app_network=self.networks.app,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.influxdb])),
         )
+        data_services: list[pulumi.Resource] = [self.postgres, self.redis, self.redpanda, self.influxdb]
+        self.backup_runner = BackupRunner(
+            ctx,
+            settings.backup,
+            region=settings.aws_region,
+            bucket=self.backup_bucket.bucket,
+            kms_key=self.secrets.kms_key,
+            secrets=self.secrets,
+            postgres_image=settings.postgres.image,
+            influxdb_image=settings.influxdb.image,
+            postgres_user=self.postgres.user,
+            database=self.postgres.database,
+            influxdb_url=self.influxdb.url,
+            influxdb_org=self.influxdb.org,
+            influxdb_bucket=self.influxdb.bucket,
+            app_release=image_tag(settings.app.image),
+            data_network=data_network,
+            app_network=self.networks.app,
+            depends_on=[self.postgres, self.influxdb, self.backup_bucket],
+            opts=child,
+        )
+        pre_migration = self.backup_runner.pre_migration
         self.app = App(
             ctx,
             settings.app,
             env=self.app_env(),
             data_network=data_network,
             app_network=self.networks.app,
-            # The migration job needs the database up; web and workers need all of them.
-            depends_on=[self.postgres, self.redis, self.redpanda, self.influxdb],
+            # The migration job needs the data services up (and, where config says so, a fresh
+            # backup); web and workers wait for the migration.
+            depends_on=[*data_services, *([pre_migration] if pre_migration else [])],
+            backup_before_migration=self.backup_runner.pre_migration_done,
             opts=child,
         )
         self.register_outputs(self.outputs())
@@ -155,6 +181,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
                 "redpanda": self.redpanda.container.name,
                 "influxdb": self.influxdb.container.name,
                 "grafana": self.grafana.container.name,
+                "backup": self.backup_runner.container.name,
                 "migrate": self.app.migration.name,
                 "web": [c.name for c in self.app.web],
                 "workers": {name: [c.name for c in cs] for name, cs in self.app.workers.items()},

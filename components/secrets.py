@@ -91,9 +91,9 @@ class Secrets(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             self.generated[spec.name] = password
-            self.stored[spec.name] = self._store(spec.name, spec.purpose, password.result)
+            self.stored[spec.name] = self.store(spec.name, spec.purpose, password.result)
         for name, value in provided.present().items():
-            self.stored[name] = self._store(
+            self.stored[name] = self.store(
                 name,
                 "provided by operators with `pulumi config set --secret`",
                 pulumi.Output.secret(value.get_secret_value()),
@@ -101,7 +101,8 @@ class Secrets(pulumi.ComponentResource):
 
         self.register_outputs({"arns": self.arns(), "kmsKeyArn": self.kms_key.arn})
 
-    def _store(self, name: str, description: str, value: pulumi.Output[str]) -> StoredSecret:
+    def store(self, name: str, description: str, value: pulumi.Output[str]) -> StoredSecret:
+        """Keep a value in Secrets Manager as `audit-x/<env>/<name>`; components add their own."""
         ctx = self._ctx
         secret = aws.secretsmanager.Secret(
             ctx.name("secret", name),

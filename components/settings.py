@@ -32,6 +32,9 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from backup.config import ConfigError as RunnerConfigError
+from backup.config import Schedule
+
 PROJECT = "audit-x"
 NAMESPACE = f"{PROJECT}:"
 AWS_REGION_KEY = "aws:region"
@@ -224,6 +227,25 @@ class BackupSettings(ConfigModel):
     monthly_copies: int = Field(default=12, ge=1, le=1200)
     noncurrent_version_days: int = Field(default=30, ge=1, le=3650)
     abort_incomplete_upload_days: int = Field(default=1, ge=1, le=30)
+    postgres_schedule: str = "02:00"
+    influxdb_schedule: str = "02:30"
+    verify_schedule: str = "sun 04:00"
+    # A daily backup is up to 24 h old just before the next one: less than 25 would always alarm.
+    max_age_hours: int = Field(default=26, ge=25, le=24 * 45)
+    before_migrations: bool = False
+    part_size_mb: int = Field(default=16, ge=5, le=512)
+    memory_limit_mb: int = Field(default=384, ge=256, le=16384)
+    startup_timeout_seconds: int = Field(default=1800, ge=60, le=6 * 3600)
+
+    @field_validator("postgres_schedule", "influxdb_schedule", "verify_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        # The runner parses these; the same parser checks them here, before anything deploys.
+        try:
+            Schedule.parse("schedule", value)
+        except RunnerConfigError:
+            raise ValueError("expected HH:MM (UTC) or a day and HH:MM, such as '02:00' or 'sun 04:00'") from None
+        return value
 
 
 class ProvidedSecrets(ConfigModel):

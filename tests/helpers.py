@@ -8,6 +8,7 @@ from tools.mock_engine import DeclaredResource, Plan, mock_image_id
 
 CONTAINER = "docker:index/container:Container"
 IMAGE = "docker:index/remoteImage:RemoteImage"
+BUILT_IMAGE = "docker:index/image:Image"
 NETWORK = "docker:index/network:Network"
 VOLUME = "docker:index/volume:Volume"
 SECRET = "aws:secretsmanager/secret:Secret"
@@ -49,7 +50,10 @@ def network_names(resource: DeclaredResource) -> list[str]:
 
 
 def image_reference(plan: Plan, resource: DeclaredResource) -> str:
-    """The pinned reference a container runs: its image input is the pulled image's id."""
+    """The pinned reference a container runs: a pulled image's reference, or a built image's name."""
+    built = {img.inputs["imageName"] for img in plan.of_type(BUILT_IMAGE)}
+    if resource.inputs["image"] in built:
+        return resource.inputs["image"]
     images = {img.plain_inputs["name"]: img for img in plan.of_type(IMAGE)}
     matches = [ref for ref in images if mock_image_id(ref) == resource.inputs["image"]]
     assert len(matches) == 1, f"{resource.name} runs an image the plan did not pull: {resource.inputs['image']}"

@@ -22,7 +22,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from backup.cli import main
+from backup import config as runner_config
+from backup.cli import main, make_store, serve
 from tools import audit_dataset
 from tools.local_services import (
     FaultPlan,
@@ -371,3 +372,54 @@ def test_influxdb_backup_with_a_stand_in_influx(rig: Rig, tmp_path: Path, capsys
         assert run(rig, other, "influxdb", INFLUX_TOKEN_FILE=str(wrong_token)) == 1
     assert "influx backup exited with code 1: Error: failed to backup: 401 Unauthorized" in capsys.readouterr().err
     assert rig.keys(other) == []
+
+
+def test_serve_backs_up_at_start_when_stale_then_on_schedule(rig: Rig) -> None:
+    """The scheduler with a fake clock: a startup backup, then 02:00 daily and the Sunday drill."""
+    bucket = rig.new_bucket()
+    now = [datetime(2026, 11, 28, 12, 0, tzinfo=UTC)]  # a Saturday, noon
+
+    class ClockRanOutError(Exception):
+        pass
+
+    def sleep(seconds: float) -> None:
+        now[0] += timedelta(seconds=seconds)
+        if now[0] > datetime(2026, 11, 29, 12, 0, tzinfo=UTC):
+            raise ClockRanOutError
+
+    config = runner_config.load(
+        {**rig.env, "BACKUP_BUCKET": bucket, "BACKUP_STATE_DIR": str(rig.tmp / f"state-{bucket}")}
+    )
+    with pytest.raises(ClockRanOutError):
+        serve(config, make_store(config, "postgres"), make_store(config, "verify"), lambda: now[0], sleep)
+    dumps = [k.rsplit("/", 1)[1] for k in rig.keys(bucket, "daily/") if k.endswith(".dump")]
+    assert dumps == ["2026-11-28T120000Z.dump", "2026-11-29T020000Z.dump"]  # at start, then 02:00
+    sunday_4am = int(datetime(2026, 11, 29, 4, 0, tzinfo=UTC).timestamp())
+    assert [line for line in metric_lines(rig, "verify", "success") if line.endswith(f" {sunday_4am}")]
+    assert run(rig, bucket, "healthcheck", now=now[0]) == 0
+
+
+def test_writer_and_reader_use_their_own_profiles(rig: Rig, tmp_path: Path) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        "[writer]\naws_access_key_id = AKIAWRITER\naws_secret_access_key = w\n"
+        "[reader]\naws_access_key_id = AKIAREADER\naws_secret_access_key = r\n"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+        patch.delenv("AWS_ACCESS_KEY_ID")
+        patch.delenv("AWS_SECRET_ACCESS_KEY")
+        config = runner_config.load(
+            {**rig.env, "BACKUP_BUCKET": "b", "BACKUP_WRITER_PROFILE": "writer", "BACKUP_READER_PROFILE": "reader"}
+        )
+        used = {
+            command: make_store(config, command).client._request_signer._credentials.access_key
+            for command in ("postgres", "influxdb", "verify", "restore", "status")
+        }
+    assert used == {
+        "postgres": "AKIAWRITER",
+        "influxdb": "AKIAWRITER",
+        "verify": "AKIAREADER",
+        "restore": "AKIAREADER",
+        "status": "AKIAREADER",
+    }

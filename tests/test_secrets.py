@@ -27,9 +27,12 @@ def secret_names(plan: Plan) -> dict[str, dict]:
     return {r.inputs["name"]: r.inputs for r in plan.of_type(SECRET)}
 
 
+BACKUP_KEYS = ("backup-writer-access-key", "backup-reader-access-key")
+
+
 def test_generated_secrets_are_stored_per_environment(plan: Plan, stack: str) -> None:
     names = secret_names(plan)
-    expected = {f"audit-x/{stack}/{spec.name}" for spec in GENERATED_SECRETS}
+    expected = {f"audit-x/{stack}/{name}" for name in [spec.name for spec in GENERATED_SECRETS] + list(BACKUP_KEYS)}
     assert expected == set(names)
     assert len(names) >= 5
 
@@ -60,10 +63,10 @@ def test_generated_passwords_are_long_and_url_safe(plan: Plan) -> None:
 
 def test_secret_versions_carry_secret_values(plan: Plan) -> None:
     versions = plan.of_type("aws:secretsmanager/secretVersion:SecretVersion")
-    assert len(versions) == len(GENERATED_SECRETS)
+    assert len(versions) == len(GENERATED_SECRETS) + len(BACKUP_KEYS)
     for version in versions:
         assert version.inputs["secretString"] == "[secret]"
-        assert version.plain_inputs["secretString"].startswith("MOCKSECRET")
+        assert "MOCKSECRET" in version.plain_inputs["secretString"]
 
 
 def test_provided_secrets_are_stored_when_set(plan_with_provided: Plan) -> None:
@@ -79,7 +82,9 @@ def test_outputs_give_arns_never_values(plan: Plan, stack: str) -> None:
 
 
 def known_secret_values(stack: str) -> list[str]:
-    return [fake_secret(f"audit-x-{stack}-{spec.name}") for spec in GENERATED_SECRETS] + list(PROVIDED.values())
+    generated = [fake_secret(f"audit-x-{stack}-{spec.name}") for spec in GENERATED_SECRETS]
+    access_keys = [fake_secret(f"audit-x-{stack}-backup-{role}-key") for role in ("writer", "reader")]
+    return generated + access_keys + list(PROVIDED.values())
 
 
 def leaks(values: list[str], haystack: object) -> list[str]:

@@ -175,6 +175,9 @@ class _Mocks(pulumi_mocks.Mocks):
         elif type_ == "aws:secretsmanager/secret:Secret":
             resource_id = f"arn:aws:secretsmanager:{self.region}:{ACCOUNT_ID}:secret:{args.inputs['name']}-AbCdEf"
             state["arn"] = resource_id
+        elif type_ == "aws:iam/accessKey:AccessKey":
+            resource_id = "AKIA" + hashlib.sha256(name.encode()).hexdigest()[:16].upper()
+            state["secret"] = fake_secret(name)
         elif type_ == "aws:s3/bucket:Bucket":
             resource_id = str(args.inputs["bucket"])
             state["arn"] = f"arn:aws:s3:::{resource_id}"

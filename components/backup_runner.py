@@ -1,0 +1,286 @@
+"""The backup runner on the Docker host, its image, and its two AWS identities.
+
+The runner (backup/) dumps PostgreSQL and InfluxDB to the environment's bucket on a schedule,
+runs a weekly restore drill, and writes every outcome to InfluxDB. Its container is healthy only
+while the last successful backup is younger than `backup.maxAgeHours`.
+
+The Docker host is not on AWS, so the runner authenticates with IAM access keys, kept in Secrets
+Manager and handed to the container as a shared-credentials file (mode 0400) with two profiles:
+`writer` may only add objects under daily/, weekly/ and monthly/ (no delete, no lifecycle or
+policy change); `reader`, used by verify and restore, may only read.
+
+Where config says so (prod), a fresh backup runs as a one-shot job before every migration, and
+the migration only starts once it succeeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_docker as docker
+
+from components.backup_bucket import DAILY_PREFIX, MONTHLY_PREFIX, WEEKLY_PREFIX
+from components.containers import (
+    SECRETS_DIR,
+    ContainerSpec,
+    HealthCheck,
+    SecretFile,
+    long_running_container,
+    named_volume,
+    on_network,
+    one_shot_container,
+    require_success,
+)
+from components.context import LABEL_PREFIX, EnvironmentContext
+from components.secrets import Secrets
+from components.settings import BackupSettings
+
+RUNNER_DIR = Path(__file__).resolve().parent.parent / "backup"
+STATE_DIR = "/var/lib/audit-x-backup"
+CREDENTIALS_FILE = f"{SECRETS_DIR}/aws-credentials"
+PG_PASSWORD_FILE = f"{SECRETS_DIR}/postgres-password"
+INFLUX_TOKEN_FILE = f"{SECRETS_DIR}/influxdb-token"
+# The image runs as `postgres` (uid 999 in the official image it is built from).
+RUNNER_UID = "999"
+HEALTH_COMMAND = "python -m backup healthcheck"
+
+
+def source_digest(directory: Path = RUNNER_DIR) -> str:
+    """A hash of the runner's sources: the image tag, so a code change means a new image."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(directory).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def writer_policy(bucket_arn: str, key_arn: str) -> str:
+    """Add backups, copy them between tiers, nothing else: no delete, no bucket configuration."""
+    tiers = [f"{bucket_arn}/{prefix}*" for prefix in (DAILY_PREFIX, WEEKLY_PREFIX, MONTHLY_PREFIX)]
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Sid": "ListBackups", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket_arn},
+                {
+                    "Sid": "AddBackups",
+                    "Effect": "Allow",
+                    "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+                    "Resource": tiers,
+                },
+                # Server-side copies to weekly/ and monthly/ read their source.
+                {"Sid": "ReadDailyForCopies", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": tiers[0]},
+                {
+                    "Sid": "EncryptWithTheEnvironmentsKey",
+                    "Effect": "Allow",
+                    "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                    "Resource": key_arn,
+                },
+            ],
+        },
+        indent=2,
+    )
+
+
+def reader_policy(bucket_arn: str, key_arn: str) -> str:
+    """Read backups for verify and restore; write nothing."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Sid": "ListBackups", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket_arn},
+                {"Sid": "ReadBackups", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"{bucket_arn}/*"},
+                {"Sid": "Decrypt", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": key_arn},
+            ],
+        },
+        indent=2,
+    )
+
+
+class BackupIdentity(pulumi.ComponentResource):
+    """An IAM user with one inline policy and one access key, the key kept in Secrets Manager."""
+
+    user: aws.iam.User
+    policy: aws.iam.UserPolicy
+    access_key: aws.iam.AccessKey
+
+    def __init__(
+        self, ctx: EnvironmentContext, role: str, policy: pulumi.Output[str], secrets: Secrets, parent: pulumi.Resource
+    ) -> None:
+        super().__init__(
+            "audit-x:backup:BackupIdentity", ctx.name("backup", role), None, pulumi.ResourceOptions(parent=parent)
+        )
+        child = pulumi.ResourceOptions(parent=self)
+        self.user = aws.iam.User(ctx.name("backup", role), name=ctx.name("backup", role), tags=ctx.tags(), opts=child)
+        self.policy = aws.iam.UserPolicy(
+            ctx.name("backup", role, "policy"), user=self.user.name, policy=policy, opts=child
+        )
+        self.access_key = aws.iam.AccessKey(ctx.name("backup", role, "key"), user=self.user.name, opts=child)
+        secrets.store(
+            f"backup-{role}-access-key",
+            f"AWS access key of the backup runner's {role} identity",
+            pulumi.Output.json_dumps(
+                {"access_key_id": self.access_key.id, "secret_access_key": self.access_key.secret}
+            ),
+        )
+        self.register_outputs({"user": self.user.name})
+
+    def profile(self, name: str) -> pulumi.Output[str]:
+        return pulumi.Output.format(
+            "[{0}]\naws_access_key_id = {1}\naws_secret_access_key = {2}\n",
+            name,
+            self.access_key.id,
+            self.access_key.secret,
+        )
+
+
+class BackupRunner(pulumi.ComponentResource):
+    image: docker.Image
+    writer: BackupIdentity
+    reader: BackupIdentity
+    volume: docker.Volume
+    container: docker.Container
+    pre_migration: docker.Container | None
+    pre_migration_done: pulumi.Output[str] | None
+
+    def __init__(
+        self,
+        ctx: EnvironmentContext,
+        settings: BackupSettings,
+        *,
+        region: str,
+        bucket: aws.s3.Bucket,
+        kms_key: aws.kms.Key,
+        secrets: Secrets,
+        postgres_image: str,
+        influxdb_image: str,
+        postgres_user: str,
+        database: str,
+        influxdb_url: str,
+        influxdb_org: str,
+        influxdb_bucket: str,
+        app_release: str,
+        data_network: docker.Network,
+        app_network: docker.Network,
+        depends_on: list[pulumi.Resource],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("audit-x:backup:BackupRunner", ctx.name("backup"), None, opts)
+        arns = pulumi.Output.all(bucket.arn, kms_key.arn)
+        self.writer = BackupIdentity(ctx, "writer", arns.apply(lambda a: writer_policy(a[0], a[1])), secrets, self)
+        self.reader = BackupIdentity(ctx, "reader", arns.apply(lambda a: reader_policy(a[0], a[1])), secrets, self)
+
+        self.image = docker.Image(
+            ctx.name("backup", "image"),
+            image_name=f"{ctx.name('backup')}:{source_digest()}",
+            build=docker.DockerBuildArgs(
+                context=str(RUNNER_DIR),
+                dockerfile=str(RUNNER_DIR / "Dockerfile"),
+                # The server's own image: pg_dump and pg_restore match its major version.
+                args={"POSTGRES_IMAGE": postgres_image, "INFLUXDB_IMAGE": influxdb_image},
+                platform="linux/amd64",
+            ),
+            # Built on the environment's Docker host and used there: no registry involved.
+            skip_push=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.volume = named_volume(ctx, "backup", "state", self)
+
+        env: dict[str, pulumi.Input[str]] = {
+            "BACKUP_ENVIRONMENT": ctx.environment,
+            "BACKUP_BUCKET": bucket.bucket,
+            "AWS_REGION": region,
+            "AWS_SHARED_CREDENTIALS_FILE": CREDENTIALS_FILE,
+            "BACKUP_WRITER_PROFILE": "writer",
+            "BACKUP_READER_PROFILE": "reader",
+            "BACKUP_PART_SIZE_MB": str(settings.part_size_mb),
+            "BACKUP_STATE_DIR": STATE_DIR,
+            "BACKUP_MAX_AGE_HOURS": str(settings.max_age_hours),
+            "BACKUP_SCHEDULE_POSTGRES": settings.postgres_schedule,
+            "BACKUP_SCHEDULE_INFLUXDB": settings.influxdb_schedule,
+            "BACKUP_SCHEDULE_VERIFY": settings.verify_schedule,
+            "PGHOST": "postgres",
+            "PGPORT": "5432",
+            "PGUSER": postgres_user,
+            "PGDATABASE": database,
+            "PGPASSWORD_FILE": PG_PASSWORD_FILE,
+            "INFLUX_URL": influxdb_url,
+            "INFLUX_ORG": influxdb_org,
+            "INFLUX_METRICS_BUCKET": influxdb_bucket,
+            "INFLUX_TOKEN_FILE": INFLUX_TOKEN_FILE,
+        }
+        files = [
+            SecretFile(
+                CREDENTIALS_FILE,
+                pulumi.Output.concat(self.writer.profile("writer"), "\n", self.reader.profile("reader")),
+                owner=RUNNER_UID,
+            ),
+            SecretFile(PG_PASSWORD_FILE, secrets.value("postgres-password"), owner=RUNNER_UID),
+            SecretFile(INFLUX_TOKEN_FILE, secrets.value("influxdb-operator-token"), owner=RUNNER_UID),
+        ]
+
+        def spec(role: str, command: list[str], health: HealthCheck | None, labels: dict[str, str]) -> ContainerSpec:
+            return ContainerSpec(
+                service="backup",
+                role=role,
+                image=self.image.image_name,
+                memory_mb=settings.memory_limit_mb,
+                # data: PostgreSQL and InfluxDB; app: outbound, to S3.
+                networks=[on_network(data_network), on_network(app_network)],
+                command=command,
+                env=env,
+                files=files,
+                volumes={STATE_DIR: self.volume.name},
+                healthcheck=health,
+                extra_labels=labels,
+                wait_timeout_seconds=settings.startup_timeout_seconds + 60,
+                # A backup in progress is allowed to finish its current part and abort cleanly.
+                stop_grace_seconds=60,
+            )
+
+        after_data = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, self.writer, self.reader])
+        self.container = long_running_container(
+            ctx,
+            ctx.name("backup"),
+            spec(
+                "scheduler",
+                ["serve"],
+                # Healthy only while every backup is fresh; on a first start the runner takes one
+                # straight away, so the start period covers a whole backup.
+                HealthCheck(
+                    HEALTH_COMMAND,
+                    interval="60s",
+                    timeout="10s",
+                    retries=3,
+                    start_period=f"{settings.startup_timeout_seconds}s",
+                    start_interval="10s",
+                ),
+                {},
+            ),
+            after_data,
+        )
+
+        self.pre_migration = None
+        self.pre_migration_done = None
+        if settings.before_migrations:
+            name = ctx.name("backup", "pre-migrate")
+            self.pre_migration = one_shot_container(
+                ctx,
+                name,
+                # The release label changes with the app image, so the job runs again before
+                # every migration a new image brings.
+                spec(
+                    "pre-migrate",
+                    ["postgres", "--reason", "pre-migration"],
+                    None,
+                    {f"{LABEL_PREFIX}.for-release": app_release},
+                ),
+                after_data,
+            )
+            self.pre_migration_done = require_success(name, self.pre_migration.exit_code)
+        self.register_outputs({"container": self.container.name, "writer": self.writer.user.name})

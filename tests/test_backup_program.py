@@ -1,0 +1,141 @@
+"""The backup runner as the program declares it: image, container, identities, migration gate."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pulumi
+
+from components.backup_runner import RUNNER_DIR, source_digest
+from components.settings import load_settings
+from tests.helpers import BUILT_IMAGE, CONTAINER, container, env, labels, network_names
+from tools.mock_engine import Plan, load_stack_config, run_program, try_program
+
+
+def policy(plan: Plan, stack: str, role: str) -> dict:
+    return json.loads(plan.named(f"audit-x-{stack}-backup-{role}-policy").inputs["policy"])
+
+
+def actions(document: dict) -> set[str]:
+    return {action for statement in document["Statement"] for action in statement["Action"]}
+
+
+def test_image_is_built_from_the_servers_own_postgres_image(plan: Plan, stack: str) -> None:
+    settings = load_settings(load_stack_config(stack))
+    (image,) = plan.of_type(BUILT_IMAGE)
+    build = image.inputs["build"]
+    assert build["args"] == {"POSTGRES_IMAGE": settings.postgres.image, "INFLUXDB_IMAGE": settings.influxdb.image}
+    assert build["context"] == str(RUNNER_DIR)
+    assert image.inputs["skipPush"] is True
+    assert image.inputs["imageName"] == f"audit-x-{stack}-backup:{source_digest()}"
+    assert container(plan, "backup").inputs["image"] == image.inputs["imageName"]
+
+
+def test_dockerfile_defaults_match_the_default_images() -> None:
+    dockerfile = (RUNNER_DIR / "Dockerfile").read_text()
+    defaults = dict(re.findall(r"^ARG (\w+)=(\S+)$", dockerfile, re.MULTILINE))
+    settings = load_settings(load_stack_config("prod"))
+    assert defaults == {"POSTGRES_IMAGE": settings.postgres.image, "INFLUXDB_IMAGE": settings.influxdb.image}
+    assert re.search(r"^FROM \$\{POSTGRES_IMAGE\}$", dockerfile, re.MULTILINE)
+    assert "COPY --from=influx /usr/local/bin/influx" in dockerfile
+    assert re.search(r"^USER postgres$", dockerfile, re.MULTILINE), "the runner does not run as root"
+
+
+def test_source_digest_changes_with_the_runner_code(tmp_path: Path) -> None:
+    (tmp_path / "cli.py").write_text("print(1)\n")
+    before = source_digest(tmp_path)
+    (tmp_path / "cli.py").write_text("print(2)\n")
+    assert source_digest(tmp_path) != before
+
+
+def test_runner_container_is_scheduled_health_checked_and_wired(plan: Plan, stack: str) -> None:
+    settings = load_settings(load_stack_config(stack))
+    runner = container(plan, "backup")
+    assert runner.inputs["command"] == ["serve"]
+    assert runner.inputs["healthcheck"]["tests"] == ["CMD-SHELL", "python -m backup healthcheck"]
+    assert runner.inputs["healthcheck"]["startPeriod"] == f"{settings.backup.startup_timeout_seconds}s"
+    assert runner.inputs["restart"] == "unless-stopped"
+    variables = env(runner)
+    assert variables["BACKUP_BUCKET"] == settings.backup.bucket_name
+    assert variables["BACKUP_MAX_AGE_HOURS"] == str(settings.backup.max_age_hours)
+    assert variables["BACKUP_SCHEDULE_POSTGRES"] == settings.backup.postgres_schedule
+    assert variables["BACKUP_SCHEDULE_VERIFY"] == settings.backup.verify_schedule
+    assert variables["PGDATABASE"] == f"audit_x_{stack}"
+    assert variables["PGPASSWORD_FILE"] == "/run/secrets/postgres-password"
+    assert variables["INFLUX_URL"] == "http://influxdb:8086"
+    assert (variables["BACKUP_WRITER_PROFILE"], variables["BACKUP_READER_PROFILE"]) == ("writer", "reader")
+    assert not any(key.startswith("AWS_SECRET") or key == "AWS_ACCESS_KEY_ID" for key in variables)
+    assert set(network_names(runner)) == {f"audit-x-{stack}-data", f"audit-x-{stack}-app"}
+    mounts = {v["containerPath"]: v["volumeName"] for v in runner.inputs["volumes"]}
+    assert mounts == {"/var/lib/audit-x-backup": f"audit-x-{stack}-backup-state"}
+
+
+def test_aws_credentials_reach_the_runner_as_a_secret_file_with_two_profiles(plan: Plan, stack: str) -> None:
+    runner = container(plan, "backup")
+    masked = {u["file"]: u for u in runner.inputs["uploads"]}["/run/secrets/aws-credentials"]
+    assert masked["content"] == "[secret]"
+    assert (masked["permissions"], masked["owner"]) == ("0400", "999")
+    content = {u["file"]: u["content"] for u in runner.plain_inputs["uploads"]}["/run/secrets/aws-credentials"]
+    assert "[writer]\naws_access_key_id = AKIA" in content
+    assert "[reader]\naws_access_key_id = AKIA" in content
+    assert env(runner)["AWS_SHARED_CREDENTIALS_FILE"] == "/run/secrets/aws-credentials"
+
+
+def test_writer_can_only_add_backups(plan: Plan, stack: str) -> None:
+    document = policy(plan, stack, "writer")
+    assert actions(document) == {
+        "s3:ListBucket",
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+        "s3:ListMultipartUploadParts",
+        "s3:GetObject",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+    }
+    bucket_arn = plan.outputs["backupBucketArn"]
+    put = next(s for s in document["Statement"] if "s3:PutObject" in s["Action"])
+    assert put["Resource"] == [f"{bucket_arn}/daily/*", f"{bucket_arn}/weekly/*", f"{bucket_arn}/monthly/*"]
+    for statement in document["Statement"]:
+        assert statement["Resource"] != "*"
+        assert not any("Delete" in a or "Lifecycle" in a or "Policy" in a for a in statement["Action"])
+    kms = next(s for s in document["Statement"] if s["Sid"] == "EncryptWithTheEnvironmentsKey")
+    assert kms["Resource"] == plan.outputs["kmsKeyArn"]
+
+
+def test_reader_can_only_read(plan: Plan, stack: str) -> None:
+    assert actions(policy(plan, stack, "reader")) == {"s3:ListBucket", "s3:GetObject", "kms:Decrypt"}
+
+
+def test_identities_are_per_environment(plans: dict[str, Plan]) -> None:
+    users = {stack: {r.inputs["name"] for r in plan.of_type("aws:iam/user:User")} for stack, plan in plans.items()}
+    assert users["staging"] == {"audit-x-staging-backup-writer", "audit-x-staging-backup-reader"}
+    assert users["prod"] == {"audit-x-prod-backup-writer", "audit-x-prod-backup-reader"}
+
+
+def test_migration_waits_for_a_fresh_backup(plan: Plan, stack: str) -> None:
+    backup = container(plan, "backup-pre-migrate")
+    assert backup.inputs["command"] == ["postgres", "--reason", "pre-migration"]
+    assert labels(backup)["io.audit-x.for-release"] == "1.4.2"
+    migrate = container(plan, "migrate")
+    assert backup.urn in migrate.dependencies
+    assert labels(migrate)["io.audit-x.backed-up-before"] == "0"
+
+
+def test_failed_pre_migration_backup_stops_the_migration() -> None:
+    plan, error = try_program("prod", exit_codes={"audit-x-prod-backup-pre-migrate": 1})
+    assert isinstance(error, pulumi.RunError)
+    assert "audit-x-prod-backup-pre-migrate exited with code 1" in str(error)
+    declared = {c.name for c in plan.of_type(CONTAINER)}
+    assert "audit-x-prod-backup-pre-migrate" in declared
+    assert "audit-x-prod-migrate" not in declared
+    assert not any("web" in name for name in declared)
+
+
+def test_pre_migration_backup_follows_config() -> None:
+    backup = json.loads(load_stack_config("staging")["audit-x:backup"]) | {"beforeMigrations": False}
+    plan = run_program("staging", overrides={"audit-x:backup": json.dumps(backup)})
+    names = {c.name for c in plan.of_type(CONTAINER)}
+    assert "audit-x-staging-backup-pre-migrate" not in names
+    assert "io.audit-x.backed-up-before" not in labels(container(plan, "migrate"))
