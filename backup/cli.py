@@ -5,6 +5,8 @@
     verify [BACKUP]     restore drill: checksum, TOC, restore into a scratch database, compare
     restore --target-db DB [BACKUP] [--force]
                         restore the latest backup, or BACKUP (a date like 2026-11-20, or a key)
+    fetch KIND [BACKUP] --to FILE
+                        download a backup (checksum checked), for manual restores
     status [--json]     latest complete backup of each kind in the bucket, and its age
     healthcheck         exit 0 only while every backup kind succeeded within the max age
     serve               run on schedule (the container's command)
@@ -16,6 +18,7 @@ configuration or usage. Every backup and verify run writes a success or failure 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import signal
@@ -23,12 +26,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from backup import config as runner_config
 from backup import influxdb, metrics, postgres, state
 from backup.config import RunnerConfig, Schedule
-from backup.jobs import BackupError, Clock, latest, utc_now
+from backup.jobs import BackupError, Clock, checksum_mismatch, choose_backup, latest, utc_now
 from backup.storage import BackupStore, s3_client
 
 log = logging.getLogger("backup")
@@ -70,13 +74,17 @@ def backup_kinds(config: RunnerConfig) -> list[str]:
     return [postgres.KIND] + ([influxdb.KIND] if config.influxdb_schedule and config.influx_url else [])
 
 
+def backup_name(config: RunnerConfig, kind: str) -> str:
+    """What a kind's backups are named after: the database, or the InfluxDB org."""
+    return config.pg_database if kind == postgres.KIND else influxdb.backup_name(config)
+
+
 def status(config: RunnerConfig, store: BackupStore, clock: Clock) -> dict[str, Any]:
     now = clock()
     report: dict[str, Any] = {}
     for kind in backup_kinds(config):
         module = KINDS[kind]
-        name = config.pg_database if kind == postgres.KIND else (config.influx_org or "influxdb")
-        key = latest(store, kind, name, module.EXTENSION)
+        key = latest(store, kind, backup_name(config, kind), module.EXTENSION)
         report[kind] = (
             {
                 "key": key.data,
@@ -99,6 +107,22 @@ def healthcheck(config: RunnerConfig, clock: Clock) -> tuple[bool, str]:
         elif clock() - last > limit:
             problems.append(f"{kind}: last success {last.isoformat()} is older than {config.max_age_hours:g} h")
     return (not problems, "; ".join(problems) or "every backup is fresh")
+
+
+def fetch(config: RunnerConfig, store: BackupStore, kind: str, which: str | None, target: Path) -> dict[str, Any]:
+    """Download a backup to `target`; the file is removed again if its checksum is wrong."""
+    module = KINDS[kind]
+    key = choose_backup(store, kind, backup_name(config, kind), module.EXTENSION, which)
+    manifest = store.get_json(key.manifest)
+    digest = hashlib.sha256()
+    with target.open("wb") as handle:
+        for chunk in store.iter_object(key.data):
+            digest.update(chunk)
+            handle.write(chunk)
+    if digest.hexdigest() != manifest["sha256"]:
+        target.unlink()
+        raise checksum_mismatch(key, manifest["sha256"], digest.hexdigest(), "the download was removed")
+    return {"key": key.data, "file": str(target), "size_bytes": target.stat().st_size, "sha256": manifest["sha256"]}
 
 
 def next_run(schedule: Schedule, after: datetime) -> datetime:
@@ -187,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--target-host", help="default: PGHOST")
     restore.add_argument("--target-port", type=int, help="default: PGPORT")
     restore.add_argument("--force", action="store_true", help="replace the contents of a non-empty database")
+    fetch = commands.add_parser("fetch", help="download a backup to a file, checking its checksum")
+    fetch.add_argument("kind", choices=sorted(KINDS))
+    fetch.add_argument("backup", nargs="?", help="a date (2026-11-20) or a key; default: the latest")
+    fetch.add_argument("--to", required=True, type=Path, help="the file to write")
     status_parser = commands.add_parser("status", help="latest complete backups and their age")
     status_parser.add_argument("--json", action="store_true")
     commands.add_parser("healthcheck", help="exit 0 only while every backup is fresh")
@@ -225,6 +253,8 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = utc_now, env: dict
                 target_host=args.target_host,
                 target_port=args.target_port,
             )
+        elif args.command == "fetch":
+            result = fetch(config, store, args.kind, args.backup, args.to)
         elif args.command == "status":
             result = status(config, store, clock)
             if not args.json:

@@ -145,7 +145,7 @@ def load(env: Mapping[str, str] | None = None) -> RunnerConfig:
         # Two identities: the writer can only add backups, the reader (verify, restore) only read.
         writer_profile=env.get("BACKUP_WRITER_PROFILE") or None,
         reader_profile=env.get("BACKUP_READER_PROFILE") or None,
-        part_size_mb=int(number("BACKUP_PART_SIZE_MB", "16", 5, 512)),
+        part_size_mb=int(number("BACKUP_PART_SIZE_MB", "8", 5, 512)),
         pg_host=pg_host,
         pg_port=pg_port,
         pg_user=get("PGUSER"),

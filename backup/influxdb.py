@@ -26,11 +26,15 @@ KIND = "influxdb"
 EXTENSION = "tar.gz"
 
 
+def backup_name(config: RunnerConfig) -> str:
+    return config.influx_org or "influxdb"
+
+
 def backup(config: RunnerConfig, store: BackupStore, clock: Clock, *, reason: str) -> dict[str, Any]:
     if not (config.influx_url and config.influx_token):
         raise BackupError("INFLUX_URL and INFLUX_TOKEN_FILE are needed to back up InfluxDB")
     started = clock()
-    name = config.influx_org or "influxdb"
+    name = backup_name(config)
     key = BackupKey("daily", KIND, name, stamp(started), EXTENSION)
     workdir = Path(
         tempfile.mkdtemp(prefix="influx-backup-", dir=config.state_dir if config.state_dir.exists() else None)

@@ -124,3 +124,33 @@ def latest(
     # The same backup can be in three tiers; daily sorts first among equal stamps.
     candidates.sort(key=lambda k: (k.stamp, -layout.TIERS.index(k.tier)))
     return candidates[-1] if candidates else None
+
+
+def parse_cutoff(text: str) -> datetime:
+    """`2026-11-20` means the end of that day, UTC; a timestamp without a zone is UTC too."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BackupError(f"{text!r}: expected a date (2026-11-20), a timestamp or a backup key") from None
+    if len(text) == 10:
+        moment = moment.replace(hour=23, minute=59, second=59)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def choose_backup(store: BackupStore, kind: str, name: str, extension: str, key_or_date: str | None) -> BackupKey:
+    """The backup a command names: the latest, a key, or the newest on or before a date."""
+    if key_or_date and "/" in key_or_date:
+        tier, key_kind, key_name, filename = key_or_date.split("/", 3)
+        return BackupKey(tier, key_kind, key_name, filename.split(".", 1)[0], extension)
+    cutoff = parse_cutoff(key_or_date) if key_or_date else None
+    found = latest(store, kind, name, extension, on_or_before=cutoff)
+    if found is None:
+        when = f" on or before {key_or_date}" if key_or_date else ""
+        raise BackupError(f"no complete {kind} backup of {name}{when} in s3://{store.bucket}")
+    return found
+
+
+def checksum_mismatch(key: BackupKey, expected: str, found: str, consequence: str) -> BackupError:
+    return BackupError(
+        f"checksum mismatch for {key.data}: manifest says {expected}, object hashes to {found}; {consequence}"
+    )

@@ -15,14 +15,13 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from backup.config import RunnerConfig
-from backup.jobs import BackupError, Clock, StderrTail, finish, latest, run_producer_to_s3
+from backup.jobs import BackupError, Clock, StderrTail, checksum_mismatch, choose_backup, finish, run_producer_to_s3
 from backup.layout import BackupKey, stamp
 from backup.storage import BackupStore
 
@@ -157,38 +156,6 @@ class VerifyReport:
         }
 
 
-def choose(store: BackupStore, config: RunnerConfig, key_or_date: str | None) -> BackupKey:
-    """The backup a command names: latest, a manifest/object key, or the newest on or before a date."""
-    if key_or_date and "/" in key_or_date:
-        tier, kind, name, filename = key_or_date.split("/", 3)
-        chosen = BackupKey(tier, kind, name, filename.split(".", 1)[0], EXTENSION)
-    else:
-        cutoff = parse_cutoff(key_or_date) if key_or_date else None
-        found = latest(store, KIND, config.pg_database, EXTENSION, on_or_before=cutoff)
-        if found is None:
-            when = f" on or before {key_or_date}" if key_or_date else ""
-            raise BackupError(f"no complete {KIND} backup of {config.pg_database}{when} in s3://{store.bucket}")
-        chosen = found
-    return chosen
-
-
-def checksum_mismatch(key: BackupKey, expected: str, found: str, consequence: str) -> BackupError:
-    return BackupError(
-        f"checksum mismatch for {key.data}: manifest says {expected}, object hashes to {found}; {consequence}"
-    )
-
-
-def parse_cutoff(text: str) -> datetime:
-    """`2026-11-20` means the end of that day, UTC; a timestamp without a zone is UTC too."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise BackupError(f"{text!r}: expected a date (2026-11-20), a timestamp or a backup key") from None
-    if len(text) == 10:
-        moment = moment.replace(hour=23, minute=59, second=59)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _feed(store: BackupStore, key: BackupKey, process: subprocess.Popen[bytes]) -> str:
     """Write an object to a process's stdin; return the SHA-256 of what was read from S3."""
     assert process.stdin is not None
@@ -242,7 +209,7 @@ def count_toc_entries(store: BackupStore, key: BackupKey, config: RunnerConfig) 
 
 def verify(config: RunnerConfig, store: BackupStore, clock: Clock, key_or_date: str | None = None) -> VerifyReport:
     """The restore drill: checksum, TOC, restore into a scratch database, compare with the manifest."""
-    key = choose(store, config, key_or_date)
+    key = choose_backup(store, KIND, config.pg_database, EXTENSION, key_or_date)
     manifest = store.get_json(key.manifest)
     report = VerifyReport(key=key.data, migration_expected=manifest.get("latest_migration"))
     report.toc_entries = count_toc_entries(store, key, config)
@@ -303,7 +270,7 @@ def restore(
 ) -> dict[str, Any]:
     """Restore a backup into `target_database`, which must exist and be empty unless `force`."""
     host, port = target_host or config.pg_host, target_port or config.pg_port
-    key = choose(store, config, key_or_date)
+    key = choose_backup(store, KIND, config.pg_database, EXTENSION, key_or_date)
     manifest = store.get_json(key.manifest)
     if not database_is_empty(config, target_database, host, port) and not force:
         raise BackupError(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
+import queue
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -55,17 +55,16 @@ def s3_client(region: str, endpoint_url: str | None, profile: str | None = None,
     return boto3.Session(profile_name=profile).client("s3", endpoint_url=endpoint_url, config=config)
 
 
-def read_exactly(stream: IO[bytes], size: int) -> bytes:
-    """Read `size` bytes, fewer only at end of stream (pipes return short reads)."""
-    chunks: list[bytes] = []
-    remaining = size
-    while remaining > 0:
-        chunk = stream.read(min(remaining, READ_CHUNK))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
+def read_into(stream: IO[bytes], buffer: bytearray) -> int:
+    """Fill `buffer` from `stream`; fewer bytes only at end of stream (pipes read short)."""
+    filled = 0
+    with memoryview(buffer) as view:
+        while filled < len(buffer):
+            count = stream.readinto(view[filled : filled + READ_CHUNK])  # pyright: ignore[reportAttributeAccessIssue]
+            if not count:
+                break
+            filled += count
+    return filled
 
 
 class BackupStore:
@@ -93,24 +92,30 @@ class BackupStore:
         digest = hashlib.sha256()
         size = 0
         parts: list[dict[str, Any]] = []
-        slots = threading.BoundedSemaphore(self.max_in_flight)
+        # A fixed set of part buffers, reused: memory stays at part size x in flight, and flat,
+        # however large the dump (fresh 8 MiB buffers each time fragment the heap and grow).
+        free: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(self.max_in_flight):
+            free.put(bytearray(self.part_size))
         futures: list[Future[dict[str, Any]]] = []
         try:
             with ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="s3-part") as pool:
                 number = 0
                 while True:
-                    slots.acquire()
-                    data = read_exactly(stream, self.part_size)
-                    if not data and number > 0:
-                        slots.release()
+                    buffer = free.get()  # waits while every buffer is being uploaded
+                    filled = read_into(stream, buffer)
+                    if filled == 0 and number > 0:
                         break
                     number += 1
-                    digest.update(data)
-                    size += len(data)
-                    futures.append(pool.submit(self._upload_part, key, upload_id, number, data, slots))
+                    with memoryview(buffer) as view:
+                        digest.update(view[:filled])
+                    size += filled
+                    # Only the last part is short; it alone is copied, to its exact length.
+                    body = buffer if filled == self.part_size else bytes(buffer[:filled])
+                    futures.append(pool.submit(self._upload_part, key, upload_id, number, body, buffer, free))
                     if any(f.done() and f.exception() for f in futures):
                         break  # stop reading: a part failed after its retries
-                    if len(data) < self.part_size:
+                    if filled < self.part_size:
                         break
                 parts = [f.result() for f in futures]
             before_complete()
@@ -123,15 +128,21 @@ class BackupStore:
         return UploadResult(key=key, size=size, sha256=digest.hexdigest(), parts=len(parts))
 
     def _upload_part(
-        self, key: str, upload_id: str, number: int, data: bytes, slots: threading.BoundedSemaphore
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        body: bytes | bytearray,
+        buffer: bytearray,
+        free: queue.Queue[bytearray],
     ) -> dict[str, Any]:
         try:
             response = self.client.upload_part(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
             )
             return {"PartNumber": number, "ETag": response["ETag"]}
         finally:
-            slots.release()
+            free.put(buffer)  # botocore has sent (or given up on) the body: the buffer is free
 
     def _abort(self, key: str, upload_id: str) -> None:
         try:

@@ -233,7 +233,7 @@ class BackupSettings(ConfigModel):
     # A daily backup is up to 24 h old just before the next one: less than 25 would always alarm.
     max_age_hours: int = Field(default=26, ge=25, le=24 * 45)
     before_migrations: bool = False
-    part_size_mb: int = Field(default=16, ge=5, le=512)
+    part_size_mb: int = Field(default=8, ge=5, le=512)
     memory_limit_mb: int = Field(default=384, ge=256, le=16384)
     startup_timeout_seconds: int = Field(default=1800, ge=60, le=6 * 3600)
 

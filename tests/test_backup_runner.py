@@ -423,3 +423,22 @@ def test_writer_and_reader_use_their_own_profiles(rig: Rig, tmp_path: Path) -> N
         "restore": "AKIAREADER",
         "status": "AKIAREADER",
     }
+
+
+def test_fetch_downloads_a_backup_and_refuses_a_corrupt_one(
+    rig: Rig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bucket = rig.new_bucket()
+    assert run(rig, bucket, "postgres") == 0
+    target = tmp_path / "latest.dump"
+    capsys.readouterr()
+    assert run(rig, bucket, "fetch", "postgres", "--to", str(target)) == 0
+    fetched = json.loads(capsys.readouterr().out)
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == fetched["sha256"]
+    assert target.read_bytes()[:5] == b"PGDMP"
+
+    flip_a_byte(rig, bucket, fetched["key"])
+    corrupt = tmp_path / "corrupt.dump"
+    assert run(rig, bucket, "fetch", "postgres", "--to", str(corrupt)) == 1
+    assert "checksum mismatch" in capsys.readouterr().err
+    assert not corrupt.exists(), "a download that fails its checksum is removed"
