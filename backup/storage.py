@@ -98,6 +98,16 @@ class BackupStore:
         for _ in range(self.max_in_flight):
             free.put(bytearray(self.part_size))
         futures: list[Future[dict[str, Any]]] = []
+
+        def send(number: int, body: bytes | bytearray, buffer: bytearray) -> dict[str, Any]:
+            try:
+                response = self.client.upload_part(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+                )
+                return {"PartNumber": number, "ETag": response["ETag"]}
+            finally:
+                free.put(buffer)  # botocore has sent (or given up on) the body: the buffer is free
+
         try:
             with ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="s3-part") as pool:
                 number = 0
@@ -112,7 +122,7 @@ class BackupStore:
                     size += filled
                     # Only the last part is short; it alone is copied, to its exact length.
                     body = buffer if filled == self.part_size else bytes(buffer[:filled])
-                    futures.append(pool.submit(self._upload_part, key, upload_id, number, body, buffer, free))
+                    futures.append(pool.submit(send, number, body, buffer))
                     if any(f.done() and f.exception() for f in futures):
                         break  # stop reading: a part failed after its retries
                     if filled < self.part_size:
@@ -126,23 +136,6 @@ class BackupStore:
             self._abort(key, upload_id)
             raise
         return UploadResult(key=key, size=size, sha256=digest.hexdigest(), parts=len(parts))
-
-    def _upload_part(
-        self,
-        key: str,
-        upload_id: str,
-        number: int,
-        body: bytes | bytearray,
-        buffer: bytearray,
-        free: queue.Queue[bytearray],
-    ) -> dict[str, Any]:
-        try:
-            response = self.client.upload_part(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
-            )
-            return {"PartNumber": number, "ETag": response["ETag"]}
-        finally:
-            free.put(buffer)  # botocore has sent (or given up on) the body: the buffer is free
 
     def _abort(self, key: str, upload_id: str) -> None:
         try:
