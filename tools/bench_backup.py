@@ -132,6 +132,7 @@ def run_benchmark(size_mb: float, repeat: int, workdir: Path) -> dict[str, Any]:
         preempt_copies(s3)
         dump_file = workdir / "plain.dump"
         plain, streamed, to_sink, two_step, restore = [], [], [], [], []
+        dump_mb = 0.0
         peak_kb = []
         for round_ in range(repeat):
             print(f"round {round_ + 1}/{repeat}", file=sys.stderr)

@@ -75,7 +75,7 @@ DESCRIPTIONS = {
     "backup.verifySchedule": "the restore drill, `day HH:MM` UTC",
     "backup.maxAgeHours": "the runner is unhealthy when a backup is older than this",
     "backup.beforeMigrations": "take a backup before every migration; the migration waits for it",
-    "backup.partSizeMb": "multipart upload part size (memory use is about 3 parts)",
+    "backup.partSizeMb": "multipart upload part size (the runner holds 2 parts in memory)",
     "backup.memoryLimitMb": "memory limit of the backup runner",
     "backup.startupTimeoutSeconds": "how long a first start may take (it takes a backup when none is fresh)",
     "sentryDsn": "secret, optional: Sentry DSN; wires SENTRY_* into every role",
