@@ -10,6 +10,7 @@ to stdout, Sentry when configured), so a job behaves the same in a worker as in 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 import pulumi
@@ -38,6 +39,17 @@ DEFAULT_WORKER_HEALTH = f'test -n "$(find {HEARTBEAT_FILE} -mmin -1 2>/dev/null)
 
 def web_health_command(port: int) -> str:
     return f"curl -fsS --max-time 4 http://127.0.0.1:{port}{LIVE_PATH} >/dev/null"
+
+
+def web_slot(index: int) -> str:
+    """The stable name the edge reaches a web replica by, whichever release runs in it."""
+    return f"web-{index}"
+
+
+def release_suffix(reference: str) -> str:
+    """Part of every web and worker container's name: a new image means new containers, created
+    (and healthy) before the old ones are removed."""
+    return hashlib.sha256(reference.encode()).hexdigest()[:8]
 
 
 def image_tag(reference: str) -> str:
@@ -89,6 +101,7 @@ class App(pulumi.ComponentResource):
             command: list[str] | None = None,
             extra_env: Mapping[str, str] | None = None,
             extra_labels: Mapping[str, pulumi.Input[str]] | None = None,
+            aliases: tuple[str, ...] = (),
             wait_timeout_seconds: int = 120,
             stop_grace_seconds: int = 30,
         ) -> ContainerSpec:
@@ -97,7 +110,7 @@ class App(pulumi.ComponentResource):
                 role=role,
                 image=self.image.image_id,
                 memory_mb=memory_mb,
-                networks=[on_network(data_network), on_network(app_network, role)],
+                networks=[on_network(data_network), on_network(app_network, role, *aliases)],
                 env={**common_env, "APP_ROLE": role, **(extra_env or {})},
                 command=command,
                 healthcheck=health,
@@ -131,6 +144,7 @@ class App(pulumi.ComponentResource):
         migrated_label = {f"{LABEL_PREFIX}.migrated-release": migrated.apply(lambda _: release)}
 
         web = settings.web
+        suffix = release_suffix(settings.image)
         self.web = [
             long_running_container(
                 ctx,
@@ -147,9 +161,13 @@ class App(pulumi.ComponentResource):
                         f"{LABEL_PREFIX}.probe.ready": READY_PATH,
                         f"{LABEL_PREFIX}.probe.health": HEALTH_PATH,
                     },
+                    aliases=(web_slot(index),),
                     wait_timeout_seconds=web.health_timeout_seconds,
+                    # SIGTERM, then this long to finish requests in flight before SIGKILL.
+                    stop_grace_seconds=web.drain_seconds,
                 ),
                 after_migration,
+                container_name=ctx.name("web", str(index), suffix),
             )
             for index in range(web.replicas)
         ]
@@ -169,6 +187,7 @@ class App(pulumi.ComponentResource):
                         stop_grace_seconds=60,
                     ),
                     after_migration,
+                    container_name=ctx.name("worker", worker.name, str(index), suffix),
                 )
                 for index in range(worker.replicas)
             ]

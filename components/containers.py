@@ -85,6 +85,7 @@ class ContainerSpec:
     files: Sequence[SecretFile | ConfigFile] = ()
     volumes: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     extra_labels: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    ports: Sequence[tuple[int, int]] = ()  # (container port, host port): the edge proxy's alone
     wait_timeout_seconds: int = 120
     stop_grace_seconds: int = 30
 
@@ -157,6 +158,8 @@ def _container_args(
         log_driver="json-file",
         log_opts={"max-size": f"{ctx.log_rotation.max_size_mb}m", "max-file": str(ctx.log_rotation.max_files)},
         networks_advanced=list(spec.networks),
+        ports=[docker.ContainerPortArgs(internal=inner, external=outer, protocol="tcp") for inner, outer in spec.ports]
+        or None,
         uploads=[f.args() for f in spec.files] or None,
         volumes=[
             docker.ContainerVolumeArgs(volume_name=volume, container_path=path) for path, volume in spec.volumes.items()
@@ -170,14 +173,23 @@ def _container_args(
 
 
 def long_running_container(
-    ctx: EnvironmentContext, name: str, spec: ContainerSpec, opts: pulumi.ResourceOptions
+    ctx: EnvironmentContext,
+    name: str,
+    spec: ContainerSpec,
+    opts: pulumi.ResourceOptions,
+    *,
+    container_name: str | None = None,
 ) -> docker.Container:
-    """A service that stays up: restarted by Docker, and only declared done once healthy."""
+    """A service that stays up: restarted by Docker, and only declared done once healthy.
+
+    With a `container_name` that differs per release, a new version is created (and waited on
+    until healthy) before the old container is removed: Pulumi's create-before-delete. Without
+    one, the fixed name forces the old container out first.
+    """
     if spec.healthcheck is None:
         raise ValueError(f"container {name} is long-running and must have a health check")
-    return docker.Container(
-        name, _container_args(ctx, name, spec, restart="unless-stopped", long_running=True), _replace_by_name(opts)
-    )
+    args = _container_args(ctx, container_name or name, spec, restart="unless-stopped", long_running=True)
+    return docker.Container(name, args, opts if container_name else _replace_by_name(opts))
 
 
 def one_shot_container(

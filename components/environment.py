@@ -11,10 +11,11 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from components.app import App, image_tag
+from components.app import App, image_tag, web_slot
 from components.backup_bucket import BackupBucket
 from components.backup_runner import BackupRunner
 from components.context import EnvironmentContext
+from components.edge import Edge
 from components.grafana import Grafana
 from components.influxdb import InfluxDb
 from components.network import Networks
@@ -38,6 +39,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
     app: App
     backup_bucket: BackupBucket
     backup_runner: BackupRunner
+    edge: Edge
 
     def __init__(self, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
         ctx = EnvironmentContext.from_settings(settings)
@@ -131,6 +133,16 @@ class AuditXEnvironment(pulumi.ComponentResource):
             backup_before_migration=self.backup_runner.pre_migration_done,
             opts=child,
         )
+        self.edge = Edge(
+            ctx,
+            settings.edge,
+            domain=settings.domain,
+            web_slots=[web_slot(index) for index in range(settings.app.web.replicas)],
+            web_port=settings.app.web.port,
+            grafana_host="grafana",
+            app_network=self.networks.app,
+            opts=child,
+        )
         self.register_outputs(self.outputs())
 
     def app_env(self) -> dict[str, pulumi.Input[str]]:
@@ -182,6 +194,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
                 "influxdb": self.influxdb.container.name,
                 "grafana": self.grafana.container.name,
                 "backup": self.backup_runner.container.name,
+                "edge": self.edge.container.name,
                 "migrate": self.app.migration.name,
                 "web": [c.name for c in self.app.web],
                 "workers": {name: [c.name for c in cs] for name, cs in self.app.workers.items()},

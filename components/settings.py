@@ -188,6 +188,25 @@ class WebSettings(ConfigModel):
     health_timeout_seconds: int = Field(
         default=120, ge=10, le=900, description="how long a new web container may take to become healthy"
     )
+    drain_seconds: int = Field(default=30, ge=5, le=600, description="time an old container gets to finish requests")
+
+
+class EdgeSettings(ImageField):
+    """The edge proxy: TLS, rate limits and health-aware routing in front of the web role."""
+
+    image: PinnedImage = "traefik:v3.3.4"
+    acme_email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")]
+    rate_limit_average: int = Field(default=50, ge=1, le=100000, description="requests per second per client IP")
+    rate_limit_burst: int = Field(default=100, ge=1, le=100000)
+    memory_limit_mb: int = Field(default=256, ge=64, le=8192)
+
+    @model_validator(mode="after")
+    def _burst_covers_average(self) -> EdgeSettings:
+        if self.rate_limit_burst < self.rate_limit_average:
+            raise ValueError(
+                f"rateLimitBurst ({self.rate_limit_burst}) must be at least rateLimitAverage ({self.rate_limit_average})"
+            )
+        return self
 
 
 class WorkerSettings(ConfigModel):
@@ -302,6 +321,7 @@ class Settings(ConfigModel):
     redpanda: RedpandaSettings
     influxdb: InfluxDbSettings
     grafana: GrafanaSettings = GrafanaSettings()
+    edge: EdgeSettings
     app: AppSettings
     backup: BackupSettings
     provided_secrets: ProvidedSecrets = ProvidedSecrets()

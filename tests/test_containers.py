@@ -96,10 +96,15 @@ def test_memory_limits_come_from_config(plan: Plan, stack: str) -> None:
     assert container(plan, "web-0").inputs["memory"] == settings.app.web.memory_limit_mb
 
 
-def test_no_container_publishes_a_host_port(plan: Plan) -> None:
-    # The edge proxy, the one container that will publish 80/443, comes with the deploy issue.
+def test_only_the_edge_publishes_host_ports_and_only_80_and_443(plan: Plan) -> None:
+    publishing = {c.name: c.inputs["ports"] for c in containers(plan) if c.inputs.get("ports")}
+    assert publishing == {
+        f"audit-x-{env_name(plan)}-edge": [
+            {"internal": 80, "external": 80, "protocol": "tcp"},
+            {"internal": 443, "external": 443, "protocol": "tcp"},
+        ]
+    }
     for resource in containers(plan):
-        assert not resource.inputs.get("ports"), resource.name
         assert not resource.inputs.get("publishAllPorts"), resource.name
 
 

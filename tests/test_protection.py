@@ -41,6 +41,17 @@ def test_protection_follows_config_not_the_stack_name() -> None:
     assert all(r.protect for r in stateful(plan))
 
 
-def test_named_containers_are_replaced_delete_first(plans: dict[str, Plan]) -> None:
+def test_fixed_name_containers_are_replaced_delete_first_and_app_roles_new_first(plans: dict[str, Plan]) -> None:
+    # Docker refuses two containers of one name: a fixed-name container must go before its
+    # replacement comes. Web and workers carry the release in their name, so the new version
+    # is created, and healthy, before the old one is removed.
     for resource in plans["prod"].of_type("docker:index/container:Container"):
-        assert resource.delete_before_replace, resource.name
+        per_release = resource.inputs["name"] != resource.name
+        assert resource.delete_before_replace is not per_release, resource.name
+    app_roles = [
+        r
+        for r in plans["prod"].of_type("docker:index/container:Container")
+        if "-web-" in r.name or "-worker-" in r.name
+    ]
+    assert len(app_roles) == 6
+    assert all(r.inputs["name"] != r.name for r in app_roles)

@@ -1,0 +1,186 @@
+"""The edge proxy: the one container that publishes host ports (80 and 443).
+
+Traefik v3, configured by files the program renders rather than by Docker labels: the labels
+route only through the Docker socket, and the socket is kept for the metrics collector alone
+(read-only). The file provider gives the same behaviour here:
+
+- TLS for the environment's domain (and grafana.<domain>) from Let's Encrypt, HTTP redirected;
+- traffic only to web containers whose `/ready` answers (Traefik's active health check);
+- per-client-IP rate limiting, average and burst from config;
+- security headers; a retry on a failed connection, so a container being stopped does not
+  surface as an error while others are healthy;
+- JSON access logs on stdout.
+
+Each web replica is reached by its slot alias (`web-0`, `web-1`, ...) on the app network. During
+a rollout the new container of a slot takes the alias alongside the old one, so the slot keeps
+serving while one of them is healthy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_docker as docker
+import yaml
+
+from components.containers import (
+    ConfigFile,
+    ContainerSpec,
+    HealthCheck,
+    long_running_container,
+    named_volume,
+    on_network,
+    pinned_image,
+)
+from components.context import EnvironmentContext
+from components.settings import EdgeSettings
+
+STATIC_CONFIG = "/etc/traefik/traefik.yml"
+DYNAMIC_CONFIG = "/etc/traefik/dynamic.yml"
+ACME_DIR = "/var/lib/traefik"
+PING_PORT = 8082
+HEALTH_COMMAND = f"wget -q -O- http://127.0.0.1:{PING_PORT}/ping | grep -qx OK"
+READY_PATH = "/ready"
+
+
+def static_config(settings: EdgeSettings) -> dict[str, Any]:
+    return {
+        "entryPoints": {
+            "web": {
+                "address": ":80",
+                "http": {"redirections": {"entryPoint": {"to": "websecure", "scheme": "https"}}},
+            },
+            "websecure": {"address": ":443"},
+            "ping": {"address": f":{PING_PORT}"},
+        },
+        "providers": {"file": {"filename": DYNAMIC_CONFIG, "watch": True}},
+        "certificatesResolvers": {
+            "letsencrypt": {
+                "acme": {
+                    "email": settings.acme_email,
+                    "storage": f"{ACME_DIR}/acme.json",
+                    "httpChallenge": {"entryPoint": "web"},
+                }
+            }
+        },
+        "ping": {"entryPoint": "ping"},
+        "log": {"format": "json", "level": "INFO"},
+        "accessLog": {"format": "json", "fields": {"headers": {"defaultMode": "drop"}}},
+        "api": {"dashboard": False},
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+    }
+
+
+def dynamic_config(
+    settings: EdgeSettings, *, domain: str, web_slots: list[str], web_port: int, grafana_host: str
+) -> dict[str, Any]:
+    middlewares = ["rate-limit", "security-headers", "retry"]
+    tls = {"certResolver": "letsencrypt"}
+    return {
+        "http": {
+            "routers": {
+                "app": {
+                    "rule": f"Host(`{domain}`)",
+                    "entryPoints": ["websecure"],
+                    "service": "web",
+                    "middlewares": middlewares,
+                    "tls": tls,
+                },
+                "grafana": {
+                    "rule": f"Host(`grafana.{domain}`)",
+                    "entryPoints": ["websecure"],
+                    "service": "grafana",
+                    "middlewares": middlewares,
+                    "tls": tls,
+                },
+            },
+            "middlewares": {
+                "rate-limit": {
+                    "rateLimit": {
+                        "average": settings.rate_limit_average,
+                        "burst": settings.rate_limit_burst,
+                        "period": "1s",
+                        # The client's own address: the edge is the first hop, no header to trust.
+                        "sourceCriterion": {"ipStrategy": {"depth": 0}},
+                    }
+                },
+                "security-headers": {
+                    "headers": {
+                        "stsSeconds": 31536000,
+                        "stsIncludeSubdomains": True,
+                        "contentTypeNosniff": True,
+                        "frameDeny": True,
+                        "referrerPolicy": "strict-origin-when-cross-origin",
+                    }
+                },
+                "retry": {"retry": {"attempts": 2, "initialInterval": "100ms"}},
+            },
+            "services": {
+                "web": {
+                    "loadBalancer": {
+                        "servers": [{"url": f"http://{slot}:{web_port}"} for slot in web_slots],
+                        "healthCheck": {"path": READY_PATH, "interval": "5s", "timeout": "3s"},
+                        "passHostHeader": True,
+                    }
+                },
+                "grafana": {"loadBalancer": {"servers": [{"url": f"http://{grafana_host}:3000"}]}},
+            },
+        }
+    }
+
+
+class Edge(pulumi.ComponentResource):
+    volume: docker.Volume
+    image: docker.RemoteImage
+    container: docker.Container
+
+    def __init__(
+        self,
+        ctx: EnvironmentContext,
+        settings: EdgeSettings,
+        *,
+        domain: str,
+        web_slots: list[str],
+        web_port: int,
+        grafana_host: str,
+        app_network: docker.Network,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("audit-x:edge:Edge", ctx.name("edge"), None, opts)
+        self.volume = named_volume(ctx, "edge", "acme", self)
+        self.image = pinned_image(ctx, "edge", settings.image, self)
+        self.container = long_running_container(
+            ctx,
+            ctx.name("edge"),
+            ContainerSpec(
+                service="edge",
+                role="proxy",
+                image=self.image.image_id,
+                memory_mb=settings.memory_limit_mb,
+                # The app network only: the edge never sees a data service.
+                networks=[on_network(app_network, "edge")],
+                command=["traefik", f"--configFile={STATIC_CONFIG}"],
+                files=[
+                    ConfigFile(STATIC_CONFIG, yaml.safe_dump(static_config(settings), sort_keys=False)),
+                    ConfigFile(
+                        DYNAMIC_CONFIG,
+                        yaml.safe_dump(
+                            dynamic_config(
+                                settings,
+                                domain=domain,
+                                web_slots=web_slots,
+                                web_port=web_port,
+                                grafana_host=grafana_host,
+                            ),
+                            sort_keys=False,
+                        ),
+                    ),
+                ],
+                volumes={ACME_DIR: self.volume.name},
+                ports=[(80, 80), (443, 443)],
+                healthcheck=HealthCheck(HEALTH_COMMAND),
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"container": self.container.name})
