@@ -204,7 +204,8 @@ class EdgeSettings(ImageField):
     def _burst_covers_average(self) -> EdgeSettings:
         if self.rate_limit_burst < self.rate_limit_average:
             raise ValueError(
-                f"rateLimitBurst ({self.rate_limit_burst}) must be at least rateLimitAverage ({self.rate_limit_average})"
+                f"rateLimitBurst ({self.rate_limit_burst}) must be at least "
+                f"rateLimitAverage ({self.rate_limit_average})"
             )
         return self
 

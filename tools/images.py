@@ -1,0 +1,42 @@
+"""Every container image the stacks declare, taken from their plans: what Trivy scans in CI.
+
+    python -m tools.images [--json]
+
+Pulled images by their pinned reference; the backup runner, which is built on each Docker host,
+by the images it is built FROM (its build arguments), since those carry its operating system
+and PostgreSQL client. No hand-kept list: add a service and it is scanned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tools.mock_engine import run_program, stack_names
+
+PULLED = "docker:index/remoteImage:RemoteImage"
+BUILT = "docker:index/image:Image"
+
+
+def declared_images(stacks: list[str] | None = None) -> list[str]:
+    images: set[str] = set()
+    for stack in stacks or stack_names():
+        plan = run_program(stack)
+        images |= {r.plain_inputs["name"] for r in plan.of_type(PULLED)}
+        for built in plan.of_type(BUILT):
+            images |= set(built.plain_inputs["build"].get("args", {}).values())
+    return sorted(images)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.images", description="Images the stacks declare.")
+    parser.add_argument("--json", action="store_true", help="one JSON array instead of a line per image")
+    args = parser.parse_args(argv)
+    images = declared_images()
+    print(json.dumps(images) if args.json else "\n".join(images))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
