@@ -4,11 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STACK  ?= staging
 
-.PHONY: help venv plan test lint format preview up config-reference
+.PHONY: help venv plan policy test lint format preview up config-reference
 
 help:
 	@echo "make venv                 create .venv with the pinned requirements"
 	@echo "make plan [STACK=prod]    what a stack would deploy (offline: no cloud, no CLI)"
+	@echo "make policy [STACK=prod]  the policy pack over a stack (offline)"
 	@echo "make test                 unit tests under mocks, and probes against local PostgreSQL/Redis"
 	@echo "make lint                 ruff and pyright"
 	@echo "make preview|up STACK=..  the real thing, with the Pulumi CLI and credentials"
@@ -23,6 +24,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 
 plan: venv
 	$(BIN)/python -m tools.plan $(STACK)
+
+policy: venv
+	$(BIN)/python -m tools.policy $(STACK)
 
 test: venv
 	$(BIN)/pytest

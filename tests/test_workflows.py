@@ -50,9 +50,12 @@ def test_previews_use_oidc_and_forks_get_the_offline_plan() -> None:
     pulumi_step = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions"))
     assert pulumi_step["with"]["command"] == "preview"
     assert pulumi_step["with"]["comment-on-pr"] is True
+    assert pulumi_step["with"]["policyPacks"] == "policy"
+    assert pulumi_step["with"]["policyPackConfigs"] == "policy/config.${{ matrix.stack }}.json"
     offline = preview["jobs"]["offline-plan"]
     assert "if" not in offline  # every PR, forks included
     assert any("tools.plan" in s.get("run", "") for s in offline["steps"])
+    assert any("tools.policy staging" in s.get("run", "") for s in offline["steps"])
 
 
 def test_no_long_lived_aws_keys_in_any_workflow() -> None:

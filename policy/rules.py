@@ -1,0 +1,277 @@
+"""The guard rails of both stacks, as pulumi-policy policies.
+
+Self-contained (the Pulumi CLI runs a pack from its own directory and virtualenv), so it repeats
+the few facts it checks rather than importing the program. Property names are the engine's
+(camelCase), as `pulumi preview` hands them to a pack and as `python -m tools.policy` does.
+
+A value that is unknown during a preview (a new resource's id or ARN) is not judged: only what
+is known can violate.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    Policy,
+    PolicyConfigSchema,
+    PolicyResource,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+CONTAINER = "docker:index/container:Container"
+REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+BUILT_IMAGE = "docker:index/image:Image"
+BUCKET = "aws:s3/bucket:Bucket"
+SECRET = "aws:secretsmanager/secret:Secret"
+KMS_KEY = "aws:kms/key:Key"
+VOLUME = "docker:index/volume:Volume"
+IAM_POLICIES = ("aws:iam/userPolicy:UserPolicy", "aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")
+STATEFUL = (VOLUME, BUCKET, SECRET, KMS_KEY)
+DATA_SERVICES = {"postgres", "redis", "redpanda", "influxdb"}
+DOCKER_SOCKET = "/var/run/docker.sock"
+LABEL = "io.audit-x"
+
+_PINNED_TAG = re.compile(r"^[a-z0-9][a-z0-9._/:-]*:(?!latest$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_PINNED_DIGEST = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
+
+
+def is_pinned(reference: str) -> bool:
+    return bool(_PINNED_TAG.match(reference) or _PINNED_DIGEST.match(reference))
+
+
+def labels_of(props: dict[str, Any]) -> dict[str, str]:
+    return {item.get("label"): item.get("value") for item in props.get("labels") or []}
+
+
+# --- resource policies -----------------------------------------------------------------------
+
+
+def pinned_images(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type == REMOTE_IMAGE:
+        name = args.props.get("name")
+        if isinstance(name, str) and not is_pinned(name):
+            report(f"image {name!r} is not pinned to a version tag or digest", None)
+    elif args.resource_type == BUILT_IMAGE:
+        image_name = args.props.get("imageName")
+        if isinstance(image_name, str) and image_name.endswith(":latest"):
+            report(f"built image {image_name!r} is tagged latest", None)
+        for arg, value in ((args.props.get("build") or {}).get("args") or {}).items():
+            if arg.endswith("_IMAGE") and isinstance(value, str) and not is_pinned(value):
+                report(f"built from {arg}={value!r}, which is not pinned", None)
+
+
+def hardened_containers(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != CONTAINER:
+        return
+    props = args.props
+    one_shot = bool(props.get("attach"))
+    if props.get("privileged"):
+        report("runs privileged", None)
+    if not props.get("memory"):
+        report("has no memory limit", None)
+    log_opts = props.get("logOpts") or {}
+    if props.get("logDriver") not in ("json-file", "local") or not {"max-size", "max-file"} <= set(log_opts):
+        report("has no log rotation (json-file with max-size and max-file)", None)
+    if not one_shot:
+        if not (props.get("healthcheck") or {}).get("tests"):
+            report("is long-running without a health check", None)
+        if props.get("restart") not in ("unless-stopped", "always", "on-failure"):
+            report(f"is long-running with restart policy {props.get('restart')!r}", None)
+
+
+def _mounts_docker_socket(props: dict[str, Any]) -> list[bool]:
+    """For each mount of the Docker socket: whether it is read-only."""
+    found = [bool(v.get("readOnly")) for v in props.get("volumes") or [] if v.get("hostPath") == DOCKER_SOCKET]
+    found += [bool(m.get("readOnly")) for m in props.get("mounts") or [] if m.get("source") == DOCKER_SOCKET]
+    return found
+
+
+def docker_socket(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != CONTAINER:
+        return
+    mounts = _mounts_docker_socket(dict(args.props))
+    if not mounts:
+        return
+    service = labels_of(dict(args.props)).get(f"{LABEL}.service")
+    if service != "collector":
+        report(f"mounts the Docker socket but is {service!r}, not the metrics collector", None)
+    elif not all(mounts):
+        report("mounts the Docker socket writable: the collector gets it read-only", None)
+
+
+def published_ports(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != CONTAINER:
+        return
+    ports = args.props.get("ports") or []
+    if args.props.get("publishAllPorts"):
+        report("publishes all its ports", None)
+    if not ports:
+        return
+    service = labels_of(dict(args.props)).get(f"{LABEL}.service")
+    external = sorted(int(p.get("external") or p.get("internal")) for p in ports)
+    if service in DATA_SERVICES:
+        report(f"is a data service ({service}) and publishes {external}", None)
+    elif service != "edge":
+        report(f"publishes {external}, but only the edge proxy publishes ports", None)
+    elif not set(external) <= {80, 443}:
+        report(f"the edge publishes {external}; only 80 and 443 are allowed", None)
+
+
+def _statements(document: Any) -> Iterable[dict[str, Any]]:
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except json.JSONDecodeError:
+            return []
+    statements = (document or {}).get("Statement") or []
+    return [statements] if isinstance(statements, dict) else statements
+
+
+def _as_list(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def least_privilege_iam(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type not in IAM_POLICIES:
+        return
+    user = str(args.props.get("user") or args.props.get("name") or args.name)
+    for statement in _statements(args.props.get("policy")):
+        if statement.get("Effect") != "Allow":
+            continue
+        actions, resources = _as_list(statement.get("Action")), _as_list(statement.get("Resource"))
+        if "*" in actions and "*" in resources:
+            report("allows every action on every resource", None)
+        if "backup-writer" in user and any(a in ("s3:*", "*") or a.startswith("s3:Delete") for a in actions):
+            report("lets the backup writer delete objects", None)
+
+
+def secrets_encrypted_with_a_recovery_window(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != SECRET:
+        return
+    minimum = int((args.get_config() or {}).get("minimumRecoveryWindowDays", 7))
+    if "kmsKeyId" in args.props and not args.props.get("kmsKeyId"):
+        report("is encrypted with the account's default key, not the environment's KMS key", None)
+    window = args.props.get("recoveryWindowInDays")
+    if isinstance(window, (int, float)) and window < minimum:
+        report(f"has a recovery window of {window:g} days; at least {minimum} required", None)
+
+
+# --- stack policies --------------------------------------------------------------------------
+
+
+def _by_parent(resources: Iterable[PolicyResource]) -> dict[str, list[PolicyResource]]:
+    groups: dict[str, list[PolicyResource]] = defaultdict(list)
+    for resource in resources:
+        groups[resource.parent.urn if resource.parent else ""].append(resource)
+    return groups
+
+
+def _denies_plain_http(statement: dict[str, Any]) -> bool:
+    condition = (statement.get("Condition") or {}).get("Bool") or {}
+    return statement.get("Effect") == "Deny" and condition.get("aws:SecureTransport") == "false"
+
+
+def hardened_buckets(args: StackValidationArgs, report: ReportViolation) -> None:
+    """Every bucket is versioned, KMS-encrypted, private, TLS-only and has lifecycle rules,
+    by the resources declared beside it (its component's children)."""
+    for siblings in _by_parent(args.resources).values():
+        for bucket in (r for r in siblings if r.resource_type == BUCKET):
+            kinds = {r.resource_type.rsplit(":", 1)[-1]: r.props for r in siblings}
+            name = bucket.props.get("bucket", bucket.name)
+
+            def missing(what: str, name: str = name, urn: str = bucket.urn) -> None:
+                report(f"bucket {name} {what}", urn)
+
+            versioning = kinds.get("BucketVersioning", {}).get("versioningConfiguration") or {}
+            if versioning.get("status") != "Enabled":
+                missing("is not versioned")
+            rules = kinds.get("BucketServerSideEncryptionConfiguration", {}).get("rules") or [{}]
+            default = rules[0].get("applyServerSideEncryptionByDefault") or {}
+            if default.get("sseAlgorithm") != "aws:kms":
+                missing("is not encrypted with KMS")
+            block = kinds.get("BucketPublicAccessBlock", {})
+            flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+            if not all(block.get(flag) is True for flag in flags):
+                missing("does not block public access")
+            policy = kinds.get("BucketPolicy", {}).get("policy", "")
+            if isinstance(policy, str) and not any(_denies_plain_http(s) for s in _statements(policy)):
+                missing("does not deny requests without TLS")
+            if not (kinds.get("BucketLifecycleConfiguration", {}).get("rules")):
+                missing("has no lifecycle rules")
+
+
+def stateful_protected(args: StackValidationArgs, report: ReportViolation) -> None:
+    if not (args.get_config() or {}).get("required", False):
+        return
+    for resource in args.resources:
+        if resource.resource_type in STATEFUL and not resource.opts.protect:
+            report(f"{resource.name} holds state and is not protected", resource.urn)
+
+
+def one_key_per_environment(args: StackValidationArgs, report: ReportViolation) -> None:
+    """Every secret is encrypted with a KMS key declared in this stack, and all with the same one."""
+    key_arns = {r.props.get("arn") for r in args.resources if r.resource_type == KMS_KEY} - {None}
+    used: set[str] = set()
+    for secret in (r for r in args.resources if r.resource_type == SECRET):
+        key = secret.props.get("kmsKeyId")
+        if isinstance(key, str) and key:
+            used.add(key)
+            if key_arns and key not in key_arns:
+                report(f"{secret.props.get('name')} is encrypted with a key from outside this environment", secret.urn)
+    if len(used) > 1:
+        report(f"secrets use {len(used)} different KMS keys; one per environment expected", None)
+
+
+POLICIES: list[Policy] = [
+    ResourceValidationPolicy("pinned-images", "Images are pinned to a version tag or a digest.", pinned_images),
+    ResourceValidationPolicy(
+        "hardened-containers",
+        "Containers have a health check, a restart policy, a memory limit and log rotation, and are not privileged.",
+        hardened_containers,
+    ),
+    ResourceValidationPolicy(
+        "docker-socket", "Only the metrics collector mounts the Docker socket, read-only.", docker_socket
+    ),
+    ResourceValidationPolicy(
+        "published-ports", "Data services publish nothing; only the edge proxy publishes, 80 and 443.", published_ports
+    ),
+    ResourceValidationPolicy(
+        "least-privilege-iam", "No '*' actions on '*' resources; the backup writer cannot delete.", least_privilege_iam
+    ),
+    ResourceValidationPolicy(
+        "secrets-encrypted",
+        "Secrets use the environment's KMS key and keep a recovery window.",
+        secrets_encrypted_with_a_recovery_window,
+        config_schema=PolicyConfigSchema(
+            properties={"minimumRecoveryWindowDays": {"type": "integer", "minimum": 0, "default": 7}}
+        ),
+    ),
+    StackValidationPolicy(
+        "hardened-buckets",
+        "Buckets are versioned, KMS-encrypted, private, TLS-only, with lifecycle rules.",
+        hardened_buckets,
+    ),
+    StackValidationPolicy(
+        "one-key-per-environment",
+        "Every secret is encrypted with this environment's own KMS key.",
+        one_key_per_environment,
+    ),
+    StackValidationPolicy(
+        "stateful-protected",
+        "Volumes, buckets, secrets and KMS keys are protected where the stack requires it.",
+        stateful_protected,
+        config_schema=PolicyConfigSchema(properties={"required": {"type": "boolean", "default": False}}),
+    ),
+]
+
+ENFORCEMENT = EnforcementLevel.MANDATORY

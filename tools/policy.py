@@ -1,0 +1,121 @@
+"""Run the policy pack over everything a stack declares, with no CLI and no cloud.
+
+    python -m tools.policy STACK [--config FILE.json]
+
+The stack is planned under the mock engine (tools.mock_engine), each declared resource is handed
+to the pack's policies as `pulumi preview` would hand it, with the stack's policy config
+(`policy/config.<stack>.json`), and every violation is printed: policy, resource, why. The last
+line is `violations=N`; the exit status is 1 when N > 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pulumi_policy import (
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from components.settings import ConfigError
+from policy.rules import POLICIES
+from tools.mock_engine import REPO_ROOT, DeclaredResource, Plan, run_program, stack_names
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    resource: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.policy}: {self.resource}: {self.message}"
+
+
+def policy_config(stack: str, path: Path | None = None) -> dict[str, dict[str, Any]]:
+    config_file = path or REPO_ROOT / "policy" / f"config.{stack}.json"
+    return json.loads(config_file.read_text()) if config_file.exists() else {}
+
+
+def _options(resource: DeclaredResource) -> PolicyResourceOptions:
+    return PolicyResourceOptions(
+        protect=resource.protect,
+        ignore_changes=[],
+        delete_before_replace=resource.delete_before_replace,
+        aliases=[],
+        custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
+        additional_secret_outputs=[],
+        parent=resource.parent_urn,
+    )
+
+
+def _policy_resources(plan: Plan) -> list[PolicyResource]:
+    by_urn: dict[str, PolicyResource] = {}
+    for resource in plan.resources:
+        by_urn[resource.urn] = PolicyResource(
+            resource_type=resource.type,
+            props=resource.plain_inputs,
+            urn=resource.urn,
+            name=resource.name,
+            opts=_options(resource),
+            provider=None,
+            parent=None,
+            dependencies=[],
+            property_dependencies={},
+        )
+    for resource in plan.resources:
+        parent = by_urn.get(resource.parent_urn or "")
+        if parent is not None:
+            by_urn[resource.urn].parent = parent
+    return list(by_urn.values())
+
+
+def check(plan: Plan, config: dict[str, dict[str, Any]]) -> list[Violation]:
+    violations: list[Violation] = []
+    resources = _policy_resources(plan)
+    for policy in POLICIES:
+        settings = config.get(policy.name, {})
+
+        def report(message: str, urn: str | None, policy_name: str = policy.name) -> None:
+            violations.append(Violation(policy_name, (urn or "").rsplit("::", 1)[-1] or "(stack)", message))
+
+        if isinstance(policy, ResourceValidationPolicy):
+            for resource in resources:
+                args = ResourceValidationArgs(
+                    resource.resource_type, resource.props, resource.urn, resource.name, resource.opts, None, settings
+                )
+                policy.validate(args, lambda message, urn, subject=resource.urn: report(message, urn or subject))
+        elif isinstance(policy, StackValidationPolicy):
+            policy.validate(StackValidationArgs(resources, settings), report)
+    return violations
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.policy", description="Run the policy pack over a stack.")
+    parser.add_argument("stack", choices=stack_names())
+    parser.add_argument("--config", type=Path, help="policy config (default: policy/config.<stack>.json)")
+    args = parser.parse_args(argv)
+    try:
+        plan = run_program(args.stack)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    violations = check(plan, policy_config(args.stack, args.config))
+    for violation in violations:
+        print(violation)
+    print(f"violations={len(violations)}")
+    return 1 if violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
