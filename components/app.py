@@ -46,10 +46,11 @@ def web_slot(index: int) -> str:
     return f"web-{index}"
 
 
-def release_suffix(reference: str) -> str:
-    """Part of every web and worker container's name: a new image means new containers, created
-    (and healthy) before the old ones are removed."""
-    return hashlib.sha256(reference.encode()).hexdigest()[:8]
+def release_suffix(reference: str, rotation: Mapping[str, str] | None = None) -> str:
+    """Part of every web and worker container's name: a new image, or a rotated secret (new env),
+    means new containers, created (and healthy) before the old ones are removed."""
+    markers = ",".join(f"{name}={marker}" for name, marker in sorted((rotation or {}).items()))
+    return hashlib.sha256(f"{reference}|{markers}".encode()).hexdigest()[:8]
 
 
 def image_tag(reference: str) -> str:
@@ -75,6 +76,7 @@ class App(pulumi.ComponentResource):
         app_network: docker.Network,
         depends_on: list[pulumi.Resource],
         backup_before_migration: pulumi.Output[str] | None = None,
+        rotation: Mapping[str, str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("audit-x:app:App", ctx.name("app"), None, opts)
@@ -144,7 +146,7 @@ class App(pulumi.ComponentResource):
         migrated_label = {f"{LABEL_PREFIX}.migrated-release": migrated.apply(lambda _: release)}
 
         web = settings.web
-        suffix = release_suffix(settings.image)
+        suffix = release_suffix(settings.image, rotation)
         self.web = [
             long_running_container(
                 ctx,

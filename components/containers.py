@@ -82,6 +82,7 @@ class ContainerSpec:
     healthcheck: HealthCheck | None
     env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     command: Sequence[str] | None = None
+    entrypoint: Sequence[str] | None = None  # replaces the image's, for jobs in an image built to serve
     files: Sequence[SecretFile | ConfigFile] = ()
     volumes: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     extra_labels: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -136,6 +137,7 @@ def _container_args(
         image=spec.image,
         envs=env_list(spec.env) if spec.env else None,
         command=list(spec.command) if spec.command else None,
+        entrypoints=list(spec.entrypoint) if spec.entrypoint else None,
         restart=restart,
         healthcheck=spec.healthcheck.args() if spec.healthcheck else None,
         # Long-running: `pulumi up` waits for the health check to pass, so an unhealthy service

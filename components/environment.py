@@ -58,6 +58,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
         self.secrets = Secrets(
             ctx,
             settings.provided_secrets,
+            rotation=settings.rotation,
             recovery_window_days=settings.secret_recovery_window_days,
             kms_deletion_window_days=settings.kms_deletion_window_days,
             opts=child,
@@ -131,6 +132,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
             # backup); web and workers wait for the migration.
             depends_on=[*data_services, *([pre_migration] if pre_migration else [])],
             backup_before_migration=self.backup_runner.pre_migration_done,
+            rotation=settings.rotation,
             opts=child,
         )
         self.edge = Edge(

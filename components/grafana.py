@@ -21,6 +21,7 @@ from components.containers import (
     long_running_container,
     named_volume,
     on_network,
+    one_shot_container,
     pinned_image,
 )
 from components.context import EnvironmentContext
@@ -32,6 +33,13 @@ DATASOURCES_FILE = "/etc/grafana/provisioning/datasources/audit-x.yaml"
 INFLUXDB_DATASOURCE_UID = "audit-x-influxdb"
 # uid/gid of the `grafana` user in the official image.
 GRAFANA_UID = "472"
+
+# Grafana applies GF_SECURITY_ADMIN_PASSWORD only when it creates its database; afterwards the
+# admin password is changed with its CLI, which a one-shot job runs against the data volume.
+RESET_ADMIN_COMMAND = (
+    "grafana cli --homepath /usr/share/grafana --config /etc/grafana/grafana.ini "
+    f'admin reset-admin-password --password-from-stdin < "{PASSWORD_FILE}"'
+)
 
 HEALTH_COMMAND = 'wget -q -O- http://127.0.0.1:3000/api/health | grep -q \'"database": *"ok"\''
 
@@ -61,6 +69,7 @@ class Grafana(pulumi.ComponentResource):
     volume: docker.Volume
     image: docker.RemoteImage
     container: docker.Container
+    admin_password_job: docker.Container
     url: str
 
     def __init__(
@@ -115,5 +124,26 @@ class Grafana(pulumi.ComponentResource):
                 healthcheck=HealthCheck(HEALTH_COMMAND),
             ),
             pulumi.ResourceOptions(parent=self),
+        )
+        # Runs after Grafana, whenever the password changes (a new upload replaces the job), so
+        # the stored admin password is the one in Secrets Manager.
+        self.admin_password_job = one_shot_container(
+            ctx,
+            ctx.name("grafana", "admin-password"),
+            ContainerSpec(
+                service="grafana",
+                role="admin-password",
+                image=self.image.image_id,
+                memory_mb=128,
+                networks=[on_network(data_network)],
+                # The image's entrypoint starts the server: this job needs a plain shell.
+                entrypoint=["sh", "-c"],
+                command=[RESET_ADMIN_COMMAND],
+                env={"GF_PATHS_DATA": "/var/lib/grafana"},
+                files=[SecretFile(PASSWORD_FILE, admin_password, owner=GRAFANA_UID)],
+                volumes={"/var/lib/grafana": self.volume.name},
+                healthcheck=None,
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
         )
         self.register_outputs({"container": self.container.name, "url": public_url})

@@ -4,6 +4,12 @@ Passwords are SCRAM-SHA-256 and required for every TCP connection. The password 
 server as a file (POSTGRES_PASSWORD_FILE), not an environment variable. The health check logs in
 over TCP with that password and runs a query, so it fails on a wrong password, not only on a
 dead server (pg_isready would pass on both).
+
+The image only reads the password when it initialises an empty data directory, so a one-shot
+job owns it: it writes the file the server and its health check read (on a small volume) and,
+once the database exists, changes the role's password in the running server over the local
+socket (shared through a volume). A rotated password therefore takes effect without restarting
+PostgreSQL, and before any consumer is restarted with it.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from components.containers import (
     long_running_container,
     named_volume,
     on_network,
+    one_shot_container,
     pinned_image,
+    require_success,
 )
 from components.context import EnvironmentContext
 from components.settings import PostgresSettings
@@ -27,7 +35,10 @@ from components.settings import PostgresSettings
 PORT = 5432
 HOSTNAME = "postgres"
 DATA_DIR = "/var/lib/postgresql/data"
-PASSWORD_FILE = f"{SECRETS_DIR}/postgres-password"
+CREDENTIALS_DIR = "/var/lib/audit-x-credentials"
+PASSWORD_FILE = f"{CREDENTIALS_DIR}/postgres-password"
+NEW_PASSWORD_FILE = f"{SECRETS_DIR}/postgres-password"
+SOCKET_DIR = "/var/run/postgresql"
 # uid/gid of the `postgres` user in the official Debian-based image.
 POSTGRES_UID = "999"
 
@@ -37,6 +48,30 @@ HEALTH_COMMAND = (
     'PGPASSWORD="$(cat "$POSTGRES_PASSWORD_FILE")" psql --host=127.0.0.1 --no-password '
     '--username="$POSTGRES_USER" --dbname="$POSTGRES_DB" --tuples-only --command="SELECT 1" >/dev/null'
 )
+
+
+# The password job. Runs as root in the postgres image; reads the new password from its secret
+# file, never from a command line or the environment. Exits non-zero, changing nothing, when the
+# database exists but the server does not answer: the file and the role must never disagree.
+PASSWORD_JOB_SCRIPT = r"""set -eu
+umask 077
+if [ -f "$PGDATA/PG_VERSION" ]; then
+  pg_isready --host="$PGHOST" --quiet || {
+    echo "the database exists but the server does not answer on $PGHOST: password not changed" >&2
+    exit 1
+  }
+  psql --host="$PGHOST" --username="$POSTGRES_USER" --dbname=postgres --no-password --quiet -v ON_ERROR_STOP=1 <<'SQL'
+\set role `printenv POSTGRES_USER`
+\set password `cat "$NEW_PASSWORD_FILE"`
+ALTER ROLE :"role" PASSWORD :'password';
+SQL
+  echo "password of role $POSTGRES_USER changed in the running server"
+fi
+cp "$NEW_PASSWORD_FILE" "$PASSWORD_FILE.new"
+chown "$POSTGRES_UID:$POSTGRES_UID" "$PASSWORD_FILE.new"
+mv "$PASSWORD_FILE.new" "$PASSWORD_FILE"
+echo "password file written"
+"""
 
 
 def server_flags(settings: PostgresSettings) -> list[str]:
@@ -59,7 +94,10 @@ def server_flags(settings: PostgresSettings) -> list[str]:
 
 class Postgres(pulumi.ComponentResource):
     volume: docker.Volume
+    credentials_volume: docker.Volume
+    socket_volume: docker.Volume
     image: docker.RemoteImage
+    password_job: docker.Container
     container: docker.Container
     user: str
     database: str
@@ -81,7 +119,41 @@ class Postgres(pulumi.ComponentResource):
         self.database = database
 
         self.volume = named_volume(ctx, "postgres", "data", self)
+        self.credentials_volume = named_volume(ctx, "postgres", "credentials", self)
+        self.socket_volume = named_volume(ctx, "postgres", "socket", self)
         self.image = pinned_image(ctx, "postgres", settings.image, self)
+        pgdata = f"{DATA_DIR}/pgdata"  # a subdirectory, so initdb never trips over lost+found
+        shared = {
+            DATA_DIR: self.volume.name,
+            CREDENTIALS_DIR: self.credentials_volume.name,
+            SOCKET_DIR: self.socket_volume.name,
+        }
+        self.password_job = one_shot_container(
+            ctx,
+            ctx.name("postgres", "password"),
+            ContainerSpec(
+                service="postgres",
+                role="password",
+                image=self.image.image_id,
+                memory_mb=128,
+                networks=[on_network(data_network)],
+                command=["sh", "-c", PASSWORD_JOB_SCRIPT],
+                env={
+                    "POSTGRES_USER": settings.user,
+                    "PGDATA": pgdata,
+                    "PGHOST": SOCKET_DIR,
+                    "PASSWORD_FILE": PASSWORD_FILE,
+                    "NEW_PASSWORD_FILE": NEW_PASSWORD_FILE,
+                    "POSTGRES_UID": POSTGRES_UID,
+                },
+                # A new password is a new upload: the job is replaced, so it runs again.
+                files=[SecretFile(NEW_PASSWORD_FILE, password)],
+                volumes=shared,
+                healthcheck=None,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+        password_set = require_success(ctx.name("postgres", "password"), self.password_job.exit_code)
         self.container = long_running_container(
             ctx,
             ctx.name("postgres"),
@@ -98,17 +170,18 @@ class Postgres(pulumi.ComponentResource):
                     "POSTGRES_PASSWORD_FILE": PASSWORD_FILE,
                     "POSTGRES_HOST_AUTH_METHOD": "scram-sha-256",
                     # Loopback TCP needs the password too, so the health check proves it; the local
-                    # socket stays trust for `docker exec psql`, which already needs root on the host.
+                    # socket stays trust for the password job and `docker exec psql`, which need
+                    # root on the host anyway.
                     "POSTGRES_INITDB_ARGS": "--auth-host=scram-sha-256",
-                    # A subdirectory, so initdb never trips over the volume's lost+found.
-                    "PGDATA": f"{DATA_DIR}/pgdata",
+                    "PGDATA": pgdata,
                 },
-                files=[SecretFile(PASSWORD_FILE, password, owner=POSTGRES_UID)],
-                volumes={DATA_DIR: self.volume.name},
+                volumes=shared,
                 healthcheck=HealthCheck(HEALTH_COMMAND, start_period="60s"),
+                # Not created before the password file exists (first deploy).
+                extra_labels={"io.audit-x.password-set": password_set},
                 # A clean shutdown checkpoints; give it time rather than SIGKILL mid-write.
                 stop_grace_seconds=60,
             ),
-            pulumi.ResourceOptions(parent=self),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.password_job]),
         )
         self.register_outputs({"container": self.container.name, "database": database})

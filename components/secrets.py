@@ -8,6 +8,7 @@ a Pulumi secret output: the state holds it encrypted and no output, label or log
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -15,7 +16,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.context import EnvironmentContext
-from components.settings import ProvidedSecrets
+from components.settings import GENERATED_SECRET_NAMES, ProvidedSecrets
 
 
 @dataclass(frozen=True)
@@ -27,13 +28,17 @@ class GeneratedSecret:
 
 # Alphanumeric only: these values go into URLs (DATABASE_URL, REDIS_URL) and config files, where
 # any punctuation would need escaping somewhere. 40 alphanumerics carry ~238 bits.
-GENERATED_SECRETS = (
-    GeneratedSecret("postgres-password", 40, "PostgreSQL password of the application role"),
-    GeneratedSecret("redis-password", 40, "Redis requirepass"),
-    GeneratedSecret("influxdb-admin-password", 40, "InfluxDB initial user's password"),
-    GeneratedSecret("influxdb-operator-token", 64, "InfluxDB operator (all-access) token"),
-    GeneratedSecret("grafana-admin-password", 40, "Grafana admin password"),
-    GeneratedSecret("secret-key-base", 128, "Rails SECRET_KEY_BASE"),
+_LENGTHS_AND_PURPOSES = {
+    "postgres-password": (40, "PostgreSQL password of the application role"),
+    "redis-password": (40, "Redis requirepass"),
+    "influxdb-admin-password": (40, "InfluxDB initial user's password"),
+    "influxdb-operator-token": (64, "InfluxDB operator (all-access) token"),
+    "grafana-admin-password": (40, "Grafana admin password"),
+    "secret-key-base": (128, "Rails SECRET_KEY_BASE"),
+}
+# The names are the settings' (where `rotation` is validated against them).
+GENERATED_SECRETS: tuple[GeneratedSecret, ...] = tuple(
+    GeneratedSecret(name, *_LENGTHS_AND_PURPOSES[name]) for name in GENERATED_SECRET_NAMES
 )
 
 
@@ -55,6 +60,7 @@ class Secrets(pulumi.ComponentResource):
         ctx: EnvironmentContext,
         provided: ProvidedSecrets,
         *,
+        rotation: Mapping[str, str],
         recovery_window_days: int,
         kms_deletion_window_days: int,
         opts: pulumi.ResourceOptions | None = None,
@@ -88,6 +94,8 @@ class Secrets(pulumi.ComponentResource):
                 min_lower=4,
                 min_upper=4,
                 min_numeric=4,
+                # A new marker replaces the password: that is how a secret is rotated.
+                keepers={"rotation": rotation.get(spec.name, "initial")},
                 opts=pulumi.ResourceOptions(parent=self),
             )
             self.generated[spec.name] = password

@@ -39,6 +39,24 @@ PROJECT = "audit-x"
 NAMESPACE = f"{PROJECT}:"
 AWS_REGION_KEY = "aws:region"
 
+# The generated secrets (components/secrets.py generates them, under these names).
+GENERATED_SECRET_NAMES = (
+    "postgres-password",
+    "redis-password",
+    "influxdb-admin-password",
+    "influxdb-operator-token",
+    "grafana-admin-password",
+    "secret-key-base",
+)
+# Those the program can rotate so that the new value takes effect where it is used. InfluxDB
+# applies its user's password and operator token only at setup: a new value would lock every
+# consumer out (docs/secret-rotation.md says how to rotate them by hand).
+NOT_ROTATABLE = {
+    "influxdb-admin-password": "InfluxDB sets it only at first setup",
+    "influxdb-operator-token": "InfluxDB sets it only at first setup",
+}
+ROTATABLE_SECRETS = tuple(name for name in GENERATED_SECRET_NAMES if name not in NOT_ROTATABLE)
+
 # Provided secrets: set by operators with `pulumi config set --secret KEY VALUE`, all optional.
 PROVIDED_SECRET_KEYS = ("sentryDsn", "slackWebhookUrl", "pagerdutyRoutingKey", "smtpPassword")
 
@@ -326,6 +344,20 @@ class Settings(ConfigModel):
     app: AppSettings
     backup: BackupSettings
     provided_secrets: ProvidedSecrets = ProvidedSecrets()
+    # Generated secret name -> a rotation marker (a date, say). Changing a marker generates a new
+    # value for that secret on the next `pulumi up` (docs/secret-rotation.md).
+    rotation: dict[str, Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(default_factory=dict)
+
+    @field_validator("rotation")
+    @classmethod
+    def _rotatable(cls, value: dict[str, str]) -> dict[str, str]:
+        refused = [f"{name} ({NOT_ROTATABLE[name]})" for name in sorted(value) if name in NOT_ROTATABLE]
+        unknown = sorted(set(value) - set(ROTATABLE_SECRETS) - set(NOT_ROTATABLE))
+        if refused or unknown:
+            raise ValueError(
+                f"cannot rotate {', '.join(refused + unknown)}: expected names among {', '.join(ROTATABLE_SECRETS)}"
+            )
+        return value
 
     @field_validator("secret_recovery_window_days")
     @classmethod

@@ -147,16 +147,24 @@ def test_postgres_uses_scram_a_password_file_and_config_memory(plan: Plan, stack
     variables = env(postgres)
     assert variables["POSTGRES_DB"] == f"audit_x_{stack}"
     assert variables["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256"
-    assert variables["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres-password"
+    assert variables["POSTGRES_PASSWORD_FILE"] == "/var/lib/audit-x-credentials/postgres-password"
     assert "POSTGRES_PASSWORD" not in variables
     command = postgres.inputs["command"]
     assert "password_encryption=scram-sha-256" in command
     assert f"shared_buffers={settings.postgres.shared_buffers_mb}MB" in command
     assert f"max_connections={settings.postgres.max_connections}" in command
-    upload = postgres.inputs["uploads"][0]
-    assert upload["file"] == "/run/secrets/postgres-password"
-    assert upload["permissions"] == "0400"
-    assert upload["content"] == "[secret]"
+    assert "uploads" not in postgres.inputs  # the password job writes the file: no restart to rotate
+    # The password reaches the job, as a secret file.
+    job = container(plan, "postgres-password")
+    upload = job.inputs["uploads"][0]
+    assert (upload["file"], upload["permissions"], upload["content"]) == (
+        "/run/secrets/postgres-password",
+        "0400",
+        "[secret]",
+    )
+    mounts = {v["containerPath"]: v["volumeName"] for v in job.inputs["volumes"]}
+    assert mounts == {v["containerPath"]: v["volumeName"] for v in postgres.inputs["volumes"]}
+    assert job.urn in postgres.dependencies
 
 
 def test_redis_requires_a_password_and_persists_append_only(plan: Plan, stack: str) -> None:

@@ -84,6 +84,7 @@ DESCRIPTIONS = {
     "backup.partSizeMb": "multipart upload part size (the runner holds 2 parts in memory)",
     "backup.memoryLimitMb": "memory limit of the backup runner",
     "backup.startupTimeoutSeconds": "how long a first start may take (it takes a backup when none is fresh)",
+    "rotation": "`{secret name: marker}`; a new marker rotates that generated secret (docs/secret-rotation.md)",
     "sentryDsn": "secret, optional: Sentry DSN; wires SENTRY_* into every role",
     "slackWebhookUrl": "secret, optional: Slack incoming webhook for alerts",
     "pagerdutyRoutingKey": "secret, optional: PagerDuty Events v2 routing key",
@@ -131,6 +132,8 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, BaseModel):
         return ""
+    if isinstance(value, dict):
+        return f"`{json.dumps(value)}`"
     if isinstance(value, list):
         return f"{len(value)} roles" if value and isinstance(value[0], dict) else json.dumps(value)
     if isinstance(value, bool):

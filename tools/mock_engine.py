@@ -164,7 +164,9 @@ class _Mocks(pulumi_mocks.Mocks):
         name, type_ = args.name, args.typ
         resource_id = f"{name}-id"
         if type_ == "random:index/randomPassword:RandomPassword":
-            state["result"] = fake_secret(name)
+            # A new rotation marker, a new value: as the provider does when a keeper changes.
+            marker = (args.inputs.get("keepers") or {}).get("rotation", "initial")
+            state["result"] = fake_secret(name if marker == "initial" else f"{name}/{marker}")
         elif type_ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = mock_image_id(str(args.inputs.get("name")))
         elif type_ == "docker:index/container:Container" and args.inputs.get("attach"):
