@@ -3,6 +3,8 @@ and never shown in plain text by the plan, the outputs, labels or env."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from components.secrets import GENERATED_SECRETS
@@ -107,3 +109,24 @@ def test_no_secret_value_in_the_plan_outputs_labels_or_env(plan_with_provided: P
 def test_secret_outputs_are_masked_even_in_plain_outputs(plan: Plan, stack: str) -> None:
     # Exported values are names and ARNs: nothing exported is secret, and nothing secret exported.
     assert leaks(known_secret_values(stack), plan.plain_outputs) == []
+
+
+def test_the_program_logs_no_secret_value(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    with caplog.at_level(logging.DEBUG):
+        run_program("prod", secrets=PROVIDED)
+    captured = capsys.readouterr()
+    logged = [record.getMessage() for record in caplog.records] + [captured.out, captured.err]
+    assert leaks(known_secret_values("prod"), logged) == []
+
+
+def test_environments_share_no_secret_key_or_identity(plans: dict[str, Plan]) -> None:
+    def names(plan: Plan, type_: str, field: str) -> set[str]:
+        return {r.inputs[field] for r in plan.of_type(type_)}
+
+    for type_, field in (
+        ("aws:secretsmanager/secret:Secret", "name"),
+        ("aws:iam/user:User", "name"),
+        ("aws:kms/alias:Alias", "name"),
+    ):
+        assert names(plans["staging"], type_, field).isdisjoint(names(plans["prod"], type_, field)), type_
+    assert plans["staging"].outputs["kmsKeyArn"] != plans["prod"].outputs["kmsKeyArn"]
