@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from tools.mock_engine import DeclaredResource, Plan, mock_image_id
@@ -64,3 +67,33 @@ def healthcheck_command(resource: DeclaredResource) -> str:
     check: dict[str, Any] = resource.inputs["healthcheck"]
     assert check["tests"][0] == "CMD-SHELL"
     return check["tests"][1]
+
+
+def run_probe(command: str, environment: dict[str, str]) -> int:
+    """Run a health-check command as Docker would (`/bin/sh -c`), with the container's env."""
+    result = subprocess.run(
+        ["/bin/sh", "-c", command],
+        env={"PATH": os.environ["PATH"], **environment},
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    return result.returncode
+
+
+def redis_files(plan: Plan, tmp_path: Path, password: str, port: int) -> tuple[Path, Path]:
+    """The rendered redis.conf and auth file, with the container's paths and port mapped here."""
+    redis = container(plan, "redis")
+    uploads = {u["file"]: u["content"] for u in redis.plain_inputs["uploads"]}
+    auth_file = tmp_path / "redis-auth.conf"
+    auth_file.write_text(f"requirepass {password}\n")
+    config = (
+        uploads["/usr/local/etc/redis/redis.conf"]
+        .replace("bind 0.0.0.0", "bind 127.0.0.1")
+        .replace("port 6379", f"port {port}")
+        .replace("dir /data", f"dir {tmp_path}")
+        .replace("include /run/secrets/redis-auth.conf", f"include {auth_file}")
+    )
+    config_file = tmp_path / "redis.conf"
+    config_file.write_text(config)
+    return config_file, auth_file

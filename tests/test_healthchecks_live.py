@@ -9,32 +9,18 @@ memory and SCRAM flags, so a typo there fails here too.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import container, env, healthcheck_command
+from tests.helpers import container, env, healthcheck_command, redis_files, run_probe
 from tools.local_services import PostgresCluster, free_port, postgres_cluster, redis_server
 from tools.mock_engine import Plan
 
 pytestmark = pytest.mark.services
 
 PASSWORD = "Correct0Horse1Battery2Staple3xxxxxxxxxxx"
-
-
-def run_probe(command: str, environment: dict[str, str]) -> int:
-    """Run a health-check command as Docker would (`/bin/sh -c`), with the container's env."""
-    result = subprocess.run(
-        ["/bin/sh", "-c", command],
-        env={"PATH": os.environ["PATH"], **environment},
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    return result.returncode
 
 
 @pytest.fixture(scope="module")
@@ -95,24 +81,6 @@ def test_postgres_probe_fails_when_the_server_is_stopped(staging: Plan, tmp_path
         assert run_probe(probe, probe_env) == 0
         cluster.stop()
         assert run_probe(probe, probe_env) != 0
-
-
-def redis_files(plan: Plan, tmp_path: Path, password: str, port: int) -> tuple[Path, Path]:
-    """The rendered redis.conf and auth file, with the container's paths and port mapped here."""
-    redis = container(plan, "redis")
-    uploads = {u["file"]: u["content"] for u in redis.plain_inputs["uploads"]}
-    auth_file = tmp_path / "redis-auth.conf"
-    auth_file.write_text(f"requirepass {password}\n")
-    config = (
-        uploads["/usr/local/etc/redis/redis.conf"]
-        .replace("bind 0.0.0.0", "bind 127.0.0.1")
-        .replace("port 6379", f"port {port}")
-        .replace("dir /data", f"dir {tmp_path}")
-        .replace("include /run/secrets/redis-auth.conf", f"include {auth_file}")
-    )
-    config_file = tmp_path / "redis.conf"
-    config_file.write_text(config)
-    return config_file, auth_file
 
 
 def test_redis_probe_passes_with_the_right_password_and_fails_on_a_wrong_one(staging: Plan, tmp_path: Path) -> None:

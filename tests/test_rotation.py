@@ -19,8 +19,7 @@ import pytest
 from components.app import release_suffix
 from components.secrets import GENERATED_SECRETS
 from components.settings import GENERATED_SECRET_NAMES, ROTATABLE_SECRETS, ConfigError, load_settings
-from tests.helpers import container, env
-from tests.test_healthchecks_live import redis_files, run_probe
+from tests.helpers import container, env, redis_files, run_probe
 from tools.local_services import free_port, postgres_bindir, postgres_cluster, redis_server
 from tools.mock_engine import fake_secret, load_stack_config, run_program
 
