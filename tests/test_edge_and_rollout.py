@@ -8,7 +8,7 @@ import yaml
 
 from components.app import release_suffix
 from components.settings import load_settings
-from tests.helpers import container, containers, env_name, network_names
+from tests.helpers import container, containers, network_names
 from tools.mock_engine import Plan, load_stack_config, run_program
 
 
@@ -84,4 +84,3 @@ def test_a_new_image_means_new_container_names_under_the_same_resources() -> Non
     assert old.keys() == new.keys()  # same logical resources: Pulumi replaces them, new first
     changed = {name for name in old if old[name] != new[name]}
     assert changed == {n for n in old if "-web-" in n or "-worker-" in n}
-    assert env_name(after) == "prod"

@@ -145,9 +145,6 @@ class Plan:
             raise KeyError(f"{len(matches)} resources named {name!r} in the {self.stack} plan")
         return matches[0]
 
-    def children_of(self, name: str) -> list[DeclaredResource]:
-        return [r for r in self.resources if r.parent == name]
-
     def as_json(self) -> dict[str, Any]:
         return {"stack": self.stack, "resources": [r.as_json() for r in self.resources], "outputs": self.outputs}
 
