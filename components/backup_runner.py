@@ -40,6 +40,9 @@ from components.secrets import Secrets
 from components.settings import BackupSettings
 
 RUNNER_DIR = Path(__file__).resolve().parent.parent / "backup"
+# Relative to the project, where Pulumi runs the program: an absolute path would differ between
+# a laptop and CI and show up as a change in every preview.
+BUILD_CONTEXT = "backup"
 STATE_DIR = "/var/lib/audit-x-backup"
 CREDENTIALS_FILE = f"{SECRETS_DIR}/aws-credentials"
 PG_PASSWORD_FILE = f"{SECRETS_DIR}/postgres-password"
@@ -179,8 +182,8 @@ class BackupRunner(pulumi.ComponentResource):
             ctx.name("backup", "image"),
             image_name=f"{ctx.name('backup')}:{source_digest()}",
             build=docker.DockerBuildArgs(
-                context=str(RUNNER_DIR),
-                dockerfile=str(RUNNER_DIR / "Dockerfile"),
+                context=BUILD_CONTEXT,
+                dockerfile=f"{BUILD_CONTEXT}/Dockerfile",
                 # The server's own image: pg_dump and pg_restore match its major version.
                 args={"POSTGRES_IMAGE": postgres_image, "INFLUXDB_IMAGE": influxdb_image},
                 platform="linux/amd64",

@@ -11,7 +11,7 @@ import pulumi
 from components.backup_runner import RUNNER_DIR, source_digest
 from components.settings import load_settings
 from tests.helpers import BUILT_IMAGE, CONTAINER, container, env, labels, network_names
-from tools.mock_engine import Plan, load_stack_config, run_program, try_program
+from tools.mock_engine import REPO_ROOT, Plan, load_stack_config, run_program, try_program
 
 
 def policy(plan: Plan, stack: str, role: str) -> dict:
@@ -27,7 +27,8 @@ def test_image_is_built_from_the_servers_own_postgres_image(plan: Plan, stack: s
     (image,) = plan.of_type(BUILT_IMAGE)
     build = image.inputs["build"]
     assert build["args"] == {"POSTGRES_IMAGE": settings.postgres.image, "INFLUXDB_IMAGE": settings.influxdb.image}
-    assert build["context"] == str(RUNNER_DIR)
+    assert (build["context"], build["dockerfile"]) == ("backup", "backup/Dockerfile")  # same path everywhere
+    assert (REPO_ROOT / build["dockerfile"]).resolve() == RUNNER_DIR / "Dockerfile"
     assert image.inputs["skipPush"] is True
     assert image.inputs["imageName"] == f"audit-x-{stack}-backup:{source_digest()}"
     assert container(plan, "backup").inputs["image"] == image.inputs["imageName"]

@@ -242,6 +242,14 @@ def _pending_outputs() -> set[asyncio.Task[Any]]:
     return SETTINGS.outputs  # pyright: ignore[reportAttributeAccessIssue]
 
 
+def _ignore_reported_failures(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A failed program leaves outputs that carry its error; the error reaches the caller through
+    try_program, so asyncio need not print each of them again when they are collected."""
+    if isinstance(context.get("exception"), pulumi.RunError):
+        return
+    loop.default_exception_handler(context)
+
+
 def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
     """After a failed run, stop what the program left in flight, so the next run starts clean."""
     pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
@@ -296,6 +304,7 @@ def try_program(
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     loop = asyncio.new_event_loop()
+    loop.set_exception_handler(_ignore_reported_failures)
     asyncio.set_event_loop(loop)
     try:
         ROOT.set(None)
