@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from components.context import EnvironmentContext
+from components.context import LABEL_PREFIX, EnvironmentContext
 
 SECRETS_DIR = "/run/secrets"
+LOG_LABELS = ",".join(f"{LABEL_PREFIX}.{name}" for name in ("environment", "service", "role"))
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class ContainerSpec:
     volumes: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     extra_labels: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     ports: Sequence[tuple[int, int]] = ()  # (container port, host port): the edge proxy's alone
+    host_mounts: Mapping[str, str] = field(default_factory=dict)  # host path -> container path, read-only
     wait_timeout_seconds: int = 120
     stop_grace_seconds: int = 30
 
@@ -158,13 +160,22 @@ def _container_args(
             for k, v in {**ctx.labels(spec.service, spec.role), **spec.extra_labels}.items()
         ],
         log_driver="json-file",
-        log_opts={"max-size": f"{ctx.log_rotation.max_size_mb}m", "max-file": str(ctx.log_rotation.max_files)},
+        log_opts={
+            "max-size": f"{ctx.log_rotation.max_size_mb}m",
+            "max-file": str(ctx.log_rotation.max_files),
+            # Written into every line's `attrs`: the log shipper's labels, without the Docker socket.
+            "labels": LOG_LABELS,
+        },
         networks_advanced=list(spec.networks),
         ports=[docker.ContainerPortArgs(internal=inner, external=outer, protocol="tcp") for inner, outer in spec.ports]
         or None,
         uploads=[f.args() for f in spec.files] or None,
         volumes=[
             docker.ContainerVolumeArgs(volume_name=volume, container_path=path) for path, volume in spec.volumes.items()
+        ]
+        + [
+            docker.ContainerVolumeArgs(host_path=host, container_path=path, read_only=True)
+            for host, path in spec.host_mounts.items()
         ]
         or None,
         destroy_grace_seconds=spec.stop_grace_seconds,

@@ -18,6 +18,7 @@ from components.context import EnvironmentContext
 from components.edge import Edge
 from components.grafana import Grafana
 from components.influxdb import InfluxDb
+from components.logs import Logs
 from components.network import Networks
 from components.postgres import Postgres
 from components.redis import Redis
@@ -36,6 +37,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
     redpanda: Redpanda
     influxdb: InfluxDb
     grafana: Grafana
+    logs: Logs
     app: App
     backup_bucket: BackupBucket
     backup_runner: BackupRunner
@@ -87,6 +89,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
             data_network=data_network,
             opts=child,
         )
+        self.logs = Logs(ctx, settings.logs, data_network=data_network, opts=child)
         self.grafana = Grafana(
             ctx,
             settings.grafana,
@@ -96,6 +99,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
             influxdb_url=self.influxdb.url,
             influxdb_org=self.influxdb.org,
             influxdb_bucket=self.influxdb.bucket,
+            loki_url=self.logs.url,
             data_network=data_network,
             app_network=self.networks.app,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.influxdb])),
@@ -195,6 +199,8 @@ class AuditXEnvironment(pulumi.ComponentResource):
                 "redpanda": self.redpanda.container.name,
                 "influxdb": self.influxdb.container.name,
                 "grafana": self.grafana.container.name,
+                "loki": self.logs.loki.name,
+                "alloy": self.logs.alloy.name,
                 "backup": self.backup_runner.container.name,
                 "edge": self.edge.container.name,
                 "migrate": self.app.migration.name,

@@ -31,6 +31,7 @@ PORT = 3000
 PASSWORD_FILE = f"{SECRETS_DIR}/grafana-admin-password"
 DATASOURCES_FILE = "/etc/grafana/provisioning/datasources/audit-x.yaml"
 INFLUXDB_DATASOURCE_UID = "audit-x-influxdb"
+LOKI_DATASOURCE_UID = "audit-x-loki"
 # uid/gid of the `grafana` user in the official image.
 GRAFANA_UID = "472"
 
@@ -44,7 +45,7 @@ RESET_ADMIN_COMMAND = (
 HEALTH_COMMAND = 'wget -q -O- http://127.0.0.1:3000/api/health | grep -q \'"database": *"ok"\''
 
 
-def datasources_file(*, influxdb_url: str, org: str, bucket: str) -> str:
+def datasources_file(*, influxdb_url: str, org: str, bucket: str, loki_url: str) -> str:
     """Grafana datasource provisioning (apiVersion 1), without any secret value."""
     document = {
         "apiVersion": 1,
@@ -59,7 +60,17 @@ def datasources_file(*, influxdb_url: str, org: str, bucket: str) -> str:
                 "editable": False,
                 "jsonData": {"version": "Flux", "organization": org, "defaultBucket": bucket},
                 "secureJsonData": {"token": "$INFLUXDB_TOKEN"},
-            }
+            },
+            {
+                "name": "Loki",
+                "uid": LOKI_DATASOURCE_UID,
+                "type": "loki",
+                "access": "proxy",
+                "url": loki_url,
+                "editable": False,
+                # request_id is in the line, not a label: a derived field links it to its query.
+                "jsonData": {"maxLines": 5000},
+            },
         ],
     }
     return yaml.safe_dump(document, sort_keys=False)
@@ -83,6 +94,7 @@ class Grafana(pulumi.ComponentResource):
         influxdb_url: str,
         influxdb_org: str,
         influxdb_bucket: str,
+        loki_url: str,
         data_network: docker.Network,
         app_network: docker.Network,
         opts: pulumi.ResourceOptions | None = None,
@@ -117,7 +129,9 @@ class Grafana(pulumi.ComponentResource):
                     SecretFile(PASSWORD_FILE, admin_password, owner=GRAFANA_UID),
                     ConfigFile(
                         DATASOURCES_FILE,
-                        datasources_file(influxdb_url=influxdb_url, org=influxdb_org, bucket=influxdb_bucket),
+                        datasources_file(
+                            influxdb_url=influxdb_url, org=influxdb_org, bucket=influxdb_bucket, loki_url=loki_url
+                        ),
                     ),
                 ],
                 volumes={"/var/lib/grafana": self.volume.name},

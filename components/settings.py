@@ -199,6 +199,21 @@ class GrafanaSettings(ImageField):
     memory_limit_mb: int = Field(default=512, ge=128, le=16384)
 
 
+class LogsSettings(ConfigModel):
+    """Centralised logs: Loki (single binary, filesystem storage) fed by Grafana Alloy."""
+
+    loki_image: PinnedImage = "grafana/loki:3.4.2"
+    alloy_image: PinnedImage = "grafana/alloy:v1.7.5"
+    retention_days: int = Field(ge=1, le=3650)
+    loki_memory_limit_mb: int = Field(default=512, ge=128, le=65536)
+    alloy_memory_limit_mb: int = Field(default=256, ge=64, le=16384)
+
+    @field_validator("loki_image", "alloy_image")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        return validate_image(value)
+
+
 class WebSettings(ConfigModel):
     replicas: int = Field(ge=1, le=20)
     port: int = Field(default=3000, ge=1024, le=65535)
@@ -340,6 +355,7 @@ class Settings(ConfigModel):
     redpanda: RedpandaSettings
     influxdb: InfluxDbSettings
     grafana: GrafanaSettings = GrafanaSettings()
+    logs: LogsSettings
     edge: EdgeSettings
     app: AppSettings
     backup: BackupSettings

@@ -71,6 +71,7 @@ def test_long_running_containers_have_the_full_policy(plan: Plan, stack: str) ->
         assert inputs["logOpts"] == {
             "max-size": f"{settings.log_rotation.max_size_mb}m",
             "max-file": str(settings.log_rotation.max_files),
+            "labels": "io.audit-x.environment,io.audit-x.service,io.audit-x.role",
         }
         assert "no-new-privileges:true" in inputs["securityOpts"]
         assert not inputs.get("privileged")
