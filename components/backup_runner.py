@@ -257,7 +257,9 @@ class BackupRunner(pulumi.ComponentResource):
                 # straight away, so the start period covers a whole backup.
                 HealthCheck(
                     HEALTH_COMMAND,
-                    interval="60s",
+                    # 3 x (20 s + 10 s): within the unhealthy-container alert's budget
+                    # (UNHEALTHY_AFTER_SECONDS in components/alerting.py).
+                    interval="20s",
                     timeout="10s",
                     retries=3,
                     start_period=f"{settings.startup_timeout_seconds}s",

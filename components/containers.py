@@ -17,6 +17,7 @@ import pulumi_docker as docker
 from components.context import LABEL_PREFIX, EnvironmentContext
 
 SECRETS_DIR = "/run/secrets"
+LIFECYCLE_LABEL = f"{LABEL_PREFIX}.lifecycle"
 LOG_LABELS = ",".join(f"{LABEL_PREFIX}.{name}" for name in ("environment", "service", "role"))
 
 
@@ -89,6 +90,7 @@ class ContainerSpec:
     extra_labels: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     ports: Sequence[tuple[int, int]] = ()  # (container port, host port): the edge proxy's alone
     host_mounts: Mapping[str, str] = field(default_factory=dict)  # host path -> container path, read-only
+    user: str | None = None  # `user[:group]`, when the image's default is not the one to run as
     wait_timeout_seconds: int = 120
     stop_grace_seconds: int = 30
 
@@ -157,7 +159,12 @@ def _container_args(
         memory_swap=spec.memory_mb,
         labels=[
             docker.ContainerLabelArgs(label=k, value=v)
-            for k, v in {**ctx.labels(spec.service, spec.role), **spec.extra_labels}.items()
+            for k, v in {
+                **ctx.labels(spec.service, spec.role),
+                # Alerts tell a service that stopped from a job that finished.
+                LIFECYCLE_LABEL: "service" if long_running else "job",
+                **spec.extra_labels,
+            }.items()
         ],
         log_driver="json-file",
         log_opts={
@@ -180,6 +187,7 @@ def _container_args(
         or None,
         destroy_grace_seconds=spec.stop_grace_seconds,
         stop_timeout=spec.stop_grace_seconds,
+        user=spec.user,
         init=True,
         security_opts=["no-new-privileges:true"],
     )

@@ -11,14 +11,17 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
+from components.alerting import alerting_file
 from components.app import App, image_tag, web_slot
 from components.backup_bucket import BackupBucket
 from components.backup_runner import BackupRunner
 from components.context import EnvironmentContext
+from components.dashboard import dashboard_json
 from components.edge import Edge
-from components.grafana import Grafana
+from components.grafana import Grafana, notification_env
 from components.influxdb import InfluxDb
 from components.logs import Logs
+from components.metrics import Collector
 from components.network import Networks
 from components.postgres import Postgres
 from components.redis import Redis
@@ -38,6 +41,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
     influxdb: InfluxDb
     grafana: Grafana
     logs: Logs
+    collector: Collector
     app: App
     backup_bucket: BackupBucket
     backup_runner: BackupRunner
@@ -80,7 +84,14 @@ class AuditXEnvironment(pulumi.ComponentResource):
         self.redis = Redis(
             ctx, settings.redis, password=self.secrets.value("redis-password"), data_network=data_network, opts=child
         )
-        self.redpanda = Redpanda(ctx, settings.redpanda, data_network=data_network, opts=child)
+        self.redpanda = Redpanda(
+            ctx,
+            settings.redpanda,
+            # Lag refreshed as often as the collector scrapes it.
+            lag_interval_seconds=settings.monitoring.collection_interval_seconds,
+            data_network=data_network,
+            opts=child,
+        )
         self.influxdb = InfluxDb(
             ctx,
             settings.influxdb,
@@ -100,6 +111,14 @@ class AuditXEnvironment(pulumi.ComponentResource):
             influxdb_org=self.influxdb.org,
             influxdb_bucket=self.influxdb.bucket,
             loki_url=self.logs.url,
+            alerting_file=alerting_file(settings),
+            dashboards={"platform.json": dashboard_json(settings)},
+            alert_env=notification_env(
+                settings.alerting.smtp,
+                slack_webhook_url=self.secrets.optional_value("slack-webhook-url"),
+                pagerduty_routing_key=self.secrets.optional_value("pagerduty-routing-key"),
+                smtp_password=self.secrets.optional_value("smtp-password"),
+            ),
             data_network=data_network,
             app_network=self.networks.app,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.influxdb])),
@@ -138,6 +157,18 @@ class AuditXEnvironment(pulumi.ComponentResource):
             backup_before_migration=self.backup_runner.pre_migration_done,
             rotation=settings.rotation,
             opts=child,
+        )
+        self.collector = Collector(
+            ctx,
+            settings.monitoring,
+            web_urls=[f"http://{web_slot(i)}:{settings.app.web.port}" for i in range(settings.app.web.replicas)],
+            influxdb_url=self.influxdb.url,
+            influxdb_org=self.influxdb.org,
+            influxdb_bucket=self.influxdb.bucket,
+            influxdb_token=self.secrets.value("influxdb-operator-token"),
+            data_network=data_network,
+            app_network=self.networks.app,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.influxdb])),
         )
         self.edge = Edge(
             ctx,
@@ -201,6 +232,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
                 "grafana": self.grafana.container.name,
                 "loki": self.logs.loki.name,
                 "alloy": self.logs.alloy.name,
+                "collector": self.collector.container.name,
                 "backup": self.backup_runner.container.name,
                 "edge": self.edge.container.name,
                 "migrate": self.app.migration.name,

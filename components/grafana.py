@@ -1,9 +1,11 @@
-"""Grafana: dashboards and alerting, reachable by operators, reading InfluxDB.
+"""Grafana: dashboards and alerting, reachable by operators, reading InfluxDB and Loki.
 
 Anonymous access and sign-up are off; the admin password is generated and read from a file.
-The InfluxDB datasource is provisioned from a file the program renders, with a fixed uid so
-dashboards and alert rules can name it. The token is not in that file: Grafana expands
-$INFLUXDB_TOKEN from its environment when it reads the provisioning.
+Everything Grafana shows or sends is provisioned from files the program renders: the datasources
+(fixed uids, so dashboards and rules can name them), the platform dashboard, and the alerting
+(rules, contact points, notification policy; components/alerting.py). No secret is in a file:
+the InfluxDB token, the Slack webhook and the PagerDuty key are `${NAME}` references Grafana
+expands from its environment when it reads the provisioning, and SMTP's password is GF_SMTP_*.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import pulumi
 import pulumi_docker as docker
 import yaml
 
+from components.alerting import DATASOURCE_UIDS, FOLDER, PAGERDUTY_ENV, SLACK_ENV
 from components.containers import (
     SECRETS_DIR,
     ConfigFile,
@@ -25,13 +28,17 @@ from components.containers import (
     pinned_image,
 )
 from components.context import EnvironmentContext
-from components.settings import GrafanaSettings
+from components.settings import GrafanaSettings, SmtpSettings
+from components.signals import INFLUXDB, LOKI
 
 PORT = 3000
 PASSWORD_FILE = f"{SECRETS_DIR}/grafana-admin-password"
 DATASOURCES_FILE = "/etc/grafana/provisioning/datasources/audit-x.yaml"
-INFLUXDB_DATASOURCE_UID = "audit-x-influxdb"
-LOKI_DATASOURCE_UID = "audit-x-loki"
+ALERTING_FILE = "/etc/grafana/provisioning/alerting/audit-x.yaml"
+DASHBOARD_PROVIDER_FILE = "/etc/grafana/provisioning/dashboards/audit-x.yaml"
+DASHBOARDS_DIR = "/etc/grafana/dashboards"
+INFLUXDB_DATASOURCE_UID = DATASOURCE_UIDS[INFLUXDB]
+LOKI_DATASOURCE_UID = DATASOURCE_UIDS[LOKI]
 # uid/gid of the `grafana` user in the official image.
 GRAFANA_UID = "472"
 
@@ -76,6 +83,51 @@ def datasources_file(*, influxdb_url: str, org: str, bucket: str, loki_url: str)
     return yaml.safe_dump(document, sort_keys=False)
 
 
+def dashboard_provider_file() -> str:
+    """Grafana's dashboard provisioning: the rendered dashboards, read-only in the UI."""
+    document = {
+        "apiVersion": 1,
+        "providers": [
+            {
+                "name": "audit-x",
+                "folder": FOLDER,
+                "type": "file",
+                "disableDeletion": True,
+                "allowUiUpdates": False,
+                "options": {"path": DASHBOARDS_DIR},
+            }
+        ],
+    }
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def notification_env(
+    smtp: SmtpSettings | None,
+    *,
+    slack_webhook_url: pulumi.Output[str] | None,
+    pagerduty_routing_key: pulumi.Output[str] | None,
+    smtp_password: pulumi.Output[str] | None,
+) -> dict[str, pulumi.Input[str]]:
+    """What the contact points need from Grafana's environment; only what is configured."""
+    env: dict[str, pulumi.Input[str]] = {}
+    if slack_webhook_url is not None:
+        env[SLACK_ENV] = slack_webhook_url
+    if pagerduty_routing_key is not None:
+        env[PAGERDUTY_ENV] = pagerduty_routing_key
+    if smtp is not None:
+        env |= {
+            "GF_SMTP_ENABLED": "true",
+            "GF_SMTP_HOST": smtp.host,
+            "GF_SMTP_FROM_ADDRESS": smtp.from_address,
+            "GF_SMTP_FROM_NAME": "audit-x Grafana",
+        }
+        if smtp.user is not None:
+            env["GF_SMTP_USER"] = smtp.user
+        if smtp_password is not None:
+            env["GF_SMTP_PASSWORD"] = smtp_password
+    return env
+
+
 class Grafana(pulumi.ComponentResource):
     volume: docker.Volume
     image: docker.RemoteImage
@@ -95,6 +147,9 @@ class Grafana(pulumi.ComponentResource):
         influxdb_org: str,
         influxdb_bucket: str,
         loki_url: str,
+        alerting_file: str,
+        dashboards: dict[str, str],
+        alert_env: dict[str, pulumi.Input[str]],
         data_network: docker.Network,
         app_network: docker.Network,
         opts: pulumi.ResourceOptions | None = None,
@@ -124,6 +179,7 @@ class Grafana(pulumi.ComponentResource):
                     "GF_LOG_MODE": "console",
                     "GF_LOG_CONSOLE_FORMAT": "json",
                     "INFLUXDB_TOKEN": influxdb_token,
+                    **alert_env,
                 },
                 files=[
                     SecretFile(PASSWORD_FILE, admin_password, owner=GRAFANA_UID),
@@ -133,6 +189,9 @@ class Grafana(pulumi.ComponentResource):
                             influxdb_url=influxdb_url, org=influxdb_org, bucket=influxdb_bucket, loki_url=loki_url
                         ),
                     ),
+                    ConfigFile(ALERTING_FILE, alerting_file),
+                    ConfigFile(DASHBOARD_PROVIDER_FILE, dashboard_provider_file()),
+                    *[ConfigFile(f"{DASHBOARDS_DIR}/{name}", content) for name, content in sorted(dashboards.items())],
                 ],
                 volumes={"/var/lib/grafana": self.volume.name},
                 healthcheck=HealthCheck(HEALTH_COMMAND),

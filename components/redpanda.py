@@ -3,19 +3,28 @@
 Seastar's memory and cores come from config and sit inside the container's memory limit. The
 broker advertises the `redpanda` alias, so the app's KAFKA_BROKERS is the same in every
 environment.
+
+Consumer-group lag is a metric Redpanda computes only when told to: the cluster properties that
+switch it on (and collect it as often as the metrics collector scrapes) are in the bootstrap file
+a new cluster reads on first start, and a one-shot job sets the same properties on a cluster that
+already exists (the bootstrap file is read once, at cluster creation).
 """
 
 from __future__ import annotations
+
+import json
 
 import pulumi
 import pulumi_docker as docker
 
 from components.containers import (
+    ConfigFile,
     ContainerSpec,
     HealthCheck,
     long_running_container,
     named_volume,
     on_network,
+    one_shot_container,
     pinned_image,
 )
 from components.context import EnvironmentContext
@@ -25,6 +34,8 @@ KAFKA_PORT = 9092
 ADMIN_PORT = 9644
 HOSTNAME = "redpanda"
 DATA_DIR = "/var/lib/redpanda/data"
+BOOTSTRAP_FILE = "/etc/redpanda/.bootstrap.yaml"
+CONSUMER_GROUP_METRICS = ["group", "partition", "consumer_lag"]
 
 # Healthy once the cluster reports itself healthy (all partitions have leaders), not merely
 # once the process answers.
@@ -50,10 +61,37 @@ def start_command(settings: RedpandaSettings) -> list[str]:
     ]
 
 
+def lag_metrics_properties(lag_interval_seconds: int) -> dict[str, object]:
+    """Cluster properties for consumer-group lag metrics, refreshed as often as they are scraped.
+
+    Redpanda refreshes no faster than `health_monitor_max_metadata_age` (10 s by default).
+    """
+    return {
+        "enable_consumer_group_metrics": CONSUMER_GROUP_METRICS,
+        "consumer_group_lag_collection_interval_sec": lag_interval_seconds,
+    }
+
+
+def bootstrap_file(lag_interval_seconds: int) -> str:
+    # JSON is YAML; one property per line keeps the uploaded file readable in `docker exec cat`.
+    properties = lag_metrics_properties(lag_interval_seconds)
+    return "".join(f"{key}: {json.dumps(value)}\n" for key, value in properties.items())
+
+
+def set_properties_script(lag_interval_seconds: int) -> str:
+    """What the one-shot job runs: the same properties, set through the admin API (idempotent)."""
+    admin = f"-X admin.hosts={HOSTNAME}:{ADMIN_PORT}"
+    return " && ".join(
+        f"rpk cluster config set {key} '{json.dumps(value)}' {admin}"
+        for key, value in lag_metrics_properties(lag_interval_seconds).items()
+    )
+
+
 class Redpanda(pulumi.ComponentResource):
     volume: docker.Volume
     image: docker.RemoteImage
     container: docker.Container
+    lag_metrics_job: docker.Container
     brokers: str = f"{HOSTNAME}:{KAFKA_PORT}"
 
     def __init__(
@@ -61,6 +99,7 @@ class Redpanda(pulumi.ComponentResource):
         ctx: EnvironmentContext,
         settings: RedpandaSettings,
         *,
+        lag_interval_seconds: int,
         data_network: docker.Network,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -77,10 +116,26 @@ class Redpanda(pulumi.ComponentResource):
                 memory_mb=settings.memory_limit_mb,
                 networks=[on_network(data_network, HOSTNAME)],
                 command=start_command(settings),
+                files=[ConfigFile(BOOTSTRAP_FILE, bootstrap_file(lag_interval_seconds))],
                 volumes={DATA_DIR: self.volume.name},
                 healthcheck=HealthCheck(HEALTH_COMMAND, start_period="60s"),
                 stop_grace_seconds=60,
             ),
             pulumi.ResourceOptions(parent=self),
+        )
+        self.lag_metrics_job = one_shot_container(
+            ctx,
+            ctx.name("redpanda", "lag-metrics"),
+            ContainerSpec(
+                service="redpanda",
+                role="lag-metrics",
+                image=self.image.image_id,
+                memory_mb=128,
+                networks=[on_network(data_network)],
+                entrypoint=["sh", "-c"],
+                command=[set_properties_script(lag_interval_seconds)],
+                healthcheck=None,
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
         )
         self.register_outputs({"container": self.container.name, "brokers": self.brokers})

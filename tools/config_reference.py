@@ -16,7 +16,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from components.settings import AWS_REGION_KEY, NAMESPACE, PROVIDED_SECRET_KEYS, Settings, load_settings
+from components.settings import AWS_REGION_KEY, NAMESPACE, PROVIDED_SECRET_KEYS, Settings, Tiers, load_settings
 from tools.mock_engine import load_stack_config, stack_names
 
 START = "<!-- config-reference:start -->"
@@ -60,6 +60,28 @@ DESCRIPTIONS = {
     "logs.retentionDays": "how long Loki keeps logs",
     "logs.lokiMemoryLimitMb": "Loki's memory limit",
     "logs.alloyMemoryLimitMb": "Alloy's memory limit",
+    "monitoring.collectorImage": "Telegraf image (the metrics collector), pinned",
+    "monitoring.dockerGroupId": "gid of the host's `docker` group (`getent group docker`), to read the socket",
+    "monitoring.collectorMemoryLimitMb": "the collector's memory limit",
+    "monitoring.collectionIntervalSeconds": "how often every input is collected (and Redpanda's lag refreshed)",
+    "monitoring.flushIntervalSeconds": "how often the collector writes to InfluxDB",
+    "monitoring.probeTimeoutSeconds": "timeout of each HTTP probe of the web role",
+    "alerting.evaluationIntervalSeconds": "how often Grafana evaluates the rules (a multiple of 10)",
+    "alerting.criticalPendingSeconds": "how long a critical condition must hold before it notifies",
+    "alerting.warningPendingSeconds": "how long a warning condition must hold before it notifies",
+    "alerting.groupWaitSeconds": "wait before the first notification of a new alert group",
+    "alerting.groupIntervalSeconds": "wait before notifying new alerts of a warning group already notified",
+    "alerting.repeatIntervalHours": "how often a still-firing alert is sent again",
+    "alerting.runbookBaseUrl": "where docs/runbooks.md is published; each rule links to its section",
+    "alerting.emailTo": "addresses warnings (and critical alerts, without PagerDuty or Slack) are e-mailed to",
+    "alerting.smtp": "`{host: 'name:port', user?, fromAddress}`; required with emailTo; password: `smtpPassword`",
+    "alerting.thresholds.consumerLag": "largest partition lag of a consumer group, messages",
+    "alerting.thresholds.probeFailurePercent": "percent of a web slot's /health probes with a 5xx or no answer (1 min)",
+    "alerting.thresholds.errorLogsPerMinute": "ERROR lines per minute of an app role (Loki)",
+    "alerting.thresholds.cpuPercent": "mean CPU of a container over 1 min, percent of one core",
+    "alerting.thresholds.memoryPercent": "memory of a container, percent of its limit",
+    "alerting.thresholds.diskPercent": "use of the filesystem holding the Docker volumes",
+    "alerting.thresholds.restarts": "restarts of a container in 15 min above which it alerts",
     "edge.image": "Traefik image, pinned",
     "edge.acmeEmail": "Let's Encrypt account e-mail for the environment's certificates",
     "edge.rateLimitAverage": "requests per second allowed per client IP",
@@ -97,6 +119,17 @@ DESCRIPTIONS = {
 }
 
 
+# Leaf types by how the table names them.
+_TYPE_NAMES: dict[Any, str] = {
+    str: "string",
+    int: "integer",
+    bool: "boolean",
+    float: "number",
+    SecretStr: "secret string",
+    Tiers: "{warning, critical}",
+}
+
+
 def _type_name(annotation: Any) -> str:
     origin = get_origin(annotation)
     if origin in (Union, types.UnionType):
@@ -104,11 +137,11 @@ def _type_name(annotation: Any) -> str:
         return " or ".join(names)
     if origin is list:
         return "list"
-    if get_origin(annotation) is not None and get_args(annotation):  # Annotated[...]
+    if origin is not None and get_args(annotation):  # Annotated[...]
         return _type_name(get_args(annotation)[0])
-    if annotation is SecretStr:
-        return "secret string"
-    return {str: "string", int: "integer", bool: "boolean"}.get(annotation, getattr(annotation, "__name__", "?"))
+    if annotation not in _TYPE_NAMES and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "object"
+    return _TYPE_NAMES.get(annotation, getattr(annotation, "__name__", "?"))
 
 
 def _rows(model: type[BaseModel], prefix: str) -> list[tuple[str, FieldInfo]]:
@@ -118,7 +151,7 @@ def _rows(model: type[BaseModel], prefix: str) -> list[tuple[str, FieldInfo]]:
             continue
         key = field.alias or name
         annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel) and annotation is not Tiers:
             rows += _rows(annotation, f"{prefix}{key}.")
         else:
             rows.append((f"{prefix}{key}", field))
@@ -135,6 +168,8 @@ def _lookup(settings_json: dict[str, Any], key: str) -> Any:
 def _cell(value: Any) -> str:
     if value is None or value is PydanticUndefined:
         return ""
+    if isinstance(value, Tiers):
+        value = value.model_dump(mode="json")
     if isinstance(value, BaseModel):
         return ""
     if isinstance(value, dict):

@@ -1,0 +1,216 @@
+"""The signals alerts and the dashboard read: one Flux or LogQL query per signal, written once.
+
+Every query is scoped to one environment and returns one series per thing that can fail (a
+container, a probe URL, a consumer group, a backup kind), so an alert fires per instance and its
+labels say which one. Nothing here contains `$`: Grafana expands `$NAME` in provisioning files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from components.containers import LIFECYCLE_LABEL
+from components.context import LABEL_PREFIX
+from components.metrics import PROBE_MEASUREMENT, REDPANDA_MEASUREMENT
+
+INFLUXDB = "influxdb"
+LOKI = "loki"
+SERVICE_LABEL = f"{LABEL_PREFIX}.service"
+ROLE_LABEL = f"{LABEL_PREFIX}.role"
+BACKUP_MEASUREMENT = "audit_x_backup"  # written by backup/metrics.py
+BACKED_UP_KINDS = ("postgres", "influxdb")
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query and the language its datasource speaks (`influxdb`: Flux, `loki`: LogQL)."""
+
+    datasource: str
+    text: str
+    window_seconds: int  # how far back it reads: the rule's relative time range
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where the queries look: the environment's bucket and its name."""
+
+    environment: str
+    bucket: str
+
+    def flux(self, window_seconds: int, *filters: str, then: Sequence[str]) -> Query:
+        """`from |> range |> filter...` then each step of `then`, piped in order."""
+        lines = [
+            f'from(bucket: "{self.bucket}")',
+            f"  |> range(start: -{window_seconds}s)",
+            *[f"  |> filter(fn: (r) => {condition})" for condition in filters],
+            *[f"  |> {step}" for step in then],
+        ]
+        return Query(INFLUXDB, "\n".join(lines), window_seconds)
+
+    def services(self) -> str:
+        """This environment's long-running containers (not its one-shot jobs)."""
+        return f'r["{LABEL_PREFIX}.environment"] == "{self.environment}" and r["{LIFECYCLE_LABEL}"] == "service"'
+
+    # --- the collector ------------------------------------------------------------------------
+
+    def collector_heartbeat(self, window_seconds: int) -> Query:
+        """Containers the Docker input saw: no data at all means the collector is silent."""
+        return self.flux(
+            window_seconds,
+            'r._measurement == "docker" and r._field == "n_containers"',
+            then=("last()",),
+        )
+
+    def containers_not_running(self, window_seconds: int) -> Query:
+        """1 per service container whose latest state is anything but running."""
+        return self.flux(
+            window_seconds,
+            'r._measurement == "docker_container_status" and r._field == "restart_count"',
+            self.services(),
+            then=(
+                'group(columns: ["container_name"])',
+                'sort(columns: ["_time"])',
+                "last()",
+                'map(fn: (r) => ({r with _value: if r.container_status == "running" then 0.0 else 1.0}))',
+            ),
+        )
+
+    def containers_unhealthy(self, window_seconds: int) -> Query:
+        """1 per service container whose Docker health check reports unhealthy."""
+        return self.flux(
+            window_seconds,
+            'r._measurement == "docker_container_health" and r._field == "health_status"',
+            self.services(),
+            then=(
+                'group(columns: ["container_name"])',
+                "last()",
+                'map(fn: (r) => ({r with _value: if r._value == "unhealthy" then 1.0 else 0.0}))',
+            ),
+        )
+
+    def container_restarts(self, window_seconds: int) -> Query:
+        """Restarts per container in the window; a re-created container (count back to 0) adds none."""
+        return self.flux(
+            window_seconds,
+            'r._measurement == "docker_container_status" and r._field == "restart_count"',
+            self.services(),
+            then=(
+                'group(columns: ["container_name"])',
+                'sort(columns: ["_time"])',
+                "difference(nonNegative: true)",
+                "sum()",
+                "toFloat()",
+            ),
+        )
+
+    def container_cpu_percent(self, window_seconds: int) -> Query:
+        """Mean CPU per container over the window, in percent of one core."""
+        return self.flux(
+            window_seconds,
+            'r._measurement == "docker_container_cpu" and r._field == "usage_percent" and r.cpu == "cpu-total"',
+            self.services(),
+            then=(
+                'group(columns: ["container_name"])',
+                "mean()",
+            ),
+        )
+
+    def container_memory_percent(self, window_seconds: int) -> Query:
+        """Latest memory use per container, in percent of its limit."""
+        return self.flux(
+            window_seconds,
+            'r._measurement == "docker_container_mem" and r._field == "usage_percent"',
+            self.services(),
+            then=(
+                'group(columns: ["container_name"])',
+                "last()",
+            ),
+        )
+
+    def disk_used_percent(self, window_seconds: int) -> Query:
+        """Use of the filesystem Docker's volumes live on (components/metrics.py says why `/`)."""
+        return self.flux(
+            window_seconds,
+            'r._measurement == "disk" and r._field == "used_percent" and r.path == "/"',
+            f'r.environment == "{self.environment}"',
+            then=("last()",),
+        )
+
+    def probe_failure_percent(self, window_seconds: int) -> Query:
+        """Percent of `/health` probes per web slot that got a 5xx or no answer at all."""
+        return self.flux(
+            window_seconds,
+            f'r._measurement == "{PROBE_MEASUREMENT}" and r.probe == "health"',
+            f'r.environment == "{self.environment}"',
+            'r._field == "result_code" or r._field == "http_response_code"',
+            then=(
+                'group(columns: ["server"])',
+                'pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")',
+                # No answer (result_code != 0) or a 5xx: a failed probe, counted as 100 %.
+                "map(fn: (r) => ({r with _value:"
+                " if r.result_code != 0 or (exists r.http_response_code and r.http_response_code >= 500)"
+                " then 100.0 else 0.0}))",
+                "mean()",
+            ),
+        )
+
+    def probe_latency_seconds(self, window_seconds: int) -> Query:
+        return self.flux(
+            window_seconds,
+            f'r._measurement == "{PROBE_MEASUREMENT}" and r._field == "response_time"',
+            f'r.environment == "{self.environment}"',
+            then=(
+                'group(columns: ["server"])',
+                "aggregateWindow(every: 1m, fn: max, createEmpty: false)",
+            ),
+        )
+
+    def consumer_lag(self, window_seconds: int) -> Query:
+        """The largest partition lag of each consumer group."""
+        return self.flux(
+            window_seconds,
+            f'r._measurement == "{REDPANDA_MEASUREMENT}" and r._field == "redpanda_kafka_consumer_group_lag_max"',
+            f'r.environment == "{self.environment}"',
+            then=(
+                'group(columns: ["redpanda_group"])',
+                "last()",
+            ),
+        )
+
+    # --- the backup runner --------------------------------------------------------------------
+
+    def backup_age_hours(self, window_seconds: int) -> Query:
+        """Hours since the last successful backup of each kind; none in the window means no data."""
+        kinds = " or ".join(f'r.kind == "{kind}"' for kind in BACKED_UP_KINDS)
+        return self.flux(
+            window_seconds,
+            f'r._measurement == "{BACKUP_MEASUREMENT}" and r._field == "success" and r._value == 1',
+            f'r.environment == "{self.environment}" and ({kinds})',
+            then=(
+                'group(columns: ["kind"])',
+                "last()",
+                "map(fn: (r) => ({r with _value: float(v: int(v: now()) - int(v: r._time)) / 3600000000000.0}))",
+            ),
+        )
+
+    def backup_last_failed(self, window_seconds: int) -> Query:
+        """1 per kind (postgres, influxdb, verify) whose latest run failed."""
+        return self.flux(
+            window_seconds,
+            f'r._measurement == "{BACKUP_MEASUREMENT}" and r._field == "success"',
+            f'r.environment == "{self.environment}"',
+            then=(
+                'group(columns: ["kind"])',
+                'sort(columns: ["_time"])',
+                "last()",
+                "map(fn: (r) => ({r with _value: if r._value == 0 then 1.0 else 0.0}))",
+            ),
+        )
+
+    # --- the logs ----------------------------------------------------------------------------
+
+    def error_logs_per_minute(self) -> Query:
+        """ERROR (and worse) lines per minute of each app role, from Loki's labels."""
+        selector = f'{{environment="{self.environment}", service="app", level=~"(?i)error|fatal|critical"}}'
+        return Query(LOKI, f"sum by (role) (count_over_time({selector}[1m]))", 60)
