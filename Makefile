@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STACK  ?= staging
+# InfluxData's Flux parser and type checker (npm, WebAssembly): the tests check every rendered query with it.
+FLUX_CHECK := tools/flux/node_modules/.installed
 
 .PHONY: help venv plan policy test lint format preview up config-reference
 
@@ -14,12 +16,17 @@ help:
 	@echo "make lint                 ruff and pyright"
 	@echo "make preview|up STACK=..  the real thing, with the Pulumi CLI and credentials"
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed $(FLUX_CHECK)
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+$(FLUX_CHECK): tools/flux/package.json tools/flux/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the Flux checker: apt-get install nodejs npm"; exit 1; }
+	npm ci --prefix tools/flux --no-audit --no-fund --silent
 	touch $@
 
 plan: venv

@@ -97,3 +97,16 @@ def redis_files(plan: Plan, tmp_path: Path, password: str, port: int) -> tuple[P
     config_file = tmp_path / "redis.conf"
     config_file.write_text(config)
     return config_file, auth_file
+
+
+def uploaded(resource: DeclaredResource, path: str) -> str:
+    """The content of a file the program writes into a container (masked if it is a secret)."""
+    files = {u["file"]: u["content"] for u in resource.inputs.get("uploads", [])}
+    assert path in files, f"{resource.name} has no {path}: {sorted(files)}"
+    return files[path]
+
+
+def seconds(duration: str) -> int:
+    """`"90s"` -> 90, `"2m"` -> 120, `"4h"` -> 14400: the durations Docker and Grafana are given."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    return int(duration[:-1]) * units[duration[-1]]

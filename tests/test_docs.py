@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 
+from components.settings import load_settings
 from tools.config_reference import END, START, reference_table
-from tools.mock_engine import REPO_ROOT
+from tools.mock_engine import REPO_ROOT, load_stack_config
+from tools.ttd import max_ttd_seconds, rows
 
 README = (REPO_ROOT / "README.md").read_text()
 
@@ -25,3 +27,15 @@ def test_links_in_readme_and_docs_point_at_files_that_exist() -> None:
     for document in [REPO_ROOT / "README.md", *(REPO_ROOT / "docs").glob("*.md")]:
         for target in re.findall(r"\]\(([^)#:]+)\)", document.read_text()):
             assert (document.parent / target).exists(), f"{document.name} links to missing {target}"
+
+
+def test_observability_doc_states_the_time_to_detect_the_tool_computes() -> None:
+    text = (REPO_ROOT / "docs" / "observability.md").read_text()
+    prod = load_settings(load_stack_config("prod"))
+    assert f"max_ttd_s={max_ttd_seconds(prod)} in prod" in text
+    assert f"prod detects every critical failure within {max_ttd_seconds(prod)} s" in README
+    assert f"its maximum is {max_ttd_seconds(load_settings(load_stack_config('staging')))} s" in text
+    for rule, seconds in rows(prod):
+        row = re.search(rf"^\| {re.escape(rule.key)}[^|]* \| (\d+) \|", text, re.MULTILINE)
+        assert row is not None, f"docs/observability.md has no row for {rule.key}"
+        assert int(row.group(1)) == seconds, rule.key

@@ -10,17 +10,13 @@ import yaml
 
 from components.logs import alloy_config
 from components.settings import load_settings
-from tests.helpers import container, containers, network_names
+from tests.helpers import container, containers, network_names, uploaded
 from tools.mock_engine import Plan, load_stack_config
-
-
-def uploaded(plan: Plan, service: str, path: str) -> str:
-    return {u["file"]: u["content"] for u in container(plan, service).inputs["uploads"]}[path]
 
 
 def test_loki_config_is_loki_3_with_retention(plan: Plan, stack: str) -> None:
     settings = load_settings(load_stack_config(stack))
-    config = yaml.safe_load(uploaded(plan, "loki", "/etc/loki/audit-x.yaml"))
+    config = yaml.safe_load(uploaded(container(plan, "loki"), "/etc/loki/audit-x.yaml"))
     (schema,) = config["schema_config"]["configs"]
     assert (schema["store"], schema["schema"], schema["object_store"]) == ("tsdb", "v13", "filesystem")
     assert schema["index"]["period"] == "24h"  # retention needs 24h index tables
@@ -37,7 +33,7 @@ def declared_components(config: str) -> set[str]:
 
 
 def test_alloy_pipeline_is_wired_end_to_end(plan: Plan, stack: str) -> None:
-    config = uploaded(plan, "alloy", "/etc/alloy/config.alloy")
+    config = uploaded(container(plan, "alloy"), "/etc/alloy/config.alloy")
     assert config.count("{") == config.count("}")
     declared = declared_components(config)
     assert declared == {
@@ -79,7 +75,8 @@ def test_alloy_reads_the_log_files_read_only_and_not_the_docker_socket(plan: Pla
 
 
 def test_grafana_has_the_loki_datasource_with_a_fixed_uid(plan: Plan) -> None:
-    datasources = yaml.safe_load(uploaded(plan, "grafana", "/etc/grafana/provisioning/datasources/audit-x.yaml"))
+    grafana = container(plan, "grafana")
+    datasources = yaml.safe_load(uploaded(grafana, "/etc/grafana/provisioning/datasources/audit-x.yaml"))
     by_uid = {d["uid"]: d for d in datasources["datasources"]}
     assert by_uid["audit-x-loki"]["type"] == "loki"
     assert by_uid["audit-x-loki"]["url"] == "http://loki:3100"

@@ -1,0 +1,343 @@
+"""Grafana's provisioning, as rendered: every file parses and is what Grafana requires; every rule
+is well formed, runs a query Flux's own checker accepts, links its runbook and handles no data;
+every route reaches a receiver that exists; channels appear only when configured; and no secret
+is written into any file."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tomllib
+from typing import Any
+
+import pytest
+import yaml
+
+from components.alerting import alert_rules, alerting_file
+from components.dashboard import dashboard
+from components.logs import LABELS
+from components.settings import Settings, load_settings
+from tests.helpers import container, containers, env, seconds, uploaded
+from tools.mock_engine import REPO_ROOT, Plan, fake_secret, load_stack_config, run_program
+
+ALERTING = "/etc/grafana/provisioning/alerting/audit-x.yaml"
+DATASOURCES = "/etc/grafana/provisioning/datasources/audit-x.yaml"
+DASHBOARD_PROVIDER = "/etc/grafana/provisioning/dashboards/audit-x.yaml"
+DASHBOARD = "/etc/grafana/dashboards/platform.json"
+RUNBOOKS = REPO_ROOT / "docs" / "runbooks.md"
+FLUX_CHECK = REPO_ROOT / "tools" / "flux" / "check.js"
+
+SLACK = "https://hooks.slack.com/services/T0000/B0000/slackwebhooksecretvalue"
+PAGERDUTY = "pagerdutyroutingkeysecret0000000"
+SMTP_PASSWORD = "smtp-password-secret-value"
+ALL_CHANNELS = {
+    "audit-x:slackWebhookUrl": SLACK,
+    "audit-x:pagerdutyRoutingKey": PAGERDUTY,
+    "audit-x:smtpPassword": SMTP_PASSWORD,
+}
+
+
+def settings_of(stack: str, secrets: dict[str, str] | None = None) -> Settings:
+    return load_settings({**load_stack_config(stack), **(secrets or {})}, frozenset(secrets or {}))
+
+
+def grafana_file(plan: Plan, path: str) -> Any:
+    text = uploaded(container(plan, "grafana"), path)
+    return json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+
+
+def rules_of(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return [rule for group in document["groups"] for rule in group["rules"]]
+
+
+def flux_valid(scripts: list[str]) -> list[bool]:
+    """InfluxData's Flux parser and type checker (tools/flux, installed by `make venv`)."""
+    result = subprocess.run(
+        ["node", str(FLUX_CHECK)], input=json.dumps(scripts), capture_output=True, text=True, timeout=120, check=True
+    )
+    return json.loads(result.stdout)
+
+
+def runbook_anchors() -> set[str]:
+    return {line[3:].strip() for line in RUNBOOKS.read_text().splitlines() if line.startswith("## ")}
+
+
+# --- the alerting file ------------------------------------------------------------------------
+
+
+def test_every_rule_is_well_formed(plan: Plan, stack: str) -> None:
+    settings = settings_of(stack)
+    document = grafana_file(plan, ALERTING)
+    assert document["apiVersion"] == 1
+    datasource_uids = {ds["uid"] for ds in grafana_file(plan, DATASOURCES)["datasources"]} | {"__expr__"}
+    uids = []
+    for group in document["groups"]:
+        assert seconds(group["interval"]) == settings.alerting.evaluation_interval_seconds
+        assert group["folder"] == "audit-x"
+        for rule in group["rules"]:
+            uids.append(rule["uid"])
+            assert re.fullmatch(r"[A-Za-z0-9_-]{1,40}", rule["uid"]), rule["uid"]
+            assert rule["title"] and rule["data"], rule["uid"]
+            ref_ids = [query["refId"] for query in rule["data"]]
+            assert len(set(ref_ids)) == len(ref_ids), rule["uid"]
+            assert rule["condition"] in ref_ids, rule["uid"]
+            for query in rule["data"]:
+                assert query["datasourceUid"] in datasource_uids, rule["uid"]
+                assert query["model"]["refId"] == query["refId"]
+                if query["datasourceUid"] == "__expr__":
+                    assert query["model"]["expression"] in ref_ids, rule["uid"]
+                else:
+                    assert query["relativeTimeRange"]["from"] > 0
+            severity = rule["labels"]["severity"]
+            assert severity in ("warning", "critical")
+            assert group["name"] == f"{stack}-{severity}"
+            pending = {
+                "critical": settings.alerting.critical_pending_seconds,
+                "warning": settings.alerting.warning_pending_seconds,
+            }[severity]
+            assert seconds(rule["for"]) == pending
+            assert rule["noDataState"] in ("Alerting", "NoData", "OK")
+            assert rule["execErrState"] == "Alerting"
+            assert rule["annotations"]["summary"]
+            assert rule["labels"]["environment"] == stack
+    assert len(set(uids)) == len(uids)
+    assert len(uids) == len(alert_rules(settings))
+
+
+def test_every_rule_links_a_runbook_section_that_exists(plan: Plan, stack: str) -> None:
+    base = settings_of(stack).alerting.runbook_base_url
+    anchors = runbook_anchors()
+    for rule in rules_of(grafana_file(plan, ALERTING)):
+        url = rule["annotations"]["runbook_url"]
+        page, _, anchor = url.partition("#")
+        assert page == base
+        assert base.endswith("/docs/runbooks.md")
+        assert anchor in anchors, f"{rule['uid']}: docs/runbooks.md has no section '## {anchor}'"
+
+
+def test_collector_fed_rules_alert_on_no_data(plan: Plan) -> None:
+    """A silent collector must not look healthy: every rule on its series alerts when they stop."""
+    # Series that exist whenever the collector runs; consumer lag exists only for groups with
+    # committed offsets, backups only once a day.
+    always_there = re.compile(r'_measurement == "(docker\w*|disk|http_response)"')
+    checked = 0
+    for rule in rules_of(grafana_file(plan, ALERTING)):
+        query = rule["data"][0]
+        if query["datasourceUid"] == "audit-x-influxdb" and always_there.search(query["model"]["query"]):
+            assert rule["noDataState"] == "Alerting", rule["uid"]
+            checked += 1
+    assert checked >= 12
+    by_key = {rule["uid"].split("-", 1)[1]: rule for rule in rules_of(grafana_file(plan, ALERTING))}
+    assert by_key["collector-silent-critical"]["noDataState"] == "Alerting"
+    assert by_key["backup-stale-critical"]["noDataState"] == "Alerting"
+    # Absence is the healthy state there; the rules above cover the silence.
+    assert by_key["app-error-logs-critical"]["noDataState"] == "OK"
+    assert by_key["backup-failed-warning"]["noDataState"] == "OK"
+    assert by_key["consumer-lag-critical"]["noDataState"] == "OK"
+
+
+def test_thresholds_come_from_config(stack: str) -> None:
+    config = load_stack_config(stack)
+    alerting = json.loads(config["audit-x:alerting"])
+    alerting["thresholds"] = {"consumerLag": {"warning": 123, "critical": 4567}}
+    settings = load_settings({**config, "audit-x:alerting": json.dumps(alerting)})
+    document = yaml.safe_load(alerting_file(settings))
+    thresholds = {
+        rule["uid"]: rule["data"][2]["model"]["conditions"][0]["evaluator"]["params"][0] for rule in rules_of(document)
+    }
+    assert thresholds[f"{stack}-consumer-lag-warning"] == 123
+    assert thresholds[f"{stack}-consumer-lag-critical"] == 4567
+    assert thresholds[f"{stack}-backup-stale-critical"] == settings.backup.max_age_hours
+    assert thresholds[f"{stack}-disk-filling-critical"] == settings.alerting.thresholds.disk_percent.critical
+
+
+def test_the_issues_alerts_are_all_there(plan: Plan, stack: str) -> None:
+    keys = {(rule["uid"].removeprefix(f"{stack}-")) for rule in rules_of(grafana_file(plan, ALERTING))}
+    for tiered in ("consumer-lag", "web-probes-failing", "app-error-logs", "container-cpu", "container-memory",
+                   "container-restarts", "disk-filling"):  # fmt: skip
+        assert {f"{tiered}-warning", f"{tiered}-critical"} <= keys
+    assert {"container-unhealthy-critical", "container-not-running-critical", "backup-stale-critical",
+            "backup-failed-warning", "collector-silent-critical"} <= keys  # fmt: skip
+
+
+# --- the queries ----------------------------------------------------------------------------
+
+
+def test_every_flux_query_passes_fluxs_own_checker(plans: dict[str, Plan]) -> None:
+    scripts = []
+    for plan in plans.values():
+        scripts += [
+            query["model"]["query"]
+            for rule in rules_of(grafana_file(plan, ALERTING))
+            for query in rule["data"]
+            if query["datasourceUid"] == "audit-x-influxdb"
+        ]
+        scripts += [
+            target["query"]
+            for panel in grafana_file(plan, DASHBOARD)["panels"]
+            for target in panel["targets"]
+            if panel["datasource"]["uid"] == "audit-x-influxdb"
+        ]
+    # The checker can say no: an unknown function and a type error are refused.
+    broken = [
+        'from(bucket: "metrics") |> range(start: -1m) |> lastt()',
+        'from(bucket: "metrics") |> range(start: -1m) |> map(fn: (r) => ({r with _value: r._value + "x" * 2}))',
+    ]
+    verdicts = flux_valid(scripts + broken)
+    assert verdicts[-2:] == [False, False]
+    invalid = [script for script, ok in zip(scripts, verdicts, strict=False) if not ok]
+    assert not invalid, invalid[0]
+    assert len(scripts) > 20
+
+
+def test_queries_read_only_what_the_collector_and_backups_write(plan: Plan) -> None:
+    """Each measurement a query filters on comes from an input of the collector's config or the runner."""
+    produced = {
+        "docker": {"docker", "docker_container_status", "docker_container_health", "docker_container_cpu",
+                   "docker_container_mem"},
+        "http_response": {"http_response"},
+        "prometheus": {"redpanda"},
+        "disk": {"disk"},
+    }  # fmt: skip
+    inputs = tomllib.loads(uploaded(container(plan, "collector"), "/etc/telegraf/telegraf.conf"))["inputs"]
+    available = {"audit_x_backup"}.union(*(produced[name] for name in inputs))
+    for rule in rules_of(grafana_file(plan, ALERTING)):
+        text = rule["data"][0]["model"].get("query", "")
+        for measurement in re.findall(r'r\._measurement == "([^"]+)"', text):
+            assert measurement in available, (rule["uid"], measurement)
+
+
+def test_loki_queries_use_only_the_labels_alloy_sets(plan: Plan, stack: str) -> None:
+    expressions = [
+        query["model"]["expr"]
+        for rule in rules_of(grafana_file(plan, ALERTING))
+        for query in rule["data"]
+        if query["datasourceUid"] == "audit-x-loki"
+    ]
+    assert expressions
+    for expression in expressions:
+        selector = re.search(r"\{([^}]*)\}", expression)
+        assert selector is not None
+        names = set(re.findall(r"(\w+)\s*=~?", selector.group(1)))
+        assert names <= {*LABELS, "level", "stream"}, names
+        assert f'environment="{stack}"' in expression
+        assert "request_id" not in expression
+        assert expression.count("(") == expression.count(")")
+
+
+# --- channels and routing -------------------------------------------------------------------
+
+
+def channels(document: dict[str, Any]) -> dict[str, list[str]]:
+    return {point["name"]: [r["type"] for r in point["receivers"]] for point in document["contactPoints"]}
+
+
+def assert_routes_reach_receivers(document: dict[str, Any]) -> None:
+    names = {point["name"] for point in document["contactPoints"]}
+    (root,) = document["policies"]
+    assert root["receiver"] in names
+    for route in root["routes"]:
+        assert route["receiver"] in names
+        for label, operator, value in route["object_matchers"]:
+            assert (label, operator) == ("severity", "=")
+            assert value in ("warning", "critical")
+    for point in document["contactPoints"]:
+        assert point["receivers"], f"{point['name']} has no integration"
+        assert len({r["uid"] for r in point["receivers"]}) == len(point["receivers"])
+
+
+@pytest.mark.parametrize(
+    ("secrets", "critical", "warning"),
+    [
+        ({}, ["email"], ["email"]),
+        ({"audit-x:slackWebhookUrl": SLACK}, ["slack"], ["slack", "email"]),
+        ({"audit-x:pagerdutyRoutingKey": PAGERDUTY}, ["pagerduty"], ["email"]),
+        (ALL_CHANNELS, ["pagerduty", "slack"], ["slack", "email"]),
+    ],
+    ids=["email-only", "slack", "pagerduty", "all"],
+)
+def test_channels_are_there_only_when_configured(
+    stack: str, secrets: dict[str, str], critical: list[str], warning: list[str]
+) -> None:
+    document = yaml.safe_load(alerting_file(settings_of(stack, secrets)))
+    assert channels(document) == {f"{stack}-critical": critical, f"{stack}-warning": warning}
+    assert_routes_reach_receivers(document)
+    (root,) = document["policies"]
+    routes = {route["object_matchers"][0][2]: route["receiver"] for route in root["routes"]}
+    assert routes == {"critical": f"{stack}-critical", "warning": f"{stack}-warning"}
+
+
+def test_slack_alone_is_enough_without_email(stack: str) -> None:
+    config = {**load_stack_config(stack), "audit-x:slackWebhookUrl": SLACK}
+    config["audit-x:alerting"] = json.dumps({"emailTo": []})
+    settings = load_settings(config, frozenset({"audit-x:slackWebhookUrl"}))
+    document = yaml.safe_load(alerting_file(settings))
+    assert channels(document) == {f"{stack}-critical": ["slack"], f"{stack}-warning": ["slack"]}
+
+
+@pytest.fixture(scope="module")
+def prod_with_every_channel() -> Plan:
+    return run_program("prod", secrets=ALL_CHANNELS)
+
+
+def test_grafana_gets_channel_secrets_by_environment_only(prod_with_every_channel: Plan, plan: Plan) -> None:
+    grafana = container(prod_with_every_channel, "grafana")
+    variables = env(grafana)
+    assert variables["SLACK_WEBHOOK_URL"] == "[secret]"
+    assert variables["PAGERDUTY_ROUTING_KEY"] == "[secret]"
+    assert variables["GF_SMTP_PASSWORD"] == "[secret]"
+    assert variables["GF_SMTP_HOST"] == "smtp.audit-x.example.com:587"
+    assert env(grafana, plain=True)["SLACK_WEBHOOK_URL"] == SLACK
+    # Without the secrets (the stack files alone), the variables are not set at all.
+    assert "SLACK_WEBHOOK_URL" not in env(container(plan, "grafana"))
+    assert "PAGERDUTY_ROUTING_KEY" not in env(container(plan, "grafana"))
+
+
+def test_every_variable_a_provisioning_file_names_is_in_grafanas_environment(prod_with_every_channel: Plan) -> None:
+    grafana = container(prod_with_every_channel, "grafana")
+    variables = env(grafana)
+    for path in (ALERTING, DATASOURCES, DASHBOARD_PROVIDER):
+        text = uploaded(grafana, path)
+        references = re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", text)
+        for name in references:
+            assert name in variables, f"{path} names ${name}, which Grafana's environment does not set"
+        # Any other `$` would be expanded by Grafana too.
+        assert text.count("$") == len(references), path
+
+
+def test_no_secret_value_is_in_any_rendered_file(prod_with_every_channel: Plan) -> None:
+    # Generated secrets are MOCKSECRET... under the mocks (tools.mock_engine.fake_secret).
+    secrets = [SLACK, PAGERDUTY, SMTP_PASSWORD, fake_secret("")[: len("MOCKSECRET")]]
+    checked = 0
+    for resource in containers(prod_with_every_channel):
+        for upload in resource.plain_inputs.get("uploads", []):
+            if upload.get("permissions") == "0400":
+                continue  # a secret file: that is where secrets belong
+            checked += 1
+            for secret in secrets:
+                assert secret not in upload["content"], f"{resource.name}:{upload['file']}"
+    assert checked >= 8
+
+
+# --- the dashboard ----------------------------------------------------------------------------
+
+
+def test_dashboard_is_provisioned_and_reads_existing_datasources(plan: Plan, stack: str) -> None:
+    provider = grafana_file(plan, DASHBOARD_PROVIDER)
+    (entry,) = provider["providers"]
+    assert entry["type"] == "file"
+    assert DASHBOARD.rsplit("/", 1)[0] == entry["options"]["path"]
+    board = grafana_file(plan, DASHBOARD)
+    assert board == dashboard(settings_of(stack))
+    assert board["uid"] == f"{stack}-platform"
+    datasource_uids = {ds["uid"] for ds in grafana_file(plan, DATASOURCES)["datasources"]}
+    ids = [panel["id"] for panel in board["panels"]]
+    assert len(set(ids)) == len(ids)
+    for panel in board["panels"]:
+        assert panel["datasource"]["uid"] in datasource_uids
+        assert panel["targets"]
+        assert panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
+    titles = " ".join(panel["title"] for panel in board["panels"]).lower()
+    for topic in ("not running", "unhealthy", "lag", "error", "cpu", "memory", "disk", "backup"):
+        assert topic in titles, topic

@@ -1,0 +1,145 @@
+"""The metrics collector: its rendered Telegraf config parses and has every input the alerts read,
+it alone mounts the Docker socket (read-only), it joins the networks its targets are on, and
+Redpanda is told to compute consumer lag as often as it is scraped."""
+
+from __future__ import annotations
+
+import tomllib
+
+import yaml
+
+from components.alerting import UNHEALTHY_AFTER_SECONDS
+from components.metrics import PROBE_PATHS
+from components.settings import Settings, load_settings
+from tests.helpers import container, containers, env, labels, long_running, network_names, seconds, uploaded
+from tools.mock_engine import Plan, load_stack_config
+
+TELEGRAF_CONFIG = "/etc/telegraf/telegraf.conf"
+
+
+def settings_of(stack: str) -> Settings:
+    return load_settings(load_stack_config(stack))
+
+
+def telegraf(plan: Plan) -> dict:
+    return tomllib.loads(uploaded(container(plan, "collector"), TELEGRAF_CONFIG))
+
+
+def test_collector_config_parses_and_collects_at_the_configured_pace(plan: Plan, stack: str) -> None:
+    config = telegraf(plan)
+    monitoring = settings_of(stack).monitoring
+    agent = config["agent"]
+    assert agent["interval"] == f"{monitoring.collection_interval_seconds}s"
+    assert agent["flush_interval"] == f"{monitoring.flush_interval_seconds}s"
+    assert (agent["collection_jitter"], agent["flush_jitter"]) == ("0s", "0s")
+    assert config["global_tags"] == {"environment": stack}
+    assert set(config["inputs"]) == {"docker", "http_response", "prometheus", "disk"}
+    assert container(plan, "collector").inputs["command"] == ["telegraf", "--config", TELEGRAF_CONFIG]
+
+
+def test_docker_input_reads_this_environments_containers_in_every_state(plan: Plan, stack: str) -> None:
+    (docker,) = telegraf(plan)["inputs"]["docker"]
+    assert docker["endpoint"] == "unix:///var/run/docker.sock"
+    assert docker["container_name_include"] == [f"audit-x-{stack}-*"]
+    # Stopped containers must still be reported, or a dead service would just vanish.
+    assert {"running", "exited", "restarting", "dead"} <= set(docker["container_state_include"])
+    assert docker["docker_label_include"] == ["io.audit-x.*"]
+    assert "cpu" in docker["total_include"]
+
+
+def test_every_web_slot_is_probed_on_live_ready_and_health(plan: Plan, stack: str) -> None:
+    web = settings_of(stack).app.web
+    probes = telegraf(plan)["inputs"]["http_response"]
+    by_probe = {p["tags"]["probe"]: p for p in probes}
+    assert set(by_probe) == {"live", "ready", "health"}
+    for name, path in PROBE_PATHS.items():
+        assert by_probe[name]["urls"] == [f"http://web-{i}:{web.port}{path}" for i in range(web.replicas)]
+        assert by_probe[name]["follow_redirects"] is False
+    # The names probed are aliases the web containers answer to on the app network.
+    aliases = {
+        alias
+        for resource in containers(plan)
+        if labels(resource)["io.audit-x.role"] == "web"
+        for network in resource.inputs["networksAdvanced"]
+        if network["name"] == f"audit-x-{stack}-app"
+        for alias in network.get("aliases", [])
+    }
+    assert {f"web-{i}" for i in range(web.replicas)} <= aliases
+
+
+def test_redpanda_lag_is_scraped_and_switched_on_at_the_same_interval(plan: Plan, stack: str) -> None:
+    interval = settings_of(stack).monitoring.collection_interval_seconds
+    (scrape,) = telegraf(plan)["inputs"]["prometheus"]
+    assert scrape["urls"] == ["http://redpanda:9644/public_metrics"]
+    assert scrape["fieldinclude"] == ["redpanda_kafka_consumer_group_*"]
+    assert scrape["name_override"] == "redpanda"
+
+    bootstrap = yaml.safe_load(uploaded(container(plan, "redpanda"), "/etc/redpanda/.bootstrap.yaml"))
+    assert bootstrap == {
+        "enable_consumer_group_metrics": ["group", "partition", "consumer_lag"],
+        "consumer_group_lag_collection_interval_sec": interval,
+    }
+    # A cluster that already exists ignores the bootstrap file: a job sets the same properties.
+    job = container(plan, "redpanda", "lag-metrics")
+    (script,) = job.inputs["command"]
+    assert "rpk cluster config set enable_consumer_group_metrics" in script
+    assert '["group", "partition", "consumer_lag"]' in script
+    assert f"consumer_group_lag_collection_interval_sec '{interval}'" in script
+    assert "admin.hosts=redpanda:9644" in script
+    assert container(plan, "redpanda").urn in job.dependencies
+
+
+def test_disk_input_watches_the_filesystem_under_the_volumes(plan: Plan) -> None:
+    (disk,) = telegraf(plan)["inputs"]["disk"]
+    assert disk["mount_points"] == ["/"]
+
+
+def test_outputs_write_to_influxdb_with_a_token_from_the_environment(plan: Plan, stack: str) -> None:
+    settings = settings_of(stack)
+    outputs = telegraf(plan)["outputs"]
+    (influx,) = outputs["influxdb_v2"]
+    assert influx["urls"] == ["http://influxdb:8086"]
+    assert influx["token"] == "${INFLUX_TOKEN}"
+    assert (influx["organization"], influx["bucket"]) == (settings.influxdb.org, settings.influxdb.bucket)
+    assert env(container(plan, "collector"))["INFLUX_TOKEN"] == "[secret]"
+    (health,) = outputs["health"]
+    assert health["namepass"] == ["docker"]
+    assert health["contains"] == [{"field": "n_containers"}]
+    assert seconds(health["max_time_between_metrics"]) >= 2 * settings.monitoring.flush_interval_seconds
+    assert "8080" in container(plan, "collector").inputs["healthcheck"]["tests"][1]
+
+
+def test_only_the_collector_mounts_the_docker_socket_and_read_only(plan: Plan, stack: str) -> None:
+    mounting = {
+        resource.name: mount
+        for resource in containers(plan)
+        for mount in resource.inputs.get("volumes", [])
+        if mount.get("hostPath") == "/var/run/docker.sock"
+    }
+    assert set(mounting) == {f"audit-x-{stack}-collector"}
+    assert mounting[f"audit-x-{stack}-collector"]["readOnly"] is True
+    collector = container(plan, "collector")
+    assert labels(collector)["io.audit-x.service"] == "collector"
+    # Telegraf's own user, with the host's docker group to read the socket.
+    assert collector.inputs["user"] == f"telegraf:{settings_of(stack).monitoring.docker_group_id}"
+
+
+def test_collector_joins_the_data_and_app_networks_only(plan: Plan, stack: str) -> None:
+    assert network_names(container(plan, "collector")) == [f"audit-x-{stack}-data", f"audit-x-{stack}-app"]
+    assert container(plan, "collector").inputs.get("ports") is None
+
+
+def test_containers_are_labelled_service_or_job_for_the_alerts(plan: Plan) -> None:
+    for resource in containers(plan):
+        expected = "job" if resource.inputs.get("attach") else "service"
+        assert labels(resource)["io.audit-x.lifecycle"] == expected, resource.name
+
+
+def test_every_health_check_reports_within_the_unhealthy_alerts_budget(plan: Plan) -> None:
+    worst = 0
+    for resource in long_running(plan):
+        check = resource.inputs["healthcheck"]
+        worst = max(worst, check["retries"] * (seconds(check["interval"]) + seconds(check["timeout"])))
+    assert worst <= UNHEALTHY_AFTER_SECONDS
+    # The budget is the real worst case, not a number picked to pass.
+    assert worst == UNHEALTHY_AFTER_SECONDS

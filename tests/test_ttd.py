@@ -1,0 +1,77 @@
+"""Time to detect: `python -m tools.ttd STACK` adds up the delays the rendered configs really have,
+and prod's worst critical alert is notified within 5 minutes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+
+import yaml
+
+from components.alerting import alert_rules
+from components.settings import load_settings
+from tests.helpers import container, seconds, uploaded
+from tools.mock_engine import REPO_ROOT, Plan, load_stack_config
+from tools.ttd import max_ttd_seconds, rows
+
+ROADMAP_TTD_SECONDS = 300
+
+
+def run_ttd(stack: str) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.ttd", stack], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    return result.stdout.strip().splitlines()
+
+
+def test_prod_detects_every_critical_failure_within_five_minutes() -> None:
+    lines = run_ttd("prod")
+    assert lines[-1].startswith("max_ttd_s=")
+    worst = int(lines[-1].removeprefix("max_ttd_s="))
+    assert worst <= ROADMAP_TTD_SECONDS
+    settings = load_settings(load_stack_config("prod"))
+    critical = {rule.key for rule in alert_rules(settings) if rule.severity == "critical"}
+    listed = {line.split()[0] for line in lines[1:-1]}
+    assert listed == critical
+    critical_ttds = [r.time_to_detect(settings.alerting) for r in alert_rules(settings) if r.severity == "critical"]
+    assert worst == max(critical_ttds)
+
+
+def test_a_dead_service_is_detected_faster_than_the_goal() -> None:
+    settings = load_settings(load_stack_config("prod"))
+    by_key = {rule.key: seconds for rule, seconds in rows(settings)}
+    assert by_key["container-not-running"] <= ROADMAP_TTD_SECONDS // 2
+
+
+def test_the_sum_follows_the_config() -> None:
+    config = load_stack_config("prod")
+    alerting = json.loads(config["audit-x:alerting"])
+    before = max_ttd_seconds(load_settings(config))
+    slower = load_settings({**config, "audit-x:alerting": json.dumps({**alerting, "criticalPendingSeconds": 600})})
+    assert max_ttd_seconds(slower) == before - alerting["criticalPendingSeconds"] + 600
+    assert max_ttd_seconds(slower) > ROADMAP_TTD_SECONDS
+
+
+def test_the_stages_are_the_rendered_configs_own_values(plan: Plan, stack: str) -> None:
+    """Each delay tools.ttd adds up is read back from the files Grafana and Telegraf are given."""
+    settings = load_settings(load_stack_config(stack))
+    document = yaml.safe_load(uploaded(container(plan, "grafana"), "/etc/grafana/provisioning/alerting/audit-x.yaml"))
+    telegraf = tomllib.loads(uploaded(container(plan, "collector"), "/etc/telegraf/telegraf.conf"))
+    rendered = {rule["uid"]: (group, rule) for group in document["groups"] for rule in group["rules"]}
+    (policy,) = document["policies"]
+    (critical_route,) = [r for r in policy["routes"] if r["object_matchers"] == [["severity", "=", "critical"]]]
+    for rule in alert_rules(settings):
+        group, rendered_rule = rendered[rule.uid(stack)]
+        stages = {stage.name: stage.seconds for stage in rule.detection_stages(settings.alerting)}
+        assert stages["evaluation interval"] == seconds(group["interval"])
+        assert stages["pending period"] == seconds(rendered_rule["for"])
+        route = critical_route if rule.severity == "critical" else policy
+        assert stages["notification group wait"] == seconds(route["group_wait"])
+        if "collection interval" in stages:
+            assert stages["collection interval"] == seconds(telegraf["agent"]["interval"])
+            assert stages["flush interval"] == seconds(telegraf["agent"]["flush_interval"])
+        for name in ("averaging window", "probe window", "counting window", "query window without data"):
+            if name in stages:
+                assert stages[name] == rendered_rule["data"][0]["relativeTimeRange"]["from"], (rule.uid(stack), name)
