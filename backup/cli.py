@@ -25,6 +25,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,10 +44,15 @@ KINDS = {postgres.KIND: postgres, influxdb.KIND: influxdb}
 WRITES = {postgres.KIND, influxdb.KIND}
 
 
+# Builds S3 clients off the main thread: loading boto3 (~0.3 s) then overlaps connecting to the
+# database and the first part of the dump, instead of delaying the dump's start.
+_CLIENT_BUILDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-client")
+
+
 def make_store(config: RunnerConfig, command: str) -> BackupStore:
     """The bucket, as the identity a command needs: only backups write; the rest read."""
     profile = config.writer_profile if command in WRITES else config.reader_profile
-    client = s3_client(config.region, config.s3_endpoint, profile)
+    client = _CLIENT_BUILDER.submit(s3_client, config.region, config.s3_endpoint, profile)
     return BackupStore(client, config.bucket, part_size=config.part_size_mb * 1024 * 1024)
 
 

@@ -11,6 +11,7 @@ backup with a manifest is a whole backup, and the runner needs no permission to 
 from __future__ import annotations
 
 import collections
+import fcntl
 import logging
 import subprocess
 import threading
@@ -52,6 +53,19 @@ class StderrTail:
         return "\n".join(self._lines)
 
 
+# Linux lets a pipe hold up to /proc/sys/fs/pipe-max-size (1 MiB by default) instead of 64 KiB.
+PIPE_BYTES = 1024 * 1024
+
+
+def widen_pipe(stream: IO[bytes]) -> None:
+    """Let the producer run ahead of the runner by up to a megabyte: with 64 KiB it stalls on
+    every pause of the reader (a part handed to the uploader, a hash, a thread switch)."""
+    try:
+        fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+    except OSError:
+        log.debug("could not widen the producer's pipe; it keeps the default size")
+
+
 def run_producer_to_s3(
     store: BackupStore,
     key: BackupKey,
@@ -64,6 +78,7 @@ def run_producer_to_s3(
     log.info("streaming `%s` to s3://%s/%s", command[0], store.bucket, key.data)
     process = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(env))
     assert process.stdout is not None and process.stderr is not None
+    widen_pipe(process.stdout)
     stderr = StderrTail(process.stderr)
 
     def producer_succeeded() -> None:

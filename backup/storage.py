@@ -19,9 +19,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
-import boto3
-from botocore.config import Config
-
 from backup.layout import MANIFEST_SUFFIX
 
 log = logging.getLogger("backup.storage")
@@ -43,6 +40,11 @@ class UploadResult:
 
 def s3_client(region: str, endpoint_url: str | None, profile: str | None = None, max_attempts: int = 8) -> Any:
     """An S3 client with retries; `profile` picks an identity from the shared credentials file."""
+    # Imported here: boto3 and S3's service model take ~0.3 s to load, which the runner does in
+    # the background while the dump starts (backup/cli.py), and the health check never needs.
+    import boto3  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+
     config = Config(
         region_name=region,
         retries={"mode": "standard", "max_attempts": max_attempts},
@@ -69,12 +71,19 @@ def read_into(stream: IO[bytes], buffer: bytearray) -> int:
 
 class BackupStore:
     def __init__(self, client: Any, bucket: str, *, part_size: int, max_in_flight: int = 2) -> None:
+        """`client` is an S3 client, or a Future of one still being built; it is waited for on first use."""
         if part_size < 5 * 1024 * 1024:
             raise ValueError("S3 needs parts of at least 5 MiB")
-        self.client = client
+        self._client = client
         self.bucket = bucket
         self.part_size = part_size
         self.max_in_flight = max_in_flight
+
+    @property
+    def client(self) -> Any:
+        if isinstance(self._client, Future):
+            self._client = self._client.result()
+        return self._client
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -86,9 +95,9 @@ class BackupStore:
         `before_complete` runs once the stream has ended and every part is stored, and must
         raise if the producer failed: a dump cut short ends its stream like a finished one.
         """
-        upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type)[
-            "UploadId"
-        ]
+        # Created once the first part is read: the client may still be loading meanwhile, and
+        # the dump need not wait for it.
+        upload_id: str | None = None
         digest = hashlib.sha256()
         size = 0
         parts: list[dict[str, Any]] = []
@@ -122,6 +131,11 @@ class BackupStore:
                     size += filled
                     # Only the last part is short; it alone is copied, to its exact length.
                     body = buffer if filled == self.part_size else bytes(buffer[:filled])
+                    if upload_id is None:
+                        created = self.client.create_multipart_upload(
+                            Bucket=self.bucket, Key=key, ContentType=content_type
+                        )
+                        upload_id = created["UploadId"]
                     futures.append(pool.submit(send, number, body, buffer))
                     if any(f.done() and f.exception() for f in futures):
                         break  # stop reading: a part failed after its retries
@@ -133,7 +147,8 @@ class BackupStore:
                 Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
         except BaseException:
-            self._abort(key, upload_id)
+            if upload_id is not None:
+                self._abort(key, upload_id)
             raise
         return UploadResult(key=key, size=size, sha256=digest.hexdigest(), parts=len(parts))
 

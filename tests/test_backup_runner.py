@@ -8,6 +8,7 @@ failing mid-upload, a flipped byte in a stored object.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -24,6 +25,7 @@ from psycopg import sql
 
 from backup import config as runner_config
 from backup.cli import main, make_store, serve
+from backup.jobs import PIPE_BYTES, widen_pipe
 from tools import audit_dataset
 from tools.local_services import (
     FaultPlan,
@@ -442,3 +444,14 @@ def test_fetch_downloads_a_backup_and_refuses_a_corrupt_one(
     assert run(rig, bucket, "fetch", "postgres", "--to", str(corrupt)) == 1
     assert "checksum mismatch" in capsys.readouterr().err
     assert not corrupt.exists(), "a download that fails its checksum is removed"
+
+
+def test_the_producers_pipe_is_widened_so_the_dump_runs_ahead() -> None:
+    read_end, write_end = os.pipe()
+    try:
+        with os.fdopen(read_end, "rb", closefd=False) as stream:
+            widen_pipe(stream)
+        assert fcntl.fcntl(read_end, 1032) == PIPE_BYTES  # F_GETPIPE_SZ
+    finally:
+        os.close(read_end)
+        os.close(write_end)

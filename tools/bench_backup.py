@@ -8,12 +8,15 @@ API server (moto, its own process), then measures, in the same run:
     plain_dump_s   pg_dump -Fc to a local file: the baseline
     streamed_s     the runner (`python -m backup postgres`) streaming the dump to S3
     two_step_s     pg_dump -Fc to a local file, then uploading it (what other backup images do)
+    server_complete_s  how long the S3 server takes to assemble a multipart upload of the dump's
+                   size (the last step of streamed_s, spent in the server, not the runner)
     restore_s      the restore drill (`python -m backup verify`): restore into a scratch database
     streamed_to_sink_s  the runner streaming to a sink that discards parts: its own overhead,
                    without an S3 server competing for this machine's cores
     peak_rss_mb    peak resident memory of the runner process while streaming
 
-`ratio` is streamed_s / plain_dump_s, `sink_ratio` streamed_to_sink_s / plain_dump_s. With
+`ratio` is streamed_s / plain_dump_s, `sink_ratio` streamed_to_sink_s / plain_dump_s,
+`ratio_less_server_complete` (streamed_s - server_complete_s) / plain_dump_s. With
 --repeat K, each timing is the best of K runs.
 The weekly/monthly copies of a period's first backup are pre-empted (as on any other day of the
 week), so streamed_s measures a regular daily run. The last line with --json is one JSON object.
@@ -41,6 +44,7 @@ from tools.local_services import postgres_bindir, postgres_cluster, s3_server
 DATABASE = "audit_x_bench"
 PASSWORD = "BenchPassword0123456789abcdefghijklmnop"
 BUCKET = "audit-x-bench"
+PART_BYTES = 8 * 1024 * 1024  # the runner's default part size (backup.partSizeMb)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Runs the runner and reports its own peak RSS (kB on Linux) on the last stderr line.
@@ -65,11 +69,11 @@ RUNNER_TO_SINK = (
     "    def abort_multipart_upload(self, **_): return {}\n"
     "real_upload = storage.BackupStore.upload_stream\n"
     "def upload_stream(self, key, stream, **kw):\n"
-    "    client, self.client = self.client, Sink()\n"
+    "    client, self._client = self._client, Sink()\n"
     "    try:\n"
     "        return real_upload(self, key, stream, **kw)\n"
     "    finally:\n"
-    "        self.client = client\n"
+    "        self._client = client\n"
     "storage.BackupStore.upload_stream = upload_stream\n"
     "storage.BackupStore.put_json = lambda *args, **kwargs: None  # no manifest for a discarded dump\n"
     "from backup.cli import main\n"
@@ -84,6 +88,20 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, subprocess.Co
     if result.returncode != 0:
         raise SystemExit(f"{command[0]} {command[1] if len(command) > 1 else ''} failed:\n{result.stderr[-4000:]}")
     return elapsed, result
+
+
+def time_server_complete(s3: Any, dump_file: Path, key: str) -> float:
+    """How long the S3 server takes to assemble a multipart upload of the dump's size: the last
+    step of every streamed backup, spent in the server (moto joins the parts in Python)."""
+    upload_id = s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    parts = []
+    with dump_file.open("rb") as dump:
+        for number, chunk in enumerate(iter(lambda: dump.read(PART_BYTES), b""), start=1):
+            etag = s3.upload_part(Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk)["ETag"]
+            parts.append({"PartNumber": number, "ETag": etag})
+    started = time.perf_counter()
+    s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+    return time.perf_counter() - started
 
 
 def preempt_copies(s3: Any) -> None:
@@ -131,7 +149,7 @@ def run_benchmark(size_mb: float, repeat: int, workdir: Path) -> dict[str, Any]:
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
         preempt_copies(s3)
         dump_file = workdir / "plain.dump"
-        plain, streamed, to_sink, two_step, restore = [], [], [], [], []
+        plain, streamed, to_sink, two_step, restore, server_complete = [], [], [], [], [], []
         dump_mb = 0.0
         peak_kb = []
         for round_ in range(repeat):
@@ -151,6 +169,7 @@ def run_benchmark(size_mb: float, repeat: int, workdir: Path) -> dict[str, Any]:
             subprocess.run(["pg_dump", "--format=custom", f"--file={dump_file}", DATABASE], env=env, check=True)
             s3.upload_file(str(dump_file), BUCKET, f"two-step/{round_}.dump")
             two_step.append(time.perf_counter() - started)
+            server_complete.append(time_server_complete(s3, dump_file, f"complete/{round_}.dump"))
             dump_file.unlink()
 
             elapsed, result = timed([sys.executable, "-m", "backup", "verify"], env)
@@ -165,6 +184,8 @@ def run_benchmark(size_mb: float, repeat: int, workdir: Path) -> dict[str, Any]:
             "streamed_to_sink_s": round(min(to_sink), 2),
             "sink_ratio": round(min(to_sink) / min(plain), 3),
             "two_step_s": round(min(two_step), 2),
+            "server_complete_s": round(min(server_complete), 2),
+            "ratio_less_server_complete": round((min(streamed) - min(server_complete)) / min(plain), 3),
             "peak_rss_mb": round(max(peak_kb) / 1024, 1),
             "restore_s": round(min(restore), 2),
             "verified": True,
