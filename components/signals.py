@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from backup.metrics import MEASUREMENT as BACKUP_MEASUREMENT
 from components.containers import LIFECYCLE_LABEL
 from components.context import LABEL_PREFIX
 from components.metrics import PROBE_MEASUREMENT, REDPANDA_MEASUREMENT
@@ -18,7 +19,6 @@ INFLUXDB = "influxdb"
 LOKI = "loki"
 SERVICE_LABEL = f"{LABEL_PREFIX}.service"
 ROLE_LABEL = f"{LABEL_PREFIX}.role"
-BACKUP_MEASUREMENT = "audit_x_backup"  # written by backup/metrics.py
 BACKED_UP_KINDS = ("postgres", "influxdb")
 
 
@@ -52,6 +52,15 @@ class Scope:
         """This environment's long-running containers (not its one-shot jobs)."""
         return f'r["{LABEL_PREFIX}.environment"] == "{self.environment}" and r["{LIFECYCLE_LABEL}"] == "service"'
 
+    def per_container(self, window_seconds: int, measurement: str, field: str, *steps: str) -> Query:
+        """One series per long-running container of this environment: `field` of `measurement`, then `steps`."""
+        return self.flux(
+            window_seconds,
+            f'r._measurement == "{measurement}" and r._field == "{field}"',
+            self.services(),
+            then=('group(columns: ["container_name"])', *steps),
+        )
+
     # --- the collector ------------------------------------------------------------------------
 
     def collector_heartbeat(self, window_seconds: int) -> Query:
@@ -64,44 +73,35 @@ class Scope:
 
     def containers_not_running(self, window_seconds: int) -> Query:
         """1 per service container whose latest state is anything but running."""
-        return self.flux(
+        return self.per_container(
             window_seconds,
-            'r._measurement == "docker_container_status" and r._field == "restart_count"',
-            self.services(),
-            then=(
-                'group(columns: ["container_name"])',
-                'sort(columns: ["_time"])',
-                "last()",
-                'map(fn: (r) => ({r with _value: if r.container_status == "running" then 0.0 else 1.0}))',
-            ),
+            "docker_container_status",
+            "restart_count",
+            'sort(columns: ["_time"])',
+            "last()",
+            'map(fn: (r) => ({r with _value: if r.container_status == "running" then 0.0 else 1.0}))',
         )
 
     def containers_unhealthy(self, window_seconds: int) -> Query:
         """1 per service container whose Docker health check reports unhealthy."""
-        return self.flux(
+        return self.per_container(
             window_seconds,
-            'r._measurement == "docker_container_health" and r._field == "health_status"',
-            self.services(),
-            then=(
-                'group(columns: ["container_name"])',
-                "last()",
-                'map(fn: (r) => ({r with _value: if r._value == "unhealthy" then 1.0 else 0.0}))',
-            ),
+            "docker_container_health",
+            "health_status",
+            "last()",
+            'map(fn: (r) => ({r with _value: if r._value == "unhealthy" then 1.0 else 0.0}))',
         )
 
     def container_restarts(self, window_seconds: int) -> Query:
         """Restarts per container in the window; a re-created container (count back to 0) adds none."""
-        return self.flux(
+        return self.per_container(
             window_seconds,
-            'r._measurement == "docker_container_status" and r._field == "restart_count"',
-            self.services(),
-            then=(
-                'group(columns: ["container_name"])',
-                'sort(columns: ["_time"])',
-                "difference(nonNegative: true)",
-                "sum()",
-                "toFloat()",
-            ),
+            "docker_container_status",
+            "restart_count",
+            'sort(columns: ["_time"])',
+            "difference(nonNegative: true)",
+            "sum()",
+            "toFloat()",
         )
 
     def container_cpu_percent(self, window_seconds: int) -> Query:
@@ -118,14 +118,11 @@ class Scope:
 
     def container_memory_percent(self, window_seconds: int) -> Query:
         """Latest memory use per container, in percent of its limit."""
-        return self.flux(
+        return self.per_container(
             window_seconds,
-            'r._measurement == "docker_container_mem" and r._field == "usage_percent"',
-            self.services(),
-            then=(
-                'group(columns: ["container_name"])',
-                "last()",
-            ),
+            "docker_container_mem",
+            "usage_percent",
+            "last()",
         )
 
     def disk_used_percent(self, window_seconds: int) -> Query:

@@ -20,6 +20,7 @@ from tests.helpers import (
     labels,
     long_running,
     network_names,
+    uploaded,
 )
 from tools.mock_engine import Plan, load_stack_config
 
@@ -207,9 +208,7 @@ def test_grafana_has_no_anonymous_access_and_a_provisioned_datasource(plan: Plan
     assert variables["GF_USERS_ALLOW_SIGN_UP"] == "false"
     assert variables["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana-admin-password"
     assert variables["INFLUXDB_TOKEN"] == "[secret]"
-    datasources = {u["file"]: u["content"] for u in grafana.inputs["uploads"]}[
-        "/etc/grafana/provisioning/datasources/audit-x.yaml"
-    ]
+    datasources = uploaded(grafana, "/etc/grafana/provisioning/datasources/audit-x.yaml")
     assert "uid: audit-x-influxdb" in datasources
     assert "url: http://influxdb:8086" in datasources
     assert "token: $INFLUXDB_TOKEN" in datasources
