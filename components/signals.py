@@ -68,6 +68,7 @@ class Scope:
         return self.flux(
             window_seconds,
             'r._measurement == "docker" and r._field == "n_containers"',
+            f'r.environment == "{self.environment}"',
             then=("last()",),
         )
 

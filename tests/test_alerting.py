@@ -89,6 +89,9 @@ def test_every_rule_is_well_formed(plan: Plan, stack: str) -> None:
                     assert query["model"]["expression"] in ref_ids, rule["uid"]
                 else:
                     assert query["relativeTimeRange"]["from"] > 0
+                    # Scoped to this environment, whatever else shares the datasource.
+                    text = query["model"].get("query") or query["model"]["expr"]
+                    assert re.search(rf'environment"?\]? ?=+ ?"{stack}"', text), rule["uid"]
             severity = rule["labels"]["severity"]
             assert severity in ("warning", "critical")
             assert group["name"] == f"{stack}-{severity}"
