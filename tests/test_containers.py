@@ -128,6 +128,30 @@ def test_app_roles_and_grafana_join_both_networks(plan: Plan) -> None:
         assert set(network_names(container(plan, name))) == both, name
 
 
+def test_every_service_joins_exactly_the_networks_it_needs(plan: Plan) -> None:
+    """The whole map, by service: a new container must be added here, with its reason."""
+    expected = {
+        **{service: {"data"} for service in DATA_SERVICES},
+        "loki": {"data"},
+        "alloy": {"data"},  # ships to Loki; reads log files, needs nothing outside
+        "app": {"data", "app"},  # every app role and job
+        "grafana": {"data", "app"},  # reads InfluxDB/Loki; sends notifications out
+        "collector": {"data", "app"},  # InfluxDB and Redpanda; probes the web slots
+        "backup": {"data", "app"},  # PostgreSQL/InfluxDB; uploads to S3
+        "edge": {"app"},  # the internet in front, the web slots behind
+    }
+    env = env_name(plan)
+    services = {c.name for c in long_running(plan)}
+    for resource in containers(plan):
+        service = labels(resource)["io.audit-x.service"]
+        joined = {name.removeprefix(f"audit-x-{env}-") for name in network_names(resource)}
+        assert service in expected, f"{resource.name}: add service {service!r} to this map"
+        if resource.name in services:
+            assert joined == expected[service], resource.name
+        else:  # a one-shot job of the service: never more than the service itself
+            assert joined <= expected[service], resource.name
+
+
 def test_stateful_data_lives_in_named_volumes(plan: Plan) -> None:
     volumes = {v.inputs["name"] for v in plan.of_type(VOLUME)}
     mounts = {
