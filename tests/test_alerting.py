@@ -106,6 +106,9 @@ def test_every_rule_is_well_formed(plan: Plan, stack: str) -> None:
             assert rule["labels"]["environment"] == stack
     assert len(set(uids)) == len(uids)
     assert len(uids) == len(alert_rules(settings))
+    # Grafana refuses two rules of the same title in one folder.
+    titles = [rule["title"] for rule in rules_of(document)]
+    assert len(set(titles)) == len(titles)
 
 
 def test_every_rule_links_a_runbook_section_that_exists(plan: Plan, stack: str) -> None:
