@@ -52,7 +52,7 @@ def rules_of(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def flux_valid(scripts: list[str]) -> list[bool]:
-    """InfluxData's Flux parser and type checker (tools/flux, installed by `make venv`)."""
+    """InfluxData's Flux parser and type checker (tools/flux, installed by `make test`)."""
     result = subprocess.run(
         ["node", str(FLUX_CHECK)], input=json.dumps(scripts), capture_output=True, text=True, timeout=120, check=True
     )
