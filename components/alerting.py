@@ -119,7 +119,7 @@ def alert_rules(settings: Settings) -> list[AlertRule]:
     backup_hours = settings.backup.max_age_hours
     lag_refresh = max(monitoring.collection_interval_seconds, REDPANDA_LAG_REFRESH_FLOOR_SECONDS)
 
-    rules = [
+    return [
         AlertRule(
             key="collector-silent",
             title="Metrics collector silent",
@@ -253,7 +253,6 @@ def alert_rules(settings: Settings) -> list[AlertRule]:
             stages=(),
         ),
     ]
-    return rules
 
 
 def _rule_document(rule: AlertRule, settings: Settings) -> dict[str, Any]:

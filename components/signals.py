@@ -52,11 +52,14 @@ class Scope:
         """This environment's long-running containers (not its one-shot jobs)."""
         return f'r["{LABEL_PREFIX}.environment"] == "{self.environment}" and r["{LIFECYCLE_LABEL}"] == "service"'
 
-    def per_container(self, window_seconds: int, measurement: str, field: str, *steps: str) -> Query:
-        """One series per long-running container of this environment: `field` of `measurement`, then `steps`."""
+    def per_container(
+        self, window_seconds: int, measurement: str, field: str, *steps: str, where: str | None = None
+    ) -> Query:
+        """One series per long-running container of this environment: `field` of `measurement`
+        (rows matching `where`), then `steps`."""
         return self.flux(
             window_seconds,
-            f'r._measurement == "{measurement}" and r._field == "{field}"',
+            f'r._measurement == "{measurement}" and r._field == "{field}"' + (f" and {where}" if where else ""),
             self.services(),
             then=('group(columns: ["container_name"])', *steps),
         )
@@ -107,14 +110,8 @@ class Scope:
 
     def container_cpu_percent(self, window_seconds: int) -> Query:
         """Mean CPU per container over the window, in percent of one core."""
-        return self.flux(
-            window_seconds,
-            'r._measurement == "docker_container_cpu" and r._field == "usage_percent" and r.cpu == "cpu-total"',
-            self.services(),
-            then=(
-                'group(columns: ["container_name"])',
-                "mean()",
-            ),
+        return self.per_container(
+            window_seconds, "docker_container_cpu", "usage_percent", "mean()", where='r.cpu == "cpu-total"'
         )
 
     def container_memory_percent(self, window_seconds: int) -> Query:
