@@ -1,8 +1,8 @@
 """S3, as the backup runner uses it: streamed multipart uploads, copies, manifests, streamed reads.
 
 A dump is never written to local disk: the producer's stdout is read in parts of a fixed size,
-each part hashed into the stream's SHA-256 and uploaded while the next one is read, with at most
-`max_in_flight` parts in memory. Memory is therefore bounded by part size x (in flight + 1),
+each part hashed into the stream's SHA-256 and uploaded while the next one is read, into one of
+`max_in_flight` reused buffers. Memory is therefore bounded by part size x max_in_flight,
 whatever the database's size. Any failure aborts the multipart upload, so no partial object is
 ever visible. Transient S3 errors (5xx, throttling, dropped connections) are retried with
 exponential backoff by botocore's standard retry mode.
@@ -70,7 +70,7 @@ def read_into(stream: IO[bytes], buffer: bytearray) -> int:
 
 
 class BackupStore:
-    def __init__(self, client: Any, bucket: str, *, part_size: int, max_in_flight: int = 2) -> None:
+    def __init__(self, client: Any, bucket: str, *, part_size: int, max_in_flight: int = 3) -> None:
         """`client` is an S3 client, or a Future of one still being built; it is waited for on first use."""
         if part_size < 5 * 1024 * 1024:
             raise ValueError("S3 needs parts of at least 5 MiB")
@@ -95,9 +95,6 @@ class BackupStore:
         `before_complete` runs once the stream has ended and every part is stored, and must
         raise if the producer failed: a dump cut short ends its stream like a finished one.
         """
-        # Created once the first part is read: the client may still be loading meanwhile, and
-        # the dump need not wait for it.
-        upload_id: str | None = None
         digest = hashlib.sha256()
         size = 0
         parts: list[dict[str, Any]] = []
@@ -107,11 +104,19 @@ class BackupStore:
         for _ in range(self.max_in_flight):
             free.put(bytearray(self.part_size))
         futures: list[Future[dict[str, Any]]] = []
+        # The upload is created by the uploader threads, once the first part is read, never by
+        # this (reading) thread: the client may still be loading then, and a reader waiting on
+        # it would stop draining the pipe and stall the producer.
+        creating: Future[str] | None = None
 
-        def send(number: int, body: bytes | bytearray, buffer: bytearray) -> dict[str, Any]:
+        def create() -> str:
+            created = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type)
+            return created["UploadId"]
+
+        def send(upload: Future[str], number: int, body: bytes | bytearray, buffer: bytearray) -> dict[str, Any]:
             try:
                 response = self.client.upload_part(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+                    Bucket=self.bucket, Key=key, UploadId=upload.result(), PartNumber=number, Body=body
                 )
                 return {"PartNumber": number, "ETag": response["ETag"]}
             finally:
@@ -124,6 +129,7 @@ class BackupStore:
                     buffer = free.get()  # waits while every buffer is being uploaded
                     filled = read_into(stream, buffer)
                     if filled == 0 and number > 0:
+                        free.put(buffer)
                         break
                     number += 1
                     with memoryview(buffer) as view:
@@ -131,24 +137,22 @@ class BackupStore:
                     size += filled
                     # Only the last part is short; it alone is copied, to its exact length.
                     body = buffer if filled == self.part_size else bytes(buffer[:filled])
-                    if upload_id is None:
-                        created = self.client.create_multipart_upload(
-                            Bucket=self.bucket, Key=key, ContentType=content_type
-                        )
-                        upload_id = created["UploadId"]
-                    futures.append(pool.submit(send, number, body, buffer))
+                    if creating is None:
+                        creating = pool.submit(create)
+                    futures.append(pool.submit(send, creating, number, body, buffer))
                     if any(f.done() and f.exception() for f in futures):
                         break  # stop reading: a part failed after its retries
                     if filled < self.part_size:
                         break
                 parts = [f.result() for f in futures]
             before_complete()
+            assert creating is not None  # the loop reads at least one part
             self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                Bucket=self.bucket, Key=key, UploadId=creating.result(), MultipartUpload={"Parts": parts}
             )
         except BaseException:
-            if upload_id is not None:
-                self._abort(key, upload_id)
+            if creating is not None and creating.done() and not creating.exception():
+                self._abort(key, creating.result())
             raise
         return UploadResult(key=key, size=size, sha256=digest.hexdigest(), parts=len(parts))
 

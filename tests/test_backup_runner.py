@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import json
 import os
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +29,7 @@ from psycopg import sql
 from backup import config as runner_config
 from backup.cli import main, make_store, serve
 from backup.jobs import PIPE_BYTES, widen_pipe
+from backup.storage import BackupStore
 from tools import audit_dataset
 from tools.local_services import (
     FaultPlan,
@@ -455,3 +459,55 @@ def test_the_producers_pipe_is_widened_so_the_dump_runs_ahead() -> None:
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+class _LoadingLateClient:
+    """An S3 client that records what it was asked; stands in for one still loading at first."""
+
+    def __init__(self) -> None:
+        self.parts: dict[int, bytes] = {}
+        self.completed: list[int] = []
+
+    def create_multipart_upload(self, **_: Any) -> dict[str, str]:
+        return {"UploadId": "upload-1"}
+
+    def upload_part(self, *, PartNumber: int, Body: bytes | bytearray, **_: Any) -> dict[str, str]:  # noqa: N803 boto3's names
+        self.parts[PartNumber] = bytes(Body)
+        return {"ETag": f"etag-{PartNumber}"}
+
+    def complete_multipart_upload(self, *, MultipartUpload: dict[str, Any], **_: Any) -> dict[str, Any]:  # noqa: N803
+        self.completed = [part["PartNumber"] for part in MultipartUpload["Parts"]]
+        return {}
+
+
+def test_the_dump_is_read_on_while_the_s3_client_is_still_loading() -> None:
+    """The reader fills every part buffer before the client exists: a reader waiting for the
+    client would stop draining the producer's pipe, and the dump would stall meanwhile."""
+    part = 5 * 1024 * 1024
+    data = os.urandom(3 * part + 1234)
+    client = _LoadingLateClient()
+    loading: Future[Any] = Future()
+    loaded_by_reader = threading.Event()
+
+    class Producer(io.BytesIO):
+        def readinto(self, buffer: Any) -> int:
+            count = super().readinto(buffer)
+            if self.tell() >= 3 * part and not loading.done():  # all three buffers are full
+                loaded_by_reader.set()
+                loading.set_result(client)
+            return count
+
+    give_up = threading.Timer(10, lambda: loading.done() or loading.set_result(client))  # never hang
+    give_up.start()
+    store = BackupStore(loading, "bucket", part_size=part, max_in_flight=3)
+    try:
+        result = store.upload_stream(
+            "daily/x.dump", Producer(data), content_type="application/octet-stream", before_complete=lambda: None
+        )
+    finally:
+        give_up.cancel()
+
+    assert loaded_by_reader.is_set(), "the reader waited for the client before filling its buffers"
+    assert client.completed == [1, 2, 3, 4]
+    assert b"".join(client.parts[n] for n in client.completed) == data
+    assert (result.size, result.sha256, result.parts) == (len(data), hashlib.sha256(data).hexdigest(), 4)

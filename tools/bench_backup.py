@@ -6,18 +6,25 @@ Builds an audit_x-like database of about N MB in a throwaway PostgreSQL cluster,
 API server (moto, its own process), then measures, in the same run:
 
     plain_dump_s   pg_dump -Fc to a local file: the baseline
-    streamed_s     the runner (`python -m backup postgres`) streaming the dump to S3
+    streamed_s     the runner (`python -m backup postgres`) streaming the dump to S3: a new
+                   process, as an on-demand or pre-migration backup runs
+    scheduled_s    the same backup as the runner's `serve` process makes it every night: modules
+                   and S3 client already loaded, the backup itself timed
+    s3_server_cpu_s  CPU time the S3 server spent during the scheduled run, on this machine's
+                   cores (a real S3 endpoint spends none here)
     two_step_s     pg_dump -Fc to a local file, then uploading it (what other backup images do)
     server_complete_s  how long the S3 server takes to assemble a multipart upload of the dump's
                    size (the last step of streamed_s, spent in the server, not the runner)
     restore_s      the restore drill (`python -m backup verify`): restore into a scratch database
     streamed_to_sink_s  the runner streaming to a sink that discards parts: its own overhead,
                    without an S3 server competing for this machine's cores
-    peak_rss_mb    peak resident memory of the runner process while streaming
+    peak_rss_mb    peak resident memory of the runner process, in either kind of run
 
-`ratio` is streamed_s / plain_dump_s, `sink_ratio` streamed_to_sink_s / plain_dump_s,
-`ratio_less_server_complete` (streamed_s - server_complete_s) / plain_dump_s. With
---repeat K, each timing is the best of K runs.
+`ratio` is streamed_s / plain_dump_s, `scheduled_ratio` scheduled_s / plain_dump_s, `sink_ratio`
+streamed_to_sink_s / plain_dump_s, `ratio_less_server_complete` (streamed_s - server_complete_s)
+/ plain_dump_s. Every round runs its own baseline beside the runner, so a slow moment of this
+shared machine slows both: with --repeat K, each ratio is the median of the K rounds' own ratios
+and each timing the median of its K runs.
 The weekly/monthly copies of a period's first backup are pre-empted (as on any other day of the
 week), so streamed_s measures a regular daily run. The last line with --json is one JSON object.
 """
@@ -33,13 +40,14 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import boto3
 
 from backup.layout import BackupKey, stamp
 from tools import audit_dataset
-from tools.local_services import postgres_bindir, postgres_cluster, s3_server
+from tools.local_services import cpu_seconds, postgres_bindir, postgres_cluster, s3_server_process
 
 DATABASE = "audit_x_bench"
 PASSWORD = "BenchPassword0123456789abcdefghijklmnop"
@@ -54,6 +62,19 @@ MEASURED_RUNNER = (
     "code = main(sys.argv[1:])\n"
     "print('peak_rss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
     "sys.exit(code)\n"
+)
+
+# A scheduled backup inside a warm runner, as `serve` makes it: the client was built at start.
+SCHEDULED_RUNNER = (
+    "import json, resource, sys, time\n"
+    "from backup import cli, config, jobs\n"
+    "settings = config.load()\n"
+    "store = cli.make_store(settings, 'postgres')\n"
+    "store.client  # waits until the client is built\n"
+    "started = time.perf_counter()\n"
+    "cli.run_backup(settings, store, jobs.utc_now, 'postgres', 'bench-scheduled')\n"
+    "elapsed = time.perf_counter() - started\n"
+    "print(json.dumps({'elapsed_s': elapsed, 'peak_rss_kb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))\n"
 )
 
 
@@ -112,7 +133,7 @@ def preempt_copies(s3: Any) -> None:
 
 
 def run_benchmark(size_mb: float, repeat: int, workdir: Path) -> dict[str, Any]:
-    with postgres_cluster() as pg, s3_server() as endpoint:
+    with postgres_cluster() as pg, s3_server_process() as (endpoint, s3_process):
         pg.psql(f"CREATE ROLE audit_x LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
         pg.psql(f"CREATE DATABASE {DATABASE} OWNER audit_x")
         print(f"building a database of about {size_mb:g} MB ...", file=sys.stderr)
@@ -149,9 +170,16 @@ def run_benchmark(size_mb: float, repeat: int, workdir: Path) -> dict[str, Any]:
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
         preempt_copies(s3)
         dump_file = workdir / "plain.dump"
-        plain, streamed, to_sink, two_step, restore, server_complete = [], [], [], [], [], []
+        plain: list[float] = []
+        streamed: list[float] = []
+        scheduled: list[float] = []
+        to_sink: list[float] = []
+        two_step: list[float] = []
+        restore: list[float] = []
+        server_complete: list[float] = []
+        server_cpu: list[float] = []
+        peak_kb: list[int] = []
         dump_mb = 0.0
-        peak_kb = []
         for round_ in range(repeat):
             print(f"round {round_ + 1}/{repeat}", file=sys.stderr)
             elapsed, _ = timed(["pg_dump", "--format=custom", f"--file={dump_file}", DATABASE], env)
@@ -161,6 +189,13 @@ def run_benchmark(size_mb: float, repeat: int, workdir: Path) -> dict[str, Any]:
             elapsed, result = timed([sys.executable, "-c", MEASURED_RUNNER, "postgres", "--reason", "bench"], env)
             streamed.append(elapsed)
             peak_kb.append(int(result.stderr.strip().splitlines()[-1].split()[-1]))
+
+            cpu_before = cpu_seconds(s3_process.pid)
+            _, result = timed([sys.executable, "-c", SCHEDULED_RUNNER], env)
+            server_cpu.append(cpu_seconds(s3_process.pid) - cpu_before)
+            warm = json.loads(result.stdout.strip().splitlines()[-1])
+            scheduled.append(warm["elapsed_s"])
+            peak_kb.append(warm["peak_rss_kb"])
 
             elapsed, _ = timed([sys.executable, "-c", RUNNER_TO_SINK], env)
             to_sink.append(elapsed)
@@ -174,20 +209,29 @@ def run_benchmark(size_mb: float, repeat: int, workdir: Path) -> dict[str, Any]:
 
             elapsed, result = timed([sys.executable, "-m", "backup", "verify"], env)
             restore.append(json.loads(result.stdout)["restore_s"])
+
+        less_complete = [run - done for run, done in zip(streamed, server_complete, strict=True)]
+
+        def ratio(runs: list[float]) -> float:
+            return round(median(run / baseline for run, baseline in zip(runs, plain, strict=True)), 3)
+
         return {
             "size_mb": size_mb,
             "db_mb": built["size_mb"],
             "dump_mb": round(dump_mb, 1),
-            "plain_dump_s": round(min(plain), 2),
-            "streamed_s": round(min(streamed), 2),
-            "ratio": round(min(streamed) / min(plain), 3),
-            "streamed_to_sink_s": round(min(to_sink), 2),
-            "sink_ratio": round(min(to_sink) / min(plain), 3),
-            "two_step_s": round(min(two_step), 2),
-            "server_complete_s": round(min(server_complete), 2),
-            "ratio_less_server_complete": round((min(streamed) - min(server_complete)) / min(plain), 3),
+            "plain_dump_s": round(median(plain), 2),
+            "streamed_s": round(median(streamed), 2),
+            "ratio": ratio(streamed),
+            "scheduled_s": round(median(scheduled), 2),
+            "scheduled_ratio": ratio(scheduled),
+            "s3_server_cpu_s": round(median(server_cpu), 2),
+            "streamed_to_sink_s": round(median(to_sink), 2),
+            "sink_ratio": ratio(to_sink),
+            "two_step_s": round(median(two_step), 2),
+            "server_complete_s": round(median(server_complete), 2),
+            "ratio_less_server_complete": ratio(less_complete),
             "peak_rss_mb": round(max(peak_kb) / 1024, 1),
-            "restore_s": round(min(restore), 2),
+            "restore_s": round(median(restore), 2),
             "verified": True,
             "repeat": repeat,
         }
@@ -196,7 +240,7 @@ def run_benchmark(size_mb: float, repeat: int, workdir: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bench_backup", description="Benchmark the backup runner.")
     parser.add_argument("--size-mb", type=float, required=True, help="approximate database size to build")
-    parser.add_argument("--repeat", type=int, default=1, help="rounds; each timing is the best of them")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds; figures are the median of them")
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="audit-x-bench-") as tmp:
