@@ -164,23 +164,14 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None, tim
         time.sleep(0.05)
 
 
-# Objects up to this size stay in moto's memory rather than in temporary files.
-MOTO_IN_MEMORY_BYTES = 4 * 1024**3
-
-
 @contextlib.contextmanager
 def s3_server_process() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """moto's S3 server in its own process, on loopback; yields its endpoint URL and the process.
-
-    Objects are kept in memory: by default moto spools every object over 5 MiB (each 8 MiB part)
-    to a temporary file on this host's disk, work no real S3 endpoint makes the backup host do.
-    """
+    """moto's S3 server in its own process, on loopback; yields its endpoint URL and the process."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(MOTO_IN_MEMORY_BYTES)},
     )
     try:
         wait_for_port(port, process)
