@@ -24,6 +24,9 @@ from backup.layout import MANIFEST_SUFFIX
 log = logging.getLogger("backup.storage")
 
 READ_CHUNK = 1024 * 1024
+# Part buffers a streamed upload holds: one being read while the others upload. Three let the
+# reader run about 1.5 s of dump ahead of a slow S3 (8 MiB parts), so the dump rarely waits.
+PART_BUFFERS = 3
 
 
 class StorageError(RuntimeError):
@@ -70,7 +73,7 @@ def read_into(stream: IO[bytes], buffer: bytearray) -> int:
 
 
 class BackupStore:
-    def __init__(self, client: Any, bucket: str, *, part_size: int, max_in_flight: int = 3) -> None:
+    def __init__(self, client: Any, bucket: str, *, part_size: int, max_in_flight: int = PART_BUFFERS) -> None:
         """`client` is an S3 client, or a Future of one still being built; it is waited for on first use."""
         if part_size < 5 * 1024 * 1024:
             raise ValueError("S3 needs parts of at least 5 MiB")

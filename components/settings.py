@@ -34,6 +34,7 @@ from pydantic.alias_generators import to_camel
 
 from backup.config import ConfigError as RunnerConfigError
 from backup.config import Schedule
+from backup.storage import PART_BUFFERS
 
 PROJECT = "audit-x"
 NAMESPACE = f"{PROJECT}:"
@@ -363,6 +364,11 @@ class AppSettings(ImageField):
         return workers
 
 
+# The backup runner's memory besides its part buffers: Python, boto3 and psycopg, with a margin
+# (tools/bench_backup.py measured a peak RSS of about 110 MB with three 8 MiB parts).
+RUNNER_BASE_MEMORY_MB = 128
+
+
 class BackupSettings(ConfigModel):
     bucket_name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
     daily_copies: int = Field(default=7, ge=1, le=366)
@@ -379,6 +385,17 @@ class BackupSettings(ConfigModel):
     part_size_mb: int = Field(default=8, ge=5, le=512)
     memory_limit_mb: int = Field(default=384, ge=256, le=16384)
     startup_timeout_seconds: int = Field(default=1800, ge=60, le=6 * 3600)
+
+    @model_validator(mode="after")
+    def _part_buffers_fit_in_memory_limit(self) -> BackupSettings:
+        # Past the limit the runner is OOM-killed mid-dump, every night.
+        needed = PART_BUFFERS * self.part_size_mb + RUNNER_BASE_MEMORY_MB
+        if needed > self.memory_limit_mb:
+            raise ValueError(
+                f"memoryLimitMb ({self.memory_limit_mb}) must hold {PART_BUFFERS} parts of partSizeMb "
+                f"({self.part_size_mb}) plus {RUNNER_BASE_MEMORY_MB} MB for the runner itself: at least {needed}"
+            )
+        return self
 
     @field_validator("postgres_schedule", "influxdb_schedule", "verify_schedule")
     @classmethod

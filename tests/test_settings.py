@@ -104,6 +104,12 @@ INVALID_CONFIGS = [
     ("bucket name with capitals", {"backup.bucketName": "Audit_X"}, "audit-x:backup.bucketName = 'Audit_X'", "pattern"),
     ("zero daily copies", {"backup.dailyCopies": 0}, "audit-x:backup.dailyCopies = 0", "greater than or equal to 1"),
     (
+        "backup parts over the memory limit",
+        {"backup.partSizeMb": 128},
+        "audit-x:backup",
+        "memoryLimitMb (384) must hold 3 parts of partSizeMb (128) plus 128 MB for the runner itself: at least 512",
+    ),
+    (
         "missing docker group id",
         {"monitoring.dockerGroupId": None},
         "audit-x:monitoring.dockerGroupId: missing",
