@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_docker as docker
 
-from components.containers import (
+from components.lib.containers import (
     ContainerSpec,
     HealthCheck,
     long_running_container,
@@ -25,7 +25,7 @@ from components.containers import (
     pinned_image,
     require_success,
 )
-from components.context import LABEL_PREFIX, EnvironmentContext
+from components.lib.context import LABEL_PREFIX, EnvironmentContext
 from components.settings import AppSettings
 
 LIVE_PATH = "/live"

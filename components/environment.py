@@ -11,22 +11,22 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from components.alerting import alerting_file
 from components.app import App, image_tag, web_slot
-from components.backup_bucket import BackupBucket
-from components.backup_runner import BackupRunner
-from components.context import EnvironmentContext
-from components.dashboard import dashboard_json
-from components.edge import Edge
-from components.grafana import Grafana, notification_env
-from components.influxdb import InfluxDb
-from components.logs import Logs
-from components.metrics import Collector
-from components.network import Networks
-from components.postgres import Postgres
-from components.redis import Redis
-from components.redpanda import Redpanda
-from components.secrets import Secrets
+from components.backups.bucket import BackupBucket
+from components.backups.runner import BackupRunner
+from components.data.influxdb import InfluxDb
+from components.data.postgres import Postgres
+from components.data.redis import Redis
+from components.data.redpanda import Redpanda
+from components.lib.context import EnvironmentContext
+from components.observability.alerting import alerting_file
+from components.observability.collector import Collector
+from components.observability.dashboard import dashboard_json
+from components.observability.grafana import Grafana, notification_env
+from components.observability.logs import Logs
+from components.platform.edge import Edge
+from components.platform.network import Networks
+from components.platform.secrets import Secrets
 from components.settings import Settings
 
 

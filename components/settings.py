@@ -40,7 +40,7 @@ PROJECT = "audit-x"
 NAMESPACE = f"{PROJECT}:"
 AWS_REGION_KEY = "aws:region"
 
-# The generated secrets (components/secrets.py generates them, under these names).
+# The generated secrets (components/platform/secrets.py generates them, under these names).
 GENERATED_SECRET_NAMES = (
     "postgres-password",
     "redis-password",

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.alerting import alert_rules, alerting_file
-from components.dashboard import dashboard
-from components.logs import LABELS
+from components.observability.alerting import alert_rules, alerting_file
+from components.observability.dashboard import dashboard
+from components.observability.logs import LABELS
 from components.settings import Settings, load_settings
 from tests.helpers import container, containers, env, seconds, uploaded
 from tools.mock_engine import REPO_ROOT, Plan, fake_secret, load_stack_config, run_program

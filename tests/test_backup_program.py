@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pulumi
 
-from components.backup_runner import RUNNER_DIR, source_digest
+from components.backups.runner import RUNNER_DIR, source_digest
 from components.settings import load_settings
 from tests.helpers import BUILT_IMAGE, CONTAINER, container, env, labels, network_names
 from tools.mock_engine import REPO_ROOT, Plan, load_stack_config, run_program, try_program

@@ -8,8 +8,8 @@ import tomllib
 
 import yaml
 
-from components.alerting import UNHEALTHY_AFTER_SECONDS
-from components.metrics import PROBE_PATHS
+from components.observability.alerting import UNHEALTHY_AFTER_SECONDS
+from components.observability.collector import PROBE_PATHS
 from components.settings import Settings, load_settings
 from tests.helpers import container, containers, env, labels, long_running, network_names, seconds, uploaded
 from tools.mock_engine import Plan, load_stack_config

@@ -8,7 +8,7 @@ import re
 
 import yaml
 
-from components.logs import alloy_config
+from components.observability.logs import alloy_config
 from components.settings import load_settings
 from tests.helpers import container, containers, network_names, uploaded
 from tools.mock_engine import Plan, load_stack_config

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from components.app import release_suffix
-from components.secrets import GENERATED_SECRETS
+from components.platform.secrets import GENERATED_SECRETS
 from components.settings import GENERATED_SECRET_NAMES, ROTATABLE_SECRETS, ConfigError, load_settings
 from tests.helpers import container, env, redis_files, run_probe
 from tools.local_services import free_port, postgres_bindir, postgres_cluster, redis_server

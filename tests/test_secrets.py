@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from components.secrets import GENERATED_SECRETS
+from components.platform.secrets import GENERATED_SECRETS
 from components.settings import load_settings
 from tests.helpers import SECRET, containers, labels
 from tools.mock_engine import Plan, fake_secret, iter_strings, load_stack_config, run_program

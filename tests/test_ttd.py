@@ -10,7 +10,7 @@ import tomllib
 
 import yaml
 
-from components.alerting import alert_rules
+from components.observability.alerting import alert_rules
 from components.settings import load_settings
 from tests.helpers import container, seconds, uploaded
 from tools.mock_engine import REPO_ROOT, Plan, load_stack_config

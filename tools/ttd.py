@@ -2,7 +2,7 @@
 
     python -m tools.ttd STACK [--all]
 
-For every critical rule the program declares (components/alerting.py), adds up the delays
+For every critical rule the program declares (components/observability/alerting.py), adds up the delays
 between a failure and the first notification, each at its worst: the collector's collection
 and flush intervals (or the source's own, such as Redpanda's lag refresh or Docker's health
 check retries), any window the query averages over, Grafana's evaluation interval, the rule's
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from components.alerting import AlertRule, alert_rules
+from components.observability.alerting import AlertRule, alert_rules
 from components.settings import ConfigError, Settings, load_settings
 from tools.mock_engine import load_stack_config, stack_names
 

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from backup.metrics import MEASUREMENT as BACKUP_MEASUREMENT
-from components.containers import LIFECYCLE_LABEL
-from components.context import LABEL_PREFIX
-from components.metrics import PROBE_MEASUREMENT, REDPANDA_MEASUREMENT
+from components.lib.containers import LIFECYCLE_LABEL
+from components.lib.context import LABEL_PREFIX
+from components.observability.collector import PROBE_MEASUREMENT, REDPANDA_MEASUREMENT
 
 INFLUXDB = "influxdb"
 LOKI = "loki"
@@ -124,7 +124,7 @@ class Scope:
         )
 
     def disk_used_percent(self, window_seconds: int) -> Query:
-        """Use of the filesystem Docker's volumes live on (components/metrics.py says why `/`)."""
+        """Use of the filesystem Docker's volumes live on (components/observability/collector.py says why `/`)."""
         return self.flux(
             window_seconds,
             'r._measurement == "disk" and r._field == "used_percent" and r.path == "/"',

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_docker as docker
 import yaml
 
-from components.containers import (
+from components.lib.containers import (
     ConfigFile,
     ContainerSpec,
     HealthCheck,
@@ -25,7 +25,7 @@ from components.containers import (
     on_network,
     pinned_image,
 )
-from components.context import LABEL_PREFIX, EnvironmentContext
+from components.lib.context import LABEL_PREFIX, EnvironmentContext
 from components.settings import LogsSettings
 
 LOKI_PORT = 3100

@@ -17,7 +17,7 @@ import json
 import pulumi
 import pulumi_docker as docker
 
-from components.containers import (
+from components.lib.containers import (
     ConfigFile,
     ContainerSpec,
     HealthCheck,
@@ -27,7 +27,7 @@ from components.containers import (
     one_shot_container,
     pinned_image,
 )
-from components.context import EnvironmentContext
+from components.lib.context import EnvironmentContext
 from components.settings import RedpandaSettings
 
 KAFKA_PORT = 9092

@@ -16,7 +16,7 @@ import json
 import pulumi
 import pulumi_aws as aws
 
-from components.context import EnvironmentContext
+from components.lib.context import EnvironmentContext
 from components.settings import BackupSettings
 
 DAILY_PREFIX = "daily/"

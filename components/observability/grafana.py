@@ -3,7 +3,7 @@
 Anonymous access and sign-up are off; the admin password is generated and read from a file.
 Everything Grafana shows or sends is provisioned from files the program renders: the datasources
 (fixed uids, so dashboards and rules can name them), the platform dashboard, and the alerting
-(rules, contact points, notification policy; components/alerting.py). No secret is in a file:
+(rules, contact points, notification policy; components/observability/alerting.py). No secret is in a file:
 the InfluxDB token, the Slack webhook and the PagerDuty key are `${NAME}` references Grafana
 expands from its environment when it reads the provisioning, and SMTP's password is GF_SMTP_*.
 """
@@ -14,8 +14,7 @@ import pulumi
 import pulumi_docker as docker
 import yaml
 
-from components.alerting import DATASOURCE_UIDS, FOLDER, PAGERDUTY_ENV, SLACK_ENV
-from components.containers import (
+from components.lib.containers import (
     SECRETS_DIR,
     ConfigFile,
     ContainerSpec,
@@ -27,9 +26,10 @@ from components.containers import (
     one_shot_container,
     pinned_image,
 )
-from components.context import EnvironmentContext
+from components.lib.context import EnvironmentContext
+from components.observability.alerting import DATASOURCE_UIDS, FOLDER, PAGERDUTY_ENV, SLACK_ENV
+from components.observability.signals import INFLUXDB, LOKI
 from components.settings import GrafanaSettings, SmtpSettings
-from components.signals import INFLUXDB, LOKI
 
 PORT = 3000
 PASSWORD_FILE = f"{SECRETS_DIR}/grafana-admin-password"

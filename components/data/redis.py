@@ -10,7 +10,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_docker as docker
 
-from components.containers import (
+from components.lib.containers import (
     SECRETS_DIR,
     ConfigFile,
     ContainerSpec,
@@ -21,7 +21,7 @@ from components.containers import (
     on_network,
     pinned_image,
 )
-from components.context import EnvironmentContext
+from components.lib.context import EnvironmentContext
 from components.settings import RedisSettings
 
 PORT = 6379

@@ -1,6 +1,6 @@
 """Grafana alerting, rendered from the settings: rules, contact points and the notification policy.
 
-Every rule is warning or critical, reads one signal (components/signals.py), has a summary and a
+Every rule is warning or critical, reads one signal (components/observability/signals.py), has a summary and a
 runbook link into docs/runbooks.md, and says what no data means: where the series must always
 exist (the collector's), no data alerts, because a silent collector must not look healthy; where
 absence is the healthy state (no error lines, no consumer group yet, no failed backup), no data
@@ -22,14 +22,14 @@ from typing import Any, Literal
 
 import yaml
 
+from components.observability.signals import INFLUXDB, LOKI, Query, Scope
 from components.settings import AlertingSettings, Settings, Tiers
-from components.signals import INFLUXDB, LOKI, Query, Scope
 
 Severity = Literal["warning", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("warning", "critical")
 FOLDER = "audit-x"
 EXPRESSION_DATASOURCE = "__expr__"
-# Datasource uids of components/grafana.py, by the language the query speaks.
+# Datasource uids of components/observability/grafana.py, by the language the query speaks.
 DATASOURCE_UIDS = {INFLUXDB: "audit-x-influxdb", LOKI: "audit-x-loki"}
 # Environment variables Grafana expands in the contact points (set on its container when configured).
 SLACK_ENV = "SLACK_WEBHOOK_URL"

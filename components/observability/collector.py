@@ -23,7 +23,7 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
-from components.containers import (
+from components.lib.containers import (
     ConfigFile,
     ContainerSpec,
     HealthCheck,
@@ -31,7 +31,7 @@ from components.containers import (
     on_network,
     pinned_image,
 )
-from components.context import LABEL_PREFIX, EnvironmentContext
+from components.lib.context import LABEL_PREFIX, EnvironmentContext
 from components.settings import MonitoringSettings
 
 CONFIG_PATH = "/etc/telegraf/telegraf.conf"
@@ -41,7 +41,7 @@ REDPANDA_METRICS_URL = "http://redpanda:9644/public_metrics"
 # Every state, so a container that stopped is reported as stopped instead of vanishing.
 CONTAINER_STATES = ["created", "restarting", "running", "removing", "paused", "exited", "dead"]
 PROBE_PATHS = {"live": "/live", "ready": "/ready", "health": "/health"}
-# Measurement names the alert rules and the dashboard query (components/alerting.py).
+# Measurement names the alert rules and the dashboard query (components/observability/alerting.py).
 REDPANDA_MEASUREMENT = "redpanda"
 PROBE_MEASUREMENT = "http_response"
 HEALTH_COMMAND = f"wget -q -O /dev/null http://127.0.0.1:{HEALTH_PORT}/"

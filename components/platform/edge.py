@@ -24,7 +24,7 @@ import pulumi
 import pulumi_docker as docker
 import yaml
 
-from components.containers import (
+from components.lib.containers import (
     ConfigFile,
     ContainerSpec,
     HealthCheck,
@@ -33,7 +33,7 @@ from components.containers import (
     on_network,
     pinned_image,
 )
-from components.context import EnvironmentContext
+from components.lib.context import EnvironmentContext
 from components.settings import EdgeSettings
 
 STATIC_CONFIG = "/etc/traefik/traefik.yml"

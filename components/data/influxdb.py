@@ -11,7 +11,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_docker as docker
 
-from components.containers import (
+from components.lib.containers import (
     SECRETS_DIR,
     ContainerSpec,
     HealthCheck,
@@ -21,7 +21,7 @@ from components.containers import (
     on_network,
     pinned_image,
 )
-from components.context import EnvironmentContext
+from components.lib.context import EnvironmentContext
 from components.settings import InfluxDbSettings
 
 PORT = 8086

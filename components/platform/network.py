@@ -11,7 +11,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_docker as docker
 
-from components.context import EnvironmentContext
+from components.lib.context import EnvironmentContext
 
 
 class Networks(pulumi.ComponentResource):

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from components.alerting import DATASOURCE_UIDS
+from components.observability.alerting import DATASOURCE_UIDS
+from components.observability.signals import LOKI, Query, Scope
 from components.settings import Settings, Tiers
-from components.signals import LOKI, Query, Scope
 
 WIDTH = 24  # Grafana's grid is 24 columns wide
 HOUR = 3600

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from components.context import LABEL_PREFIX, EnvironmentContext
+from components.lib.context import LABEL_PREFIX, EnvironmentContext
 
 SECRETS_DIR = "/run/secrets"
 LIFECYCLE_LABEL = f"{LABEL_PREFIX}.lifecycle"

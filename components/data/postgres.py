@@ -17,7 +17,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_docker as docker
 
-from components.containers import (
+from components.lib.containers import (
     SECRETS_DIR,
     ContainerSpec,
     HealthCheck,
@@ -29,7 +29,7 @@ from components.containers import (
     pinned_image,
     require_success,
 )
-from components.context import EnvironmentContext
+from components.lib.context import EnvironmentContext
 from components.settings import PostgresSettings
 
 PORT = 5432

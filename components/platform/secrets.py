@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.context import EnvironmentContext
+from components.lib.context import EnvironmentContext
 from components.settings import GENERATED_SECRET_NAMES, ProvidedSecrets
 
 

@@ -23,8 +23,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from components.backup_bucket import DAILY_PREFIX, MONTHLY_PREFIX, WEEKLY_PREFIX
-from components.containers import (
+from components.backups.bucket import DAILY_PREFIX, MONTHLY_PREFIX, WEEKLY_PREFIX
+from components.lib.containers import (
     SECRETS_DIR,
     ContainerSpec,
     HealthCheck,
@@ -35,11 +35,11 @@ from components.containers import (
     one_shot_container,
     require_success,
 )
-from components.context import LABEL_PREFIX, EnvironmentContext
-from components.secrets import Secrets
+from components.lib.context import LABEL_PREFIX, EnvironmentContext
+from components.platform.secrets import Secrets
 from components.settings import BackupSettings
 
-RUNNER_DIR = Path(__file__).resolve().parent.parent / "backup"
+RUNNER_DIR = Path(__file__).resolve().parents[2] / "backup"
 # Relative to the project, where Pulumi runs the program: an absolute path would differ between
 # a laptop and CI and show up as a change in every preview.
 BUILD_CONTEXT = "backup"
@@ -258,7 +258,7 @@ class BackupRunner(pulumi.ComponentResource):
                 HealthCheck(
                     HEALTH_COMMAND,
                     # 3 x (20 s + 10 s): within the unhealthy-container alert's budget
-                    # (UNHEALTHY_AFTER_SECONDS in components/alerting.py).
+                    # (UNHEALTHY_AFTER_SECONDS in components/observability/alerting.py).
                     interval="20s",
                     timeout="10s",
                     retries=3,
