@@ -6,7 +6,7 @@ STACK  ?= staging
 # InfluxData's Flux parser and type checker (npm, WebAssembly): the tests check every rendered query with it.
 FLUX_CHECK := tools/flux/node_modules/.installed
 
-.PHONY: help venv plan policy test lint format preview up config-reference
+.PHONY: help venv system-packages plan policy test lint format preview up config-reference
 
 help:
 	@echo "make venv                 create .venv with the pinned requirements"
@@ -24,7 +24,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
 	touch $@
 
-$(FLUX_CHECK): tools/flux/package.json tools/flux/package-lock.json
+$(FLUX_CHECK): tools/flux/package.json tools/flux/package-lock.json | system-packages
 	@command -v npm >/dev/null || { echo "npm is needed for the Flux checker: apt-get install nodejs npm"; exit 1; }
 	npm ci --prefix tools/flux --no-audit --no-fund --silent
 	touch $@
@@ -35,8 +35,13 @@ plan: venv
 policy: venv
 	$(BIN)/python -m tools.policy $(STACK)
 
+# The Debian packages the tests need (PostgreSQL, redis-server, Node.js, shellcheck): installed
+# as root, otherwise named on one line.
+system-packages:
+	@sh tools/system_packages.sh
+
 # The tests alone need the Flux checker (Node.js); planning and linting do not.
-test: venv $(FLUX_CHECK)
+test: venv system-packages $(FLUX_CHECK)
 	$(BIN)/pytest
 
 lint: venv

@@ -30,6 +30,7 @@ from components.lib.containers import (
     require_success,
 )
 from components.lib.context import EnvironmentContext
+from components.lib.files import read_shipped
 from components.settings import PostgresSettings
 
 PORT = 5432
@@ -50,28 +51,8 @@ HEALTH_COMMAND = (
 )
 
 
-# The password job. Runs as root in the postgres image; reads the new password from its secret
-# file, never from a command line or the environment. Exits non-zero, changing nothing, when the
-# database exists but the server does not answer: the file and the role must never disagree.
-PASSWORD_JOB_SCRIPT = r"""set -eu
-umask 077
-if [ -f "$PGDATA/PG_VERSION" ]; then
-  pg_isready --host="$PGHOST" --quiet || {
-    echo "the database exists but the server does not answer on $PGHOST: password not changed" >&2
-    exit 1
-  }
-  psql --host="$PGHOST" --username="$POSTGRES_USER" --dbname=postgres --no-password --quiet -v ON_ERROR_STOP=1 <<'SQL'
-\set role `printenv POSTGRES_USER`
-\set password `cat "$NEW_PASSWORD_FILE"`
-ALTER ROLE :"role" PASSWORD :'password';
-SQL
-  echo "password of role $POSTGRES_USER changed in the running server"
-fi
-cp "$NEW_PASSWORD_FILE" "$PASSWORD_FILE.new"
-chown "$POSTGRES_UID:$POSTGRES_UID" "$PASSWORD_FILE.new"
-mv "$PASSWORD_FILE.new" "$PASSWORD_FILE"
-echo "password file written"
-"""
+# The password job: a script beside this file, run with `sh -c` in the postgres image.
+PASSWORD_JOB_SCRIPT = read_shipped(__file__, "postgres_password.sh")
 
 
 def server_flags(settings: PostgresSettings) -> list[str]:

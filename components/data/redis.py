@@ -22,6 +22,7 @@ from components.lib.containers import (
     pinned_image,
 )
 from components.lib.context import EnvironmentContext
+from components.lib.files import render_shipped
 from components.settings import RedisSettings
 
 PORT = 6379
@@ -41,22 +42,8 @@ HEALTH_COMMAND = (
 
 
 def server_config(settings: RedisSettings) -> str:
-    """redis.conf without secrets; the password comes from the included auth file."""
-    return "\n".join(
-        [
-            "# Written by the audit-x Pulumi program; edits are overwritten.",
-            "bind 0.0.0.0",
-            f"port {PORT}",
-            "dir /data",
-            "appendonly yes",
-            "appendfsync everysec",
-            "save 900 1 300 10 60 10000",
-            f"maxmemory {settings.max_memory_mb}mb",
-            "maxmemory-policy noeviction",
-            f"include {AUTH_FILE}",
-            "",
-        ]
-    )
+    """redis.conf (beside this file) without secrets; the password comes from the included auth file."""
+    return render_shipped(__file__, "redis.conf", port=PORT, max_memory_mb=settings.max_memory_mb, auth_file=AUTH_FILE)
 
 
 class Redis(pulumi.ComponentResource):

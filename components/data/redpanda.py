@@ -28,6 +28,7 @@ from components.lib.containers import (
     pinned_image,
 )
 from components.lib.context import EnvironmentContext
+from components.lib.files import read_shipped
 from components.settings import RedpandaSettings
 
 KAFKA_PORT = 9092
@@ -78,13 +79,8 @@ def bootstrap_file(lag_interval_seconds: int) -> str:
     return "".join(f"{key}: {json.dumps(value)}\n" for key, value in properties.items())
 
 
-def set_properties_script(lag_interval_seconds: int) -> str:
-    """What the one-shot job runs: the same properties, set through the admin API (idempotent)."""
-    admin = f"-X admin.hosts={HOSTNAME}:{ADMIN_PORT}"
-    return " && ".join(
-        f"rpk cluster config set {key} '{json.dumps(value)}' {admin}"
-        for key, value in lag_metrics_properties(lag_interval_seconds).items()
-    )
+# The one-shot job's script: sets the bootstrap file's properties on a cluster that exists.
+CLUSTER_PROPERTIES_SCRIPT = read_shipped(__file__, "redpanda_cluster_properties.sh")
 
 
 class Redpanda(pulumi.ComponentResource):
@@ -133,7 +129,9 @@ class Redpanda(pulumi.ComponentResource):
                 memory_mb=128,
                 networks=[on_network(data_network)],
                 entrypoint=["sh", "-c"],
-                command=[set_properties_script(lag_interval_seconds)],
+                command=[CLUSTER_PROPERTIES_SCRIPT],
+                env={"PROPERTIES_FILE": BOOTSTRAP_FILE, "ADMIN_HOSTS": f"{HOSTNAME}:{ADMIN_PORT}"},
+                files=[ConfigFile(BOOTSTRAP_FILE, bootstrap_file(lag_interval_seconds))],
                 healthcheck=None,
             ),
             pulumi.ResourceOptions(parent=self, depends_on=[self.container]),

@@ -16,12 +16,12 @@ input measures the volumes' filesystem without mounting any volume's data into t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
 import pulumi_docker as docker
+import tomli_w
 
 from components.lib.containers import (
     ConfigFile,
@@ -47,48 +47,9 @@ PROBE_MEASUREMENT = "http_response"
 HEALTH_COMMAND = f"wget -q -O /dev/null http://127.0.0.1:{HEALTH_PORT}/"
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    raise TypeError(f"no TOML form for {value!r}")
-
-
-def _toml_table(header: str, body: Mapping[str, Any], indent: str = "") -> list[str]:
-    """One table: scalars first, then sub-tables (TOML reads keys after a sub-table as its own)."""
-    lines = [f"{indent}{header}"]
-    tables: list[tuple[str, Any]] = []
-    for key, value in body.items():
-        if isinstance(value, dict) or (isinstance(value, list) and value and isinstance(value[0], dict)):
-            tables.append((key, value))
-        else:
-            lines.append(f"{indent}  {key} = {_toml_value(value)}")
-    name = header.strip("[]")
-    for key, value in tables:
-        if isinstance(value, dict):
-            lines += _toml_table(f"[{name}.{key}]", value, indent + "  ")
-        else:
-            for item in value:
-                lines += _toml_table(f"[[{name}.{key}]]", item, indent + "  ")
-    return lines
-
-
 def render_toml(document: Mapping[str, Any]) -> str:
-    """Telegraf's config layout: plain tables, and arrays of tables for plugins (`[[inputs.x]]`)."""
-    lines = ["# Written by the audit-x Pulumi program; edits are overwritten."]
-    for section, content in document.items():
-        if isinstance(content, dict) and all(isinstance(v, list) for v in content.values()):
-            for plugin, instances in content.items():
-                for instance in instances:
-                    lines += ["", *_toml_table(f"[[{section}.{plugin}]]", instance)]
-        else:
-            lines += ["", *_toml_table(f"[{section}]", content)]
-    return "\n".join(lines) + "\n"
+    """Telegraf's config, written by tomli-w: plugins are arrays of tables (`[[inputs.docker]]`)."""
+    return "# Written by the audit-x Pulumi program; edits are overwritten.\n" + tomli_w.dumps(document)
 
 
 def telegraf_config(

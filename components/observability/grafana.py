@@ -27,6 +27,7 @@ from components.lib.containers import (
     pinned_image,
 )
 from components.lib.context import EnvironmentContext
+from components.lib.files import read_shipped
 from components.observability.alerting import DATASOURCE_UIDS, FOLDER, PAGERDUTY_ENV, SLACK_ENV
 from components.observability.signals import INFLUXDB, LOKI
 from components.settings import GrafanaSettings, SmtpSettings
@@ -42,12 +43,9 @@ LOKI_DATASOURCE_UID = DATASOURCE_UIDS[LOKI]
 # uid/gid of the `grafana` user in the official image.
 GRAFANA_UID = "472"
 
-# Grafana applies GF_SECURITY_ADMIN_PASSWORD only when it creates its database; afterwards the
-# admin password is changed with its CLI, which a one-shot job runs against the data volume.
-RESET_ADMIN_COMMAND = (
-    "grafana cli --homepath /usr/share/grafana --config /etc/grafana/grafana.ini "
-    f'admin reset-admin-password --password-from-stdin < "{PASSWORD_FILE}"'
-)
+# Grafana applies GF_SECURITY_ADMIN_PASSWORD only when it creates its database; this script, beside
+# this file, changes it afterwards.
+RESET_ADMIN_SCRIPT = read_shipped(__file__, "grafana_admin_password.sh")
 
 HEALTH_COMMAND = 'wget -q -O- http://127.0.0.1:3000/api/health | grep -q \'"database": *"ok"\''
 
@@ -211,8 +209,8 @@ class Grafana(pulumi.ComponentResource):
                 networks=[on_network(data_network)],
                 # The image's entrypoint starts the server: this job needs a plain shell.
                 entrypoint=["sh", "-c"],
-                command=[RESET_ADMIN_COMMAND],
-                env={"GF_PATHS_DATA": "/var/lib/grafana"},
+                command=[RESET_ADMIN_SCRIPT],
+                env={"GF_PATHS_DATA": "/var/lib/grafana", "PASSWORD_FILE": PASSWORD_FILE},
                 files=[SecretFile(PASSWORD_FILE, admin_password, owner=GRAFANA_UID)],
                 volumes={"/var/lib/grafana": self.volume.name},
                 healthcheck=None,

@@ -26,6 +26,7 @@ from components.lib.containers import (
     pinned_image,
 )
 from components.lib.context import LABEL_PREFIX, EnvironmentContext
+from components.lib.files import render_shipped
 from components.settings import LogsSettings
 
 LOKI_PORT = 3100
@@ -97,55 +98,15 @@ def alloy_config(environment: str) -> str:
         ]
     )
     label_values = ", ".join(f'{name} = ""' for name in LABELS)
-    return f"""// Written by the audit-x Pulumi program; edits are overwritten.
-local.file_match "containers" {{
-  path_targets = [{{"__path__" = "{DOCKER_LOGS}/*/*-json.log"}}]
-  sync_period  = "5s"
-}}
-
-loki.source.file "containers" {{
-  targets    = local.file_match.containers.targets
-  forward_to = [loki.process.containers.receiver]
-}}
-
-loki.process "containers" {{
-  // Docker's json-file line: {{"log": ..., "stream": ..., "attrs": {{...}}, "time": ...}}
-  stage.json {{
-    expressions = {{
-{expressions},
-    }}
-  }}
-  stage.labels {{
-    values = {{ {label_values}, stream = "" }}
-  }}
-  // Another environment on the same host, or a container that is not ours: not this Loki's.
-  stage.match {{
-    selector = "{{environment!=\\"{environment}\\"}}"
-    action   = "drop"
-  }}
-  stage.timestamp {{
-    source = "time"
-    format = "RFC3339Nano"
-  }}
-  stage.output {{
-    source = "output"
-  }}
-  // The app's own JSON lines carry their level; request_id stays in the line, never a label.
-  stage.json {{
-    expressions = {{ level = "level" }}
-  }}
-  stage.labels {{
-    values = {{ level = "" }}
-  }}
-  forward_to = [loki.write.local.receiver]
-}}
-
-loki.write "local" {{
-  endpoint {{
-    url = "{LOKI_URL}/loki/api/v1/push"
-  }}
-}}
-"""
+    return render_shipped(
+        __file__,
+        "config.alloy",
+        expressions=expressions,
+        label_values=label_values,
+        environment=environment,
+        docker_logs=DOCKER_LOGS,
+        loki_url=LOKI_URL,
+    )
 
 
 class Logs(pulumi.ComponentResource):

@@ -1,6 +1,6 @@
 // Reads a JSON array of Flux scripts on stdin; prints a JSON array of booleans: is each one valid
 // Flux, parsed and type-checked against Flux's builtins (unknown functions, wrong arguments and
-// type errors are invalid). Used by tests/test_alerting.py.
+// type errors are invalid). Used by tests/observability/test_alerting.py.
 const flux = require("@influxdata/flux-lsp-node");
 
 const scripts = JSON.parse(require("fs").readFileSync(0, "utf8"));

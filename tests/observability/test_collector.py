@@ -4,7 +4,9 @@ Redpanda is told to compute consumer lag as often as it is scraped."""
 
 from __future__ import annotations
 
+import subprocess
 import tomllib
+from pathlib import Path
 
 import yaml
 
@@ -12,7 +14,7 @@ from components.observability.alerting import UNHEALTHY_AFTER_SECONDS
 from components.observability.collector import PROBE_PATHS
 from components.settings import Settings, load_settings
 from tests.helpers import container, containers, env, labels, long_running, network_names, seconds, uploaded
-from tools.mock_engine import Plan, load_stack_config
+from tools.mock_engine import DeclaredResource, Plan, load_stack_config
 
 TELEGRAF_CONFIG = "/etc/telegraf/telegraf.conf"
 
@@ -67,7 +69,7 @@ def test_every_web_slot_is_probed_on_live_ready_and_health(plan: Plan, stack: st
     assert {f"web-{i}" for i in range(web.replicas)} <= aliases
 
 
-def test_redpanda_lag_is_scraped_and_switched_on_at_the_same_interval(plan: Plan, stack: str) -> None:
+def test_redpanda_lag_is_scraped_and_switched_on_at_the_same_interval(plan: Plan, stack: str, tmp_path: Path) -> None:
     interval = settings_of(stack).monitoring.collection_interval_seconds
     (scrape,) = telegraf(plan)["inputs"]["prometheus"]
     assert scrape["urls"] == ["http://redpanda:9644/public_metrics"]
@@ -79,14 +81,53 @@ def test_redpanda_lag_is_scraped_and_switched_on_at_the_same_interval(plan: Plan
         "enable_consumer_group_metrics": ["group", "partition", "consumer_lag"],
         "consumer_group_lag_collection_interval_sec": interval,
     }
-    # A cluster that already exists ignores the bootstrap file: a job sets the same properties.
+    # A cluster that already exists ignores the bootstrap file: the job sets the same properties.
     job = container(plan, "redpanda", "lag-metrics")
-    (script,) = job.inputs["command"]
-    assert "rpk cluster config set enable_consumer_group_metrics" in script
-    assert '["group", "partition", "consumer_lag"]' in script
-    assert f"consumer_group_lag_collection_interval_sec '{interval}'" in script
-    assert "admin.hosts=redpanda:9644" in script
+    assert uploaded(job, "/etc/redpanda/.bootstrap.yaml") == uploaded(
+        container(plan, "redpanda"), "/etc/redpanda/.bootstrap.yaml"
+    )
     assert container(plan, "redpanda").urn in job.dependencies
+    calls = run_with_fake_rpk(job, tmp_path)
+    assert calls == [
+        [
+            "cluster",
+            "config",
+            "set",
+            "enable_consumer_group_metrics",
+            '["group", "partition", "consumer_lag"]',
+            "-X",
+            "admin.hosts=redpanda:9644",
+        ],
+        [
+            "cluster",
+            "config",
+            "set",
+            "consumer_group_lag_collection_interval_sec",
+            str(interval),
+            "-X",
+            "admin.hosts=redpanda:9644",
+        ],
+    ]
+
+
+def run_with_fake_rpk(job: DeclaredResource, tmp_path: Path) -> list[list[str]]:
+    """Run the job's script as its container would, with an `rpk` that records its arguments."""
+    bootstrap = tmp_path / "bootstrap.yaml"
+    bootstrap.write_text(uploaded(job, "/etc/redpanda/.bootstrap.yaml"))
+    log = tmp_path / "rpk.calls"
+    fake = tmp_path / "bin" / "rpk"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\037" "$@" >> {log}\necho >> {log}\n')
+    fake.chmod(0o755)
+    job_env = env(job) | {"PROPERTIES_FILE": str(bootstrap)}
+    (script,) = job.inputs["command"]
+    subprocess.run(
+        ["/bin/sh", "-c", script],
+        env={"PATH": f"{fake.parent}:/usr/bin:/bin", **job_env},
+        check=True,
+        timeout=30,
+    )
+    return [line.rstrip("\x1f").split("\x1f") for line in log.read_text().splitlines()]
 
 
 def test_disk_input_watches_the_filesystem_under_the_volumes(plan: Plan) -> None:

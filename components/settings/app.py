@@ -1,0 +1,70 @@
+"""The app's section (image, web role, workers, migration) and the edge proxy in front of it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from components.settings.types import ConfigModel, EmailAddress, Megabytes, NonEmptyText, PinnedImage, RoleName, Seconds
+
+
+class WebSettings(ConfigModel):
+    replicas: int = Field(ge=1, le=20)
+    port: int = Field(default=3000, ge=1024, le=65535)
+    memory_limit_mb: Megabytes = Field(ge=256, le=65536)
+    health_timeout_seconds: Seconds = Field(
+        default=120, ge=10, le=900, description="how long a new web container may take to become healthy"
+    )
+    drain_seconds: Seconds = Field(
+        default=30, ge=5, le=600, description="time an old container gets to finish requests"
+    )
+
+
+class EdgeSettings(ConfigModel):
+    """The edge proxy: TLS, rate limits and health-aware routing in front of the web role."""
+
+    image: PinnedImage = "traefik:v3.3.4"
+    acme_email: EmailAddress
+    rate_limit_average: int = Field(default=50, ge=1, le=100000, description="requests per second per client IP")
+    rate_limit_burst: int = Field(default=100, ge=1, le=100000)
+    memory_limit_mb: Megabytes = Field(default=256, ge=64, le=8192)
+
+    @model_validator(mode="after")
+    def _burst_covers_average(self) -> EdgeSettings:
+        if self.rate_limit_burst < self.rate_limit_average:
+            raise ValueError(
+                f"rateLimitBurst ({self.rate_limit_burst}) must be at least "
+                f"rateLimitAverage ({self.rate_limit_average})"
+            )
+        return self
+
+
+class WorkerSettings(ConfigModel):
+    name: RoleName
+    command: list[NonEmptyText] = Field(min_length=1)
+    replicas: int = Field(ge=0, le=20)
+    memory_limit_mb: Megabytes = Field(ge=128, le=65536)
+    health_command: NonEmptyText | None = Field(
+        default=None, description="shell probe; by default the worker's heartbeat file must be under a minute old"
+    )
+
+
+class AppSettings(ConfigModel):
+    image: PinnedImage
+    rails_env: Annotated[str, StringConstraints(pattern=r"^[a-z]+$")] = "production"
+    rails_max_threads: int = Field(default=5, ge=1, le=64)
+    web: WebSettings
+    workers: list[WorkerSettings] = Field(min_length=1)
+    migration_memory_limit_mb: Megabytes = Field(default=512, ge=128, le=65536)
+
+    @field_validator("workers")
+    @classmethod
+    def _unique_worker_names(cls, workers: list[WorkerSettings]) -> list[WorkerSettings]:
+        names = [w.name for w in workers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"expected unique worker names, got {', '.join(duplicates)} more than once")
+        if "web" in names or "migrate" in names:
+            raise ValueError("worker names 'web' and 'migrate' are reserved for the web role and the migration job")
+        return workers

@@ -1,0 +1,57 @@
+"""The backups section: bucket retention, schedules and the runner's resources."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
+
+from backup.config import ConfigError as RunnerConfigError
+from backup.config import Schedule
+from backup.storage import PART_BUFFERS
+from components.settings.types import ConfigModel, Megabytes, Seconds
+
+# The backup runner's memory besides its part buffers: Python, boto3 and psycopg, with a margin
+# (tools/bench_backup.py measured a peak RSS of about 110 MB with three 8 MiB parts).
+RUNNER_BASE_MEMORY_MB = 128
+
+
+def _schedule(value: str) -> str:
+    # The runner parses these; the same parser checks them here, before anything deploys.
+    try:
+        Schedule.parse("schedule", value)
+    except RunnerConfigError:
+        raise ValueError("expected HH:MM (UTC) or a day and HH:MM, such as '02:00' or 'sun 04:00'") from None
+    return value
+
+
+BackupSchedule = Annotated[str, AfterValidator(_schedule)]
+
+
+class BackupSettings(ConfigModel):
+    bucket_name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+    daily_copies: int = Field(default=7, ge=1, le=366)
+    weekly_copies: int = Field(default=4, ge=1, le=520)
+    monthly_copies: int = Field(default=12, ge=1, le=1200)
+    noncurrent_version_days: int = Field(default=30, ge=1, le=3650)
+    abort_incomplete_upload_days: int = Field(default=1, ge=1, le=30)
+    postgres_schedule: BackupSchedule = "02:00"
+    influxdb_schedule: BackupSchedule = "02:30"
+    verify_schedule: BackupSchedule = "sun 04:00"
+    # A daily backup is up to 24 h old just before the next one: less than 25 would always alarm.
+    max_age_hours: int = Field(default=26, ge=25, le=24 * 45)
+    before_migrations: bool = False
+    part_size_mb: Megabytes = Field(default=8, ge=5, le=512)
+    memory_limit_mb: Megabytes = Field(default=384, ge=256, le=16384)
+    startup_timeout_seconds: Seconds = Field(default=1800, ge=60, le=6 * 3600)
+
+    @model_validator(mode="after")
+    def _part_buffers_fit_in_memory_limit(self) -> BackupSettings:
+        # Past the limit the runner is OOM-killed mid-dump, every night.
+        needed = PART_BUFFERS * self.part_size_mb + RUNNER_BASE_MEMORY_MB
+        if needed > self.memory_limit_mb:
+            raise ValueError(
+                f"memoryLimitMb ({self.memory_limit_mb}) must hold {PART_BUFFERS} parts of partSizeMb "
+                f"({self.part_size_mb}) plus {RUNNER_BASE_MEMORY_MB} MB for the runner itself: at least {needed}"
+            )
+        return self

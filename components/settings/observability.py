@@ -1,0 +1,107 @@
+"""The observability sections: Grafana, logs, the metrics collector and alerting."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from components.settings.types import ConfigModel, EmailAddress, Megabytes, NonEmptyText, PinnedImage, Seconds
+
+
+class GrafanaSettings(ConfigModel):
+    image: PinnedImage = "grafana/grafana:11.6.0"
+    admin_user: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "admin"
+    memory_limit_mb: Megabytes = Field(default=512, ge=128, le=16384)
+
+
+class LogsSettings(ConfigModel):
+    """Centralised logs: Loki (single binary, filesystem storage) fed by Grafana Alloy."""
+
+    loki_image: PinnedImage = "grafana/loki:3.4.2"
+    alloy_image: PinnedImage = "grafana/alloy:v1.7.5"
+    retention_days: int = Field(ge=1, le=3650)
+    loki_memory_limit_mb: Megabytes = Field(default=512, ge=128, le=65536)
+    alloy_memory_limit_mb: Megabytes = Field(default=256, ge=64, le=16384)
+
+
+class MonitoringSettings(ConfigModel):
+    """The metrics collector (Telegraf) and how often it collects and writes."""
+
+    collector_image: PinnedImage = "telegraf:1.36.3-alpine"
+    # Telegraf runs as its own user; reading the (read-only) Docker socket needs the host's
+    # `docker` group, whose id differs from host to host: `getent group docker`.
+    docker_group_id: int = Field(ge=1, le=65535)
+    collector_memory_limit_mb: Megabytes = Field(default=192, ge=64, le=4096)
+    collection_interval_seconds: Seconds = Field(default=10, ge=5, le=60)
+    flush_interval_seconds: Seconds = Field(default=10, ge=1, le=60)
+    probe_timeout_seconds: Seconds = Field(default=5, ge=1, le=30)
+
+    @model_validator(mode="after")
+    def _probe_fits_in_interval(self) -> MonitoringSettings:
+        if self.probe_timeout_seconds >= self.collection_interval_seconds:
+            raise ValueError(
+                f"probeTimeoutSeconds ({self.probe_timeout_seconds}) must be shorter than "
+                f"collectionIntervalSeconds ({self.collection_interval_seconds})"
+            )
+        return self
+
+
+class Tiers(ConfigModel):
+    """An alert's two thresholds: above `warning` it warns, above `critical` it pages."""
+
+    warning: float = Field(ge=0)
+    critical: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _critical_above_warning(self) -> Tiers:
+        if self.critical <= self.warning:
+            raise ValueError(f"critical ({self.critical:g}) must be above warning ({self.warning:g})")
+        return self
+
+
+class AlertThresholds(ConfigModel):
+    consumer_lag: Tiers = Tiers(warning=1000, critical=10000)
+    probe_failure_percent: Tiers = Tiers(warning=1, critical=5)
+    error_logs_per_minute: Tiers = Tiers(warning=5, critical=30)
+    cpu_percent: Tiers = Tiers(warning=80, critical=95)
+    memory_percent: Tiers = Tiers(warning=85, critical=95)
+    disk_percent: Tiers = Tiers(warning=80, critical=90)
+    restarts: Tiers = Tiers(warning=0, critical=2)
+
+
+class SmtpSettings(ConfigModel):
+    host: Annotated[str, StringConstraints(pattern=r"^[a-z0-9.-]+:\d{2,5}$")]
+    user: NonEmptyText | None = None
+    from_address: EmailAddress
+
+
+class AlertingSettings(ConfigModel):
+    """Grafana alerting: how fast rules evaluate and notify, thresholds, and the e-mail channel."""
+
+    evaluation_interval_seconds: Seconds = Field(default=30, ge=10, le=600)
+    critical_pending_seconds: Seconds = Field(default=60, ge=0, le=3600)
+    warning_pending_seconds: Seconds = Field(default=300, ge=0, le=86400)
+    group_wait_seconds: Seconds = Field(default=30, ge=0, le=600)
+    group_interval_seconds: Seconds = Field(default=300, ge=10, le=86400)
+    repeat_interval_hours: int = Field(default=4, ge=1, le=168)
+    runbook_base_url: Annotated[str, StringConstraints(pattern=r"^https://\S+$")] = (
+        "https://github.com/audit-x/audit-x-infra/blob/main/docs/runbooks.md"
+    )
+    email_to: list[EmailAddress] = Field(default_factory=list)
+    smtp: SmtpSettings | None = None
+    thresholds: AlertThresholds = AlertThresholds()
+
+    @field_validator("evaluation_interval_seconds")
+    @classmethod
+    def _multiple_of_scheduler_tick(cls, value: int) -> int:
+        # Grafana's rule scheduler ticks every 10 s; a group interval must be a multiple of it.
+        if value % 10:
+            raise ValueError("expected a multiple of 10 (Grafana evaluates rules on a 10 s tick)")
+        return value
+
+    @model_validator(mode="after")
+    def _email_needs_smtp(self) -> AlertingSettings:
+        if self.email_to and self.smtp is None:
+            raise ValueError("emailTo is set but smtp is not: expected smtp {host, fromAddress[, user]}")
+        return self

@@ -1,0 +1,22 @@
+#!/bin/sh
+# The Debian packages the tests need: installed when run as root, otherwise named on one line.
+# Used by `make test` (and so by .ci/run): a newcomer's `make test` never fails on the first
+# missing one.
+set -eu
+missing=""
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v runuser >/dev/null 2>&1 || missing="$missing util-linux"
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+command -v shellcheck >/dev/null 2>&1 || missing="$missing shellcheck"
+[ -n "$missing" ] || exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "the tests need these Debian packages; as root run: apt-get install$missing" >&2
+  exit 1
+fi
+echo "installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086 # one word per package
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
