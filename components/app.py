@@ -68,9 +68,10 @@ class App(pulumi.ComponentResource):
 
     def __init__(
         self,
-        ctx: EnvironmentContext,
+        name: str,
         settings: AppSettings,
         *,
+        ctx: EnvironmentContext,
         env: Mapping[str, pulumi.Input[str]],
         data_network: docker.Network,
         app_network: docker.Network,
@@ -79,8 +80,8 @@ class App(pulumi.ComponentResource):
         rotation: Mapping[str, str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("audit-x:app:App", ctx.name("app"), None, opts)
-        self.image = pinned_image(ctx, "app", settings.image, self)
+        super().__init__("audit-x:app:App", name, None, opts)
+        self.image = pinned_image(ctx.name("app", "image"), settings.image, self)
         release = image_tag(settings.image)
         common_env = {
             **env,

@@ -47,9 +47,9 @@ class AuditXEnvironment(pulumi.ComponentResource):
     backup_runner: BackupRunner
     edge: Edge
 
-    def __init__(self, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("audit-x:environment:Environment", name, None, opts)
         ctx = EnvironmentContext.from_settings(settings)
-        super().__init__("audit-x:environment:Environment", ctx.name(), None, opts)
         self.settings = settings
         self.context = ctx
 
@@ -62,48 +62,60 @@ class AuditXEnvironment(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, providers=[self.docker_provider, self.aws_provider])
 
         self.secrets = Secrets(
-            ctx,
+            ctx.name("secrets"),
             settings.provided_secrets,
+            ctx=ctx,
             rotation=settings.rotation,
             recovery_window_days=settings.secret_recovery_window_days,
             kms_deletion_window_days=settings.kms_deletion_window_days,
             opts=child,
         )
-        self.backup_bucket = BackupBucket(ctx, settings.backup, kms_key=self.secrets.kms_key, opts=child)
-        self.networks = Networks(ctx, opts=child)
+        self.backup_bucket = BackupBucket(
+            ctx.name("backups"), settings.backup, ctx=ctx, kms_key=self.secrets.kms_key, opts=child
+        )
+        self.networks = Networks(ctx.name("networks"), ctx=ctx, opts=child)
         data_network = self.networks.data
 
         self.postgres = Postgres(
-            ctx,
+            ctx.name("postgres"),
             settings.postgres,
+            ctx=ctx,
             database=settings.database_name,
             password=self.secrets.value("postgres-password"),
             data_network=data_network,
             opts=child,
         )
         self.redis = Redis(
-            ctx, settings.redis, password=self.secrets.value("redis-password"), data_network=data_network, opts=child
+            ctx.name("redis"),
+            settings.redis,
+            ctx=ctx,
+            password=self.secrets.value("redis-password"),
+            data_network=data_network,
+            opts=child,
         )
         self.redpanda = Redpanda(
-            ctx,
+            ctx.name("redpanda"),
             settings.redpanda,
+            ctx=ctx,
             # Lag refreshed as often as the collector scrapes it.
             lag_interval_seconds=settings.monitoring.collection_interval_seconds,
             data_network=data_network,
             opts=child,
         )
         self.influxdb = InfluxDb(
-            ctx,
+            ctx.name("influxdb"),
             settings.influxdb,
+            ctx=ctx,
             admin_password=self.secrets.value("influxdb-admin-password"),
             operator_token=self.secrets.value("influxdb-operator-token"),
             data_network=data_network,
             opts=child,
         )
-        self.logs = Logs(ctx, settings.logs, data_network=data_network, opts=child)
+        self.logs = Logs(ctx.name("logs"), settings.logs, ctx=ctx, data_network=data_network, opts=child)
         self.grafana = Grafana(
-            ctx,
+            ctx.name("grafana"),
             settings.grafana,
+            ctx=ctx,
             public_url=f"https://grafana.{settings.domain}",
             admin_password=self.secrets.value("grafana-admin-password"),
             influxdb_token=self.secrets.value("influxdb-operator-token"),
@@ -125,8 +137,9 @@ class AuditXEnvironment(pulumi.ComponentResource):
         )
         data_services: list[pulumi.Resource] = [self.postgres, self.redis, self.redpanda, self.influxdb]
         self.backup_runner = BackupRunner(
-            ctx,
+            ctx.name("backup"),
             settings.backup,
+            ctx=ctx,
             region=settings.aws_region,
             bucket=self.backup_bucket.bucket,
             kms_key=self.secrets.kms_key,
@@ -146,8 +159,9 @@ class AuditXEnvironment(pulumi.ComponentResource):
         )
         pre_migration = self.backup_runner.pre_migration
         self.app = App(
-            ctx,
+            ctx.name("app"),
             settings.app,
+            ctx=ctx,
             env=self.app_env(),
             data_network=data_network,
             app_network=self.networks.app,
@@ -159,8 +173,9 @@ class AuditXEnvironment(pulumi.ComponentResource):
             opts=child,
         )
         self.collector = Collector(
-            ctx,
+            ctx.name("collector"),
             settings.monitoring,
+            ctx=ctx,
             web_urls=[f"http://{web_slot(i)}:{settings.app.web.port}" for i in range(settings.app.web.replicas)],
             influxdb_url=self.influxdb.url,
             influxdb_org=self.influxdb.org,
@@ -171,8 +186,9 @@ class AuditXEnvironment(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.influxdb])),
         )
         self.edge = Edge(
-            ctx,
+            ctx.name("edge"),
             settings.edge,
+            ctx=ctx,
             domain=settings.domain,
             web_slots=[web_slot(index) for index in range(settings.app.web.replicas)],
             web_port=settings.app.web.port,

@@ -101,17 +101,18 @@ class BackupBucket(pulumi.ComponentResource):
 
     def __init__(
         self,
-        ctx: EnvironmentContext,
+        name: str,
         settings: BackupSettings,
         *,
+        ctx: EnvironmentContext,
         kms_key: aws.kms.Key,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("audit-x:backup:BackupBucket", ctx.name("backups"), None, opts)
+        super().__init__("audit-x:backup:BackupBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
         self.bucket = aws.s3.Bucket(
-            ctx.name("backups"),
+            name,
             bucket=settings.bucket_name,
             # Never empty a bucket of backups as a side effect of deleting the resource.
             force_destroy=False,
@@ -119,13 +120,13 @@ class BackupBucket(pulumi.ComponentResource):
             opts=ctx.stateful(self),
         )
         self.ownership = aws.s3.BucketOwnershipControls(
-            ctx.name("backups", "ownership"),
+            f"{name}-ownership",
             bucket=self.bucket.id,
             rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
             opts=child,
         )
         self.public_access_block = aws.s3.BucketPublicAccessBlock(
-            ctx.name("backups", "public-access-block"),
+            f"{name}-public-access-block",
             bucket=self.bucket.id,
             block_public_acls=True,
             block_public_policy=True,
@@ -134,13 +135,13 @@ class BackupBucket(pulumi.ComponentResource):
             opts=child,
         )
         self.versioning = aws.s3.BucketVersioning(
-            ctx.name("backups", "versioning"),
+            f"{name}-versioning",
             bucket=self.bucket.id,
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
             opts=child,
         )
         self.encryption = aws.s3.BucketServerSideEncryptionConfiguration(
-            ctx.name("backups", "encryption"),
+            f"{name}-encryption",
             bucket=self.bucket.id,
             rules=[
                 aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
@@ -155,14 +156,14 @@ class BackupBucket(pulumi.ComponentResource):
             opts=child,
         )
         self.policy = aws.s3.BucketPolicy(
-            ctx.name("backups", "policy"),
+            f"{name}-policy",
             bucket=self.bucket.id,
             policy=self.bucket.arn.apply(tls_only_policy),
             # S3 rejects a policy while the public access block is being applied.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.public_access_block]),
         )
         self.lifecycle = aws.s3.BucketLifecycleConfiguration(
-            ctx.name("backups", "lifecycle"),
+            f"{name}-lifecycle",
             bucket=self.bucket.id,
             rules=lifecycle_rules(settings),
             # Lifecycle rules on a versioned bucket are validated against its versioning state.

@@ -113,17 +113,20 @@ class BackupIdentity(pulumi.ComponentResource):
     access_key: aws.iam.AccessKey
 
     def __init__(
-        self, ctx: EnvironmentContext, role: str, policy: pulumi.Output[str], secrets: Secrets, parent: pulumi.Resource
+        self,
+        name: str,
+        role: str,
+        *,
+        ctx: EnvironmentContext,
+        policy: pulumi.Output[str],
+        secrets: Secrets,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(
-            "audit-x:backup:BackupIdentity", ctx.name("backup", role), None, pulumi.ResourceOptions(parent=parent)
-        )
+        super().__init__("audit-x:backup:BackupIdentity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.user = aws.iam.User(ctx.name("backup", role), name=ctx.name("backup", role), tags=ctx.tags(), opts=child)
-        self.policy = aws.iam.UserPolicy(
-            ctx.name("backup", role, "policy"), user=self.user.name, policy=policy, opts=child
-        )
-        self.access_key = aws.iam.AccessKey(ctx.name("backup", role, "key"), user=self.user.name, opts=child)
+        self.user = aws.iam.User(name, name=name, tags=ctx.tags(), opts=child)
+        self.policy = aws.iam.UserPolicy(f"{name}-policy", user=self.user.name, policy=policy, opts=child)
+        self.access_key = aws.iam.AccessKey(f"{name}-key", user=self.user.name, opts=child)
         secrets.store(
             f"backup-{role}-access-key",
             f"AWS access key of the backup runner's {role} identity",
@@ -153,9 +156,10 @@ class BackupRunner(pulumi.ComponentResource):
 
     def __init__(
         self,
-        ctx: EnvironmentContext,
+        name: str,
         settings: BackupSettings,
         *,
+        ctx: EnvironmentContext,
         region: str,
         bucket: aws.s3.Bucket,
         kms_key: aws.kms.Key,
@@ -173,14 +177,29 @@ class BackupRunner(pulumi.ComponentResource):
         depends_on: list[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("audit-x:backup:BackupRunner", ctx.name("backup"), None, opts)
+        super().__init__("audit-x:backup:BackupRunner", name, None, opts)
         arns = pulumi.Output.all(bucket.arn, kms_key.arn)
-        self.writer = BackupIdentity(ctx, "writer", arns.apply(lambda a: writer_policy(a[0], a[1])), secrets, self)
-        self.reader = BackupIdentity(ctx, "reader", arns.apply(lambda a: reader_policy(a[0], a[1])), secrets, self)
+        identity = pulumi.ResourceOptions(parent=self)
+        self.writer = BackupIdentity(
+            f"{name}-writer",
+            "writer",
+            ctx=ctx,
+            policy=arns.apply(lambda a: writer_policy(a[0], a[1])),
+            secrets=secrets,
+            opts=identity,
+        )
+        self.reader = BackupIdentity(
+            f"{name}-reader",
+            "reader",
+            ctx=ctx,
+            policy=arns.apply(lambda a: reader_policy(a[0], a[1])),
+            secrets=secrets,
+            opts=identity,
+        )
 
         self.image = docker.Image(
-            ctx.name("backup", "image"),
-            image_name=f"{ctx.name('backup')}:{source_digest()}",
+            f"{name}-image",
+            image_name=f"{name}:{source_digest()}",
             build=docker.DockerBuildArgs(
                 context=BUILD_CONTEXT,
                 dockerfile=f"{BUILD_CONTEXT}/Dockerfile",
@@ -192,7 +211,7 @@ class BackupRunner(pulumi.ComponentResource):
             skip_push=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.volume = named_volume(ctx, "backup", "state", self)
+        self.volume = named_volume(ctx, f"{name}-state", "backup", "state", self)
 
         env: dict[str, pulumi.Input[str]] = {
             "BACKUP_ENVIRONMENT": ctx.environment,
@@ -249,7 +268,7 @@ class BackupRunner(pulumi.ComponentResource):
         after_data = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, self.writer, self.reader])
         self.container = long_running_container(
             ctx,
-            ctx.name("backup"),
+            name,
             spec(
                 "scheduler",
                 ["serve"],
@@ -273,10 +292,10 @@ class BackupRunner(pulumi.ComponentResource):
         self.pre_migration = None
         self.pre_migration_done = None
         if settings.before_migrations:
-            name = ctx.name("backup", "pre-migrate")
+            job_name = f"{name}-pre-migrate"
             self.pre_migration = one_shot_container(
                 ctx,
-                name,
+                job_name,
                 # The release label changes with the app image, so the job runs again before
                 # every migration a new image brings.
                 spec(
@@ -287,5 +306,5 @@ class BackupRunner(pulumi.ComponentResource):
                 ),
                 after_data,
             )
-            self.pre_migration_done = require_success(name, self.pre_migration.exit_code)
+            self.pre_migration_done = require_success(job_name, self.pre_migration.exit_code)
         self.register_outputs({"container": self.container.name, "writer": self.writer.user.name})

@@ -50,23 +50,24 @@ class InfluxDb(pulumi.ComponentResource):
 
     def __init__(
         self,
-        ctx: EnvironmentContext,
+        name: str,
         settings: InfluxDbSettings,
         *,
+        ctx: EnvironmentContext,
         admin_password: pulumi.Output[str],
         operator_token: pulumi.Output[str],
         data_network: docker.Network,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("audit-x:data:InfluxDb", ctx.name("influxdb"), None, opts)
+        super().__init__("audit-x:data:InfluxDb", name, None, opts)
         self.org = settings.org
         self.bucket = settings.bucket
-        self.data_volume = named_volume(ctx, "influxdb", "data", self)
-        self.config_volume = named_volume(ctx, "influxdb", "config", self)
-        self.image = pinned_image(ctx, "influxdb", settings.image, self)
+        self.data_volume = named_volume(ctx, f"{name}-data", "influxdb", "data", self)
+        self.config_volume = named_volume(ctx, f"{name}-config", "influxdb", "config", self)
+        self.image = pinned_image(f"{name}-image", settings.image, self)
         self.container = long_running_container(
             ctx,
-            ctx.name("influxdb"),
+            name,
             ContainerSpec(
                 service="influxdb",
                 role="metrics",

@@ -87,22 +87,23 @@ class Postgres(pulumi.ComponentResource):
 
     def __init__(
         self,
-        ctx: EnvironmentContext,
+        name: str,
         settings: PostgresSettings,
         *,
+        ctx: EnvironmentContext,
         database: str,
         password: pulumi.Output[str],
         data_network: docker.Network,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("audit-x:data:Postgres", ctx.name("postgres"), None, opts)
+        super().__init__("audit-x:data:Postgres", name, None, opts)
         self.user = settings.user
         self.database = database
 
-        self.volume = named_volume(ctx, "postgres", "data", self)
-        self.credentials_volume = named_volume(ctx, "postgres", "credentials", self)
-        self.socket_volume = named_volume(ctx, "postgres", "socket", self)
-        self.image = pinned_image(ctx, "postgres", settings.image, self)
+        self.volume = named_volume(ctx, f"{name}-data", "postgres", "data", self)
+        self.credentials_volume = named_volume(ctx, f"{name}-credentials", "postgres", "credentials", self)
+        self.socket_volume = named_volume(ctx, f"{name}-socket", "postgres", "socket", self)
+        self.image = pinned_image(f"{name}-image", settings.image, self)
         pgdata = f"{DATA_DIR}/pgdata"  # a subdirectory, so initdb never trips over lost+found
         shared = {
             DATA_DIR: self.volume.name,
@@ -111,7 +112,7 @@ class Postgres(pulumi.ComponentResource):
         }
         self.password_job = one_shot_container(
             ctx,
-            ctx.name("postgres", "password"),
+            f"{name}-password",
             ContainerSpec(
                 service="postgres",
                 role="password",
@@ -134,10 +135,10 @@ class Postgres(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions(parent=self),
         )
-        password_set = require_success(ctx.name("postgres", "password"), self.password_job.exit_code)
+        password_set = require_success(f"{name}-password", self.password_job.exit_code)
         self.container = long_running_container(
             ctx,
-            ctx.name("postgres"),
+            name,
             ContainerSpec(
                 service="postgres",
                 role="database",

@@ -55,19 +55,20 @@ class Redis(pulumi.ComponentResource):
 
     def __init__(
         self,
-        ctx: EnvironmentContext,
+        name: str,
         settings: RedisSettings,
         *,
+        ctx: EnvironmentContext,
         password: pulumi.Output[str],
         data_network: docker.Network,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("audit-x:data:Redis", ctx.name("redis"), None, opts)
-        self.volume = named_volume(ctx, "redis", "data", self)
-        self.image = pinned_image(ctx, "redis", settings.image, self)
+        super().__init__("audit-x:data:Redis", name, None, opts)
+        self.volume = named_volume(ctx, f"{name}-data", "redis", "data", self)
+        self.image = pinned_image(f"{name}-image", settings.image, self)
         self.container = long_running_container(
             ctx,
-            ctx.name("redis"),
+            name,
             ContainerSpec(
                 service="redis",
                 role="queue",

@@ -92,19 +92,20 @@ class Redpanda(pulumi.ComponentResource):
 
     def __init__(
         self,
-        ctx: EnvironmentContext,
+        name: str,
         settings: RedpandaSettings,
         *,
+        ctx: EnvironmentContext,
         lag_interval_seconds: int,
         data_network: docker.Network,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("audit-x:data:Redpanda", ctx.name("redpanda"), None, opts)
-        self.volume = named_volume(ctx, "redpanda", "data", self)
-        self.image = pinned_image(ctx, "redpanda", settings.image, self)
+        super().__init__("audit-x:data:Redpanda", name, None, opts)
+        self.volume = named_volume(ctx, f"{name}-data", "redpanda", "data", self)
+        self.image = pinned_image(f"{name}-image", settings.image, self)
         self.container = long_running_container(
             ctx,
-            ctx.name("redpanda"),
+            name,
             ContainerSpec(
                 service="redpanda",
                 role="broker",
@@ -121,7 +122,7 @@ class Redpanda(pulumi.ComponentResource):
         )
         self.lag_metrics_job = one_shot_container(
             ctx,
-            ctx.name("redpanda", "lag-metrics"),
+            f"{name}-lag-metrics",
             ContainerSpec(
                 service="redpanda",
                 role="lag-metrics",

@@ -95,19 +95,20 @@ class ContainerSpec:
     stop_grace_seconds: int = 30
 
 
-def pinned_image(ctx: EnvironmentContext, service: str, reference: str, parent: pulumi.Resource) -> docker.RemoteImage:
+def pinned_image(name: str, reference: str, parent: pulumi.Resource) -> docker.RemoteImage:
     """Pull an image by its pinned reference; kept on the host so a rollback needs no registry."""
     return docker.RemoteImage(
-        ctx.name(service, "image"),
+        name,
         name=reference,
         keep_locally=True,
         opts=pulumi.ResourceOptions(parent=parent),
     )
 
 
-def named_volume(ctx: EnvironmentContext, service: str, purpose: str, parent: pulumi.Resource) -> docker.Volume:
+def named_volume(
+    ctx: EnvironmentContext, name: str, service: str, purpose: str, parent: pulumi.Resource
+) -> docker.Volume:
     """A named volume for a service's data: protected and retained where config says so."""
-    name = ctx.name(service, purpose)
     return docker.Volume(
         name,
         name=name,

@@ -145,9 +145,10 @@ class Collector(pulumi.ComponentResource):
 
     def __init__(
         self,
-        ctx: EnvironmentContext,
+        name: str,
         settings: MonitoringSettings,
         *,
+        ctx: EnvironmentContext,
         web_urls: Sequence[str],
         influxdb_url: str,
         influxdb_org: str,
@@ -157,7 +158,7 @@ class Collector(pulumi.ComponentResource):
         app_network: docker.Network,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("audit-x:observability:Collector", ctx.name("collector"), None, opts)
+        super().__init__("audit-x:observability:Collector", name, None, opts)
         config = telegraf_config(
             settings,
             environment=ctx.environment,
@@ -167,10 +168,10 @@ class Collector(pulumi.ComponentResource):
             influxdb_org=influxdb_org,
             influxdb_bucket=influxdb_bucket,
         )
-        self.image = pinned_image(ctx, "collector", settings.collector_image, self)
+        self.image = pinned_image(f"{name}-image", settings.collector_image, self)
         self.container = long_running_container(
             ctx,
-            ctx.name("collector"),
+            name,
             ContainerSpec(
                 # The policy pack lets only `service=collector` mount the Docker socket.
                 service="collector",

@@ -135,9 +135,10 @@ class Grafana(pulumi.ComponentResource):
 
     def __init__(
         self,
-        ctx: EnvironmentContext,
+        name: str,
         settings: GrafanaSettings,
         *,
+        ctx: EnvironmentContext,
         public_url: str,
         admin_password: pulumi.Output[str],
         influxdb_token: pulumi.Output[str],
@@ -152,13 +153,13 @@ class Grafana(pulumi.ComponentResource):
         app_network: docker.Network,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("audit-x:observability:Grafana", ctx.name("grafana"), None, opts)
+        super().__init__("audit-x:observability:Grafana", name, None, opts)
         self.url = public_url
-        self.volume = named_volume(ctx, "grafana", "data", self)
-        self.image = pinned_image(ctx, "grafana", settings.image, self)
+        self.volume = named_volume(ctx, f"{name}-data", "grafana", "data", self)
+        self.image = pinned_image(f"{name}-image", settings.image, self)
         self.container = long_running_container(
             ctx,
-            ctx.name("grafana"),
+            name,
             ContainerSpec(
                 service="grafana",
                 role="dashboards",
@@ -200,7 +201,7 @@ class Grafana(pulumi.ComponentResource):
         # the stored admin password is the one in Secrets Manager.
         self.admin_password_job = one_shot_container(
             ctx,
-            ctx.name("grafana", "admin-password"),
+            f"{name}-admin-password",
             ContainerSpec(
                 service="grafana",
                 role="admin-password",

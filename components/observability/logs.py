@@ -120,15 +120,16 @@ class Logs(pulumi.ComponentResource):
 
     def __init__(
         self,
-        ctx: EnvironmentContext,
+        name: str,
         settings: LogsSettings,
         *,
+        ctx: EnvironmentContext,
         data_network: docker.Network,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("audit-x:observability:Logs", ctx.name("logs"), None, opts)
-        self.loki_volume = named_volume(ctx, "loki", "data", self)
-        self.loki_image = pinned_image(ctx, "loki", settings.loki_image, self)
+        super().__init__("audit-x:observability:Logs", name, None, opts)
+        self.loki_volume = named_volume(ctx, ctx.name("loki", "data"), "loki", "data", self)
+        self.loki_image = pinned_image(ctx.name("loki", "image"), settings.loki_image, self)
         self.loki = long_running_container(
             ctx,
             ctx.name("loki"),
@@ -145,8 +146,8 @@ class Logs(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions(parent=self),
         )
-        self.alloy_volume = named_volume(ctx, "alloy", "positions", self)
-        self.alloy_image = pinned_image(ctx, "alloy", settings.alloy_image, self)
+        self.alloy_volume = named_volume(ctx, ctx.name("alloy", "positions"), "alloy", "positions", self)
+        self.alloy_image = pinned_image(ctx.name("alloy", "image"), settings.alloy_image, self)
         self.alloy = long_running_container(
             ctx,
             ctx.name("alloy"),

@@ -137,9 +137,10 @@ class Edge(pulumi.ComponentResource):
 
     def __init__(
         self,
-        ctx: EnvironmentContext,
+        name: str,
         settings: EdgeSettings,
         *,
+        ctx: EnvironmentContext,
         domain: str,
         web_slots: list[str],
         web_port: int,
@@ -147,12 +148,12 @@ class Edge(pulumi.ComponentResource):
         app_network: docker.Network,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("audit-x:edge:Edge", ctx.name("edge"), None, opts)
-        self.volume = named_volume(ctx, "edge", "acme", self)
-        self.image = pinned_image(ctx, "edge", settings.image, self)
+        super().__init__("audit-x:edge:Edge", name, None, opts)
+        self.volume = named_volume(ctx, f"{name}-acme", "edge", "acme", self)
+        self.image = pinned_image(f"{name}-image", settings.image, self)
         self.container = long_running_container(
             ctx,
-            ctx.name("edge"),
+            name,
             ContainerSpec(
                 service="edge",
                 role="proxy",

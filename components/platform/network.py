@@ -18,8 +18,8 @@ class Networks(pulumi.ComponentResource):
     data: docker.Network
     app: docker.Network
 
-    def __init__(self, ctx: EnvironmentContext, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("audit-x:network:Networks", ctx.name("networks"), None, opts)
+    def __init__(self, name: str, *, ctx: EnvironmentContext, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("audit-x:network:Networks", name, None, opts)
         self.data = self._network(ctx, "data", internal=True)
         self.app = self._network(ctx, "app", internal=False)
         self.register_outputs({"data": self.data.name, "app": self.app.name})

@@ -57,15 +57,16 @@ class Secrets(pulumi.ComponentResource):
 
     def __init__(
         self,
-        ctx: EnvironmentContext,
+        name: str,
         provided: ProvidedSecrets,
         *,
+        ctx: EnvironmentContext,
         rotation: Mapping[str, str],
         recovery_window_days: int,
         kms_deletion_window_days: int,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("audit-x:secrets:Secrets", ctx.name("secrets"), None, opts)
+        super().__init__("audit-x:secrets:Secrets", name, None, opts)
         self._ctx = ctx
         self._recovery_window_days = recovery_window_days
 
@@ -100,9 +101,9 @@ class Secrets(pulumi.ComponentResource):
             )
             self.generated[spec.name] = password
             self.stored[spec.name] = self.store(spec.name, spec.purpose, password.result)
-        for name, value in provided.present().items():
-            self.stored[name] = self.store(
-                name,
+        for secret_name, value in provided.present().items():
+            self.stored[secret_name] = self.store(
+                secret_name,
                 "provided by operators with `pulumi config set --secret`",
                 pulumi.Output.secret(value.get_secret_value()),
             )
