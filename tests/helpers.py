@@ -7,6 +7,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pulumi_docker as docker
+
+from components.lib.context import EnvironmentContext
+from components.settings import LogRotationSettings
 from tools.mock_engine import DeclaredResource, Plan, mock_image_id
 
 CONTAINER = "docker:index/container:Container"
@@ -110,3 +114,13 @@ def seconds(duration: str) -> int:
     """`"90s"` -> 90, `"2m"` -> 120, `"4h"` -> 14400: the durations Docker and Grafana are given."""
     units = {"s": 1, "m": 60, "h": 3600}
     return int(duration[:-1]) * units[duration[-1]]
+
+
+def component_context(environment: str = "test") -> EnvironmentContext:
+    """The context a component gets when a test builds it alone (tools.mock_engine.run_component)."""
+    return EnvironmentContext(environment=environment, protect_stateful=False, log_rotation=LogRotationSettings())
+
+
+def data_network(ctx: EnvironmentContext) -> docker.Network:
+    """A network for a component built alone to join."""
+    return docker.Network(ctx.name("data"), name=ctx.name("data"), internal=True)

@@ -16,7 +16,7 @@ import json
 import re
 import runpy
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +25,8 @@ import pulumi
 import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import rpc
-from pulumi.runtime.settings import ROOT, SETTINGS, get_root_resource
-from pulumi.runtime.stack import run_pulumi_func
+
+from tools import pulumi_sdk
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = REPO_ROOT / "__main__.py"
@@ -91,8 +90,8 @@ def _decode(value: Any, *, reveal: bool, key: str = "") -> Any:
     A secret container env entry keeps its variable name, which is never secret.
     """
     if isinstance(value, dict):
-        signature = value.get(rpc._special_sig_key)
-        if signature == rpc._special_secret_sig:
+        signature = value.get(pulumi_sdk.SECRET_SIGNATURE_KEY)
+        if signature == pulumi_sdk.SECRET_SIGNATURE:
             inner = value.get("value")
             if reveal:
                 return _decode(inner, reveal=True, key=key)
@@ -237,11 +236,6 @@ async def _resolve_outputs(outputs: Mapping[str, Any]) -> tuple[dict[str, Any], 
     return masked, plain
 
 
-def _pending_outputs() -> set[asyncio.Task[Any]]:
-    # A context property the SDK's type stubs declare as a method.
-    return SETTINGS.outputs  # pyright: ignore[reportAttributeAccessIssue]
-
-
 def _ignore_reported_failures(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     """A failed program leaves outputs that carry its error; the error reaches the caller through
     try_program, so asyncio need not print each of them again when they are collected."""
@@ -257,7 +251,7 @@ def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
         task.cancel()
     if pending:
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-    _pending_outputs().clear()
+    pulumi_sdk.pending_outputs().clear()
 
 
 def _run_main() -> None:
@@ -296,7 +290,32 @@ def try_program(
     raw = dict(config if config is not None else load_stack_config(stack))
     raw.update(overrides or {})
     raw.update(secrets or {})
-    mocks = _Mocks(raw.get("aws:region", "eu-west-1"), exit_codes or {})
+    return _run_under_mocks(stack, raw, set(secrets or {}), exit_codes or {}, _run_main)
+
+
+TEST_STACK = "component-test"
+
+
+def run_component(build: Callable[[], object], *, exit_codes: Mapping[str, int] | None = None) -> Plan:
+    """Run `build` (which declares one component) under mocks, alone, and return what it declared.
+
+    A failure then points at that component, not at the whole stack. `build` gets no stack
+    config: a component takes everything it needs as arguments (tests.helpers.test_context).
+    """
+    plan, error = _run_under_mocks(TEST_STACK, {}, set(), exit_codes or {}, lambda: _discard(build()))
+    if error is not None:
+        raise error
+    return plan
+
+
+def _run_under_mocks(
+    stack: str,
+    raw: dict[str, str],
+    secret_keys: set[str],
+    exit_codes: Mapping[str, int],
+    program: Callable[[], None],
+) -> tuple[Plan, BaseException | None]:
+    mocks = _Mocks(raw.get("aws:region", "eu-west-1"), exit_codes)
     monitor = _RecordingMonitor(mocks)
     plan = Plan(stack=stack)
     error: BaseException | None = None
@@ -307,15 +326,15 @@ def try_program(
     loop.set_exception_handler(_ignore_reported_failures)
     asyncio.set_event_loop(loop)
     try:
-        ROOT.set(None)
+        pulumi_sdk.reset_root_resource()
         # Outputs still pending from an earlier run that failed belong to a closed loop.
-        _pending_outputs().clear()
+        pulumi_sdk.pending_outputs().clear()
         pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-        pulumi.runtime.set_all_config(raw, list(secrets or {}))
+        pulumi.runtime.set_all_config(raw, list(secret_keys))
 
         async def main() -> None:
-            await run_pulumi_func(_run_main)
-            root = get_root_resource()
+            await pulumi_sdk.run_in_stack(program)
+            root = pulumi_sdk.root_resource()
             exported = getattr(root, "outputs", {}) or {}
             plan.outputs, plan.plain_outputs = await _resolve_outputs(exported)
 
@@ -323,7 +342,7 @@ def try_program(
     except Exception as exc:  # noqa: BLE001 handed back to the caller with the partial plan
         error = exc
     finally:
-        ROOT.set(None)
+        pulumi_sdk.reset_root_resource()
         _cancel_pending(loop)
         asyncio.set_event_loop(None)
         loop.close()
@@ -342,3 +361,7 @@ def iter_strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for v in value:
             yield from iter_strings(v)
+
+
+def _discard(_: object) -> None:
+    """A component's constructor returns the component; the engine's program returns nothing."""
