@@ -123,6 +123,11 @@ class DeclaredResource:
     delete_before_replace: bool
     dependencies: list[str]
     provider: str | None
+    # What a real update needs besides the inputs: which inputs carry which resources' outputs,
+    # whether delete_before_replace was set at all (unset is not False), and custom timeouts.
+    delete_before_replace_defined: bool = False
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    custom_timeouts: dict[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "parent": self.parent, "inputs": self.inputs}
@@ -210,6 +215,13 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     delete_before_replace=request.deleteBeforeReplace,
                     dependencies=list(request.dependencies),
                     provider=request.provider or None,
+                    delete_before_replace_defined=request.deleteBeforeReplaceDefined,
+                    property_dependencies={key: list(deps.urns) for key, deps in request.propertyDependencies.items()},
+                    custom_timeouts={
+                        op: value
+                        for op in ("create", "update", "delete")
+                        if (value := getattr(request.customTimeouts, op, ""))
+                    },
                 )
             )
         return response

@@ -1,0 +1,161 @@
+"""The offline preview of a change: what `pulumi up` would do to the running stack.
+
+    python -m tools.preview STACK [--set KEY=VALUE ...] [--json]
+    python -m tools.preview STACK --from-preview FILE [--json]
+
+Runs the program under mocks twice, with the stack's config as it is (the deployed stack, read
+back as a refresh would) and with the changes (keys as `pulumi config set --path` takes them:
+`app.image=registry.example/audit_x:1.2.4`, `rotation.postgres-password=2`), and applies the
+providers' and the engine's update rules (tools/provider_behaviour.yaml, tools/update_model.py).
+It prints the ordered steps, why a service would be down, and ends with `replaced=N` and
+`down=none` or `down=<service,...>`.
+
+`--from-preview FILE` reads what `pulumi preview --json` printed instead (its steps: op, urn,
+old and new state) and gives the same verdict for the real engine's steps; the PR preview
+workflow posts that line beside the diff. (Its secrets are masked, so that verdict covers
+containers, order and routing, not credentials.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from components.settings import ConfigError
+from tools.mock_engine import DeclaredResource, Plan, load_stack_config, run_program, stack_names
+from tools.update_model import OPS, Step, Verdict, analyse, verdict
+
+NAMESPACE = "audit-x"
+
+
+def apply_setting(config: dict[str, str], assignment: str) -> None:
+    """`app.image=x` the way `pulumi config set --path app.image x` changes the stack's config."""
+    path, sep, value = assignment.partition("=")
+    if not sep or not path:
+        raise SystemExit(f"--set {assignment!r}: expected KEY=VALUE, such as app.image=registry.example/audit_x:1.2.4")
+    head, *rest = path.split(".")
+    key = head if ":" in head else f"{NAMESPACE}:{head}"
+    if not rest:
+        config[key] = value
+        return
+    document: Any = json.loads(config[key]) if key in config else {}
+    if not isinstance(document, dict):
+        raise SystemExit(f"--set {assignment!r}: {key} is not an object in the stack's config")
+    node = document
+    for part in rest[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise SystemExit(f"--set {assignment!r}: {part} is not an object in {key}")
+    node[rest[-1]] = value
+    config[key] = json.dumps(document)
+
+
+def changed_config(stack: str, assignments: Sequence[str]) -> dict[str, str]:
+    config = load_stack_config(stack)
+    for assignment in assignments:
+        apply_setting(config, assignment)
+    return config
+
+
+def preview(stack: str, assignments: Sequence[str]) -> Verdict:
+    deployed = run_program(stack)
+    changed = run_program(stack, config=changed_config(stack, assignments))
+    return verdict(deployed.resources, changed.resources)
+
+
+# --- `pulumi preview --json` --------------------------------------------------------------------
+
+_ENGINE_OPS = {
+    "create": "create",
+    "update": "update",
+    "delete": "delete",
+    "create-replacement": "create-replacement",
+    "delete-replaced": "delete-replaced",
+}
+
+
+def _resource_from_state(state: Mapping[str, Any]) -> DeclaredResource:
+    urn = str(state["urn"])
+    inputs = dict(state.get("inputs") or {})
+    return DeclaredResource(
+        type=str(state.get("type") or urn.split("::")[-2].rsplit("$", 1)[-1]),
+        name=urn.rsplit("::", 1)[-1],
+        parent=None,
+        parent_urn=state.get("parent"),
+        inputs=inputs,
+        plain_inputs=inputs,
+        urn=urn,
+        protect=bool(state.get("protect")),
+        retain_on_delete=bool(state.get("retainOnDelete")),
+        delete_before_replace=bool(state.get("deleteBeforeReplace")),
+        dependencies=list(state.get("dependencies") or []),
+        provider=state.get("provider"),
+    )
+
+
+def verdict_from_engine(document: Mapping[str, Any]) -> Verdict:
+    """The verdict for the steps the real engine planned (`pulumi preview --json`)."""
+    old: list[DeclaredResource] = []
+    steps: list[Step] = []
+    for entry in document.get("steps", []):
+        old_state, new_state = entry.get("oldState"), entry.get("newState")
+        if old_state:
+            old.append(_resource_from_state(old_state))
+        op = _ENGINE_OPS.get(str(entry.get("op")))
+        if op is None:
+            continue  # same, read, refresh: nothing happens to a running container
+        state = new_state if op in ("create", "create-replacement", "update") else old_state
+        if not state:
+            continue
+        steps.append(
+            Step(
+                op,
+                _resource_from_state(state),
+                list(entry.get("replaceReasons") or entry.get("diffReasons") or []),
+                delete_first=bool(old_state and old_state.get("deleteBeforeReplace")) and op.endswith("replaced"),
+            )
+        )
+    return analyse(old, steps, credentials=False)
+
+
+def render(result: Verdict) -> str:
+    lines = [step.line() for step in result.steps] or ["(no change)"]
+    for service, reasons in sorted(result.down.items()):
+        lines += [f"{service} down: {reason}" for reason in reasons]
+    lines.append(result.summary())
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.preview", description="The offline preview of a change.")
+    parser.add_argument("stack", choices=stack_names())
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--from-preview", type=Path, metavar="FILE", help="the output of `pulumi preview --json`")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    try:
+        if args.from_preview:
+            result = verdict_from_engine(json.loads(args.from_preview.read_text()))
+        else:
+            result = preview(args.stack, args.assignments)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    if args.json:
+        document = result.as_json()
+        assert all(step["op"] in OPS for step in document["steps"])
+        print(json.dumps(document, indent=2))
+    else:
+        print(render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["Plan", "apply_setting", "preview", "verdict_from_engine"]
