@@ -1,8 +1,10 @@
 """The audit_x Rails app: a migration job, the web role and the worker roles.
 
-Order on every `pulumi up` that changes the image: the migration job runs `bin/rails db:migrate`
-to completion; only when it exits 0 are web and workers (re)created from the new image. A failed
-migration fails the update and leaves the running containers as they were.
+Order on every `pulumi up` that changes the image: a fresh backup (where config asks for one),
+then the migration job runs `bin/rails db:migrate` to completion; only when it exits 0 are the
+new web and worker containers created, each waited on until healthy, and the old ones are
+removed at the end of the update. A failed backup or migration fails the update and leaves the
+running containers as they were.
 
 Every role gets the same wiring (database, Redis, Kafka, InfluxDB, SECRET_KEY_BASE, JSON logs
 to stdout, Sentry when configured), so a job behaves the same in a worker as in the console.
@@ -10,8 +12,7 @@ to stdout, Sentry when configured), so a job behaves the same in a worker as in 
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import pulumi
 import pulumi_docker as docker
@@ -23,7 +24,8 @@ from components.lib.containers import (
     on_network,
     one_shot_container,
     pinned_image,
-    require_success,
+    revision,
+    succeeded,
 )
 from components.lib.context import LABEL_PREFIX, EnvironmentContext
 from components.settings import AppSettings
@@ -46,13 +48,6 @@ def web_slot(index: int) -> str:
     return f"web-{index}"
 
 
-def release_suffix(reference: str, rotation: Mapping[str, str] | None = None) -> str:
-    """Part of every web and worker container's name: a new image, or a rotated secret (new env),
-    means new containers, created (and healthy) before the old ones are removed."""
-    markers = ",".join(f"{name}={marker}" for name, marker in sorted((rotation or {}).items()))
-    return hashlib.sha256(f"{reference}|{markers}".encode()).hexdigest()[:8]
-
-
 def image_tag(reference: str) -> str:
     """The release name Sentry and the labels use: the tag, or the digest when pinned by digest."""
     if "@" in reference:
@@ -63,6 +58,7 @@ def image_tag(reference: str) -> str:
 class App(pulumi.ComponentResource):
     image: docker.RemoteImage
     migration: docker.Container
+    pre_migration_backup: docker.Container | None
     web: list[docker.Container]
     workers: dict[str, list[docker.Container]]
 
@@ -75,9 +71,8 @@ class App(pulumi.ComponentResource):
         env: Mapping[str, pulumi.Input[str]],
         data_network: docker.Network,
         app_network: docker.Network,
-        depends_on: list[pulumi.Resource],
-        backup_before_migration: pulumi.Output[str] | None = None,
-        rotation: Mapping[str, str] | None = None,
+        depends_on: list[pulumi.Input[pulumi.Resource]],
+        backup_before_migration: Callable[[pulumi.Output[str]], docker.Container | None] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("audit-x:app:App", name, None, opts)
@@ -106,6 +101,7 @@ class App(pulumi.ComponentResource):
             extra_labels: Mapping[str, pulumi.Input[str]] | None = None,
             aliases: tuple[str, ...] = (),
             wait_timeout_seconds: int = 120,
+            run_timeout_seconds: int = 600,
             stop_grace_seconds: int = 30,
         ) -> ContainerSpec:
             return ContainerSpec(
@@ -119,35 +115,34 @@ class App(pulumi.ComponentResource):
                 healthcheck=health,
                 extra_labels=extra_labels or {},
                 wait_timeout_seconds=wait_timeout_seconds,
+                run_timeout_seconds=run_timeout_seconds,
                 stop_grace_seconds=stop_grace_seconds,
             )
 
+        migration_spec = spec(
+            "migrate",
+            settings.migration_memory_limit_mb,
+            None,
+            command=MIGRATION_COMMAND,
+            run_timeout_seconds=settings.migration_timeout_seconds,
+        )
+        # The pre-migration backup is made for this very migration: whatever runs the migration
+        # again (a new image, a rotated secret, a re-run marker) takes a fresh backup first.
+        self.pre_migration_backup = (
+            backup_before_migration(revision(ctx, migration_spec, ctx.rerun_jobs)) if backup_before_migration else None
+        )
+        gates = [succeeded(self.pre_migration_backup)] if self.pre_migration_backup else []
         self.migration = one_shot_container(
             ctx,
             ctx.name("migrate"),
-            spec(
-                "migrate",
-                settings.migration_memory_limit_mb,
-                None,
-                command=MIGRATION_COMMAND,
-                # Resolves only once the pre-migration backup succeeded (where config asks for
-                # one): a failed backup means no migration, and so no rollout.
-                extra_labels=(
-                    {f"{LABEL_PREFIX}.backed-up-before": backup_before_migration}
-                    if backup_before_migration is not None
-                    else None
-                ),
-            ),
-            pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+            migration_spec,
+            pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *gates]),
         )
-        # Resolves only once the migration exited 0; web and workers take it as a label, so
-        # none of them is (re)created after a failed migration.
-        migrated = require_success(ctx.name("migrate"), self.migration.exit_code)
-        after_migration = pulumi.ResourceOptions(parent=self, depends_on=[self.migration])
-        migrated_label = {f"{LABEL_PREFIX}.migrated-release": migrated.apply(lambda _: release)}
+        # Web and workers wait for the migration to exit 0, through depends_on alone: none of their
+        # inputs carries a job's output, so a job re-run never replaces them.
+        after_migration = pulumi.ResourceOptions(parent=self, depends_on=[succeeded(self.migration)])
 
         web = settings.web
-        suffix = release_suffix(settings.image, rotation)
         self.web = [
             long_running_container(
                 ctx,
@@ -158,19 +153,19 @@ class App(pulumi.ComponentResource):
                     HealthCheck(web_health_command(web.port), start_period="60s"),
                     extra_env={"PORT": str(web.port)},
                     extra_labels={
-                        **migrated_label,
                         f"{LABEL_PREFIX}.port": str(web.port),
                         f"{LABEL_PREFIX}.probe.live": LIVE_PATH,
                         f"{LABEL_PREFIX}.probe.ready": READY_PATH,
                         f"{LABEL_PREFIX}.probe.health": HEALTH_PATH,
                     },
+                    # The collector probes each slot by this alias; the edge routes by container name.
                     aliases=(web_slot(index),),
                     wait_timeout_seconds=web.health_timeout_seconds,
                     # SIGTERM, then this long to finish requests in flight before SIGKILL.
                     stop_grace_seconds=web.drain_seconds,
                 ),
                 after_migration,
-                container_name=ctx.name("web", str(index), suffix),
+                rolling=True,
             )
             for index in range(web.replicas)
         ]
@@ -185,12 +180,11 @@ class App(pulumi.ComponentResource):
                         HealthCheck(worker.health_command or DEFAULT_WORKER_HEALTH, start_period="120s"),
                         command=worker.command,
                         extra_env={"HEARTBEAT_FILE": HEARTBEAT_FILE},
-                        extra_labels=migrated_label,
                         # Workers finish the job in hand on SIGTERM; give them the time to.
                         stop_grace_seconds=60,
                     ),
                     after_migration,
-                    container_name=ctx.name("worker", worker.name, str(index), suffix),
+                    rolling=True,
                 )
                 for index in range(worker.replicas)
             ]

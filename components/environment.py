@@ -11,13 +11,14 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from components.app import App, image_tag, web_slot
+from components.app import App, web_slot
 from components.backups.bucket import BackupBucket
 from components.backups.runner import BackupRunner
 from components.data.influxdb import InfluxDb
 from components.data.postgres import Postgres
 from components.data.redis import Redis
 from components.data.redpanda import Redpanda
+from components.lib.containers import require_success
 from components.lib.context import EnvironmentContext
 from components.observability.alerting import alerting_file
 from components.observability.collector import Collector
@@ -28,6 +29,7 @@ from components.platform.edge import Edge
 from components.platform.network import Networks
 from components.platform.secrets import Secrets
 from components.settings import Settings
+from components.settings.secrets import LOGIN_SLOTS, active_login_slot, postgres_generation
 
 
 class AuditXEnvironment(pulumi.ComponentResource):
@@ -82,6 +84,8 @@ class AuditXEnvironment(pulumi.ComponentResource):
             ctx=ctx,
             database=settings.database_name,
             password=self.secrets.value("postgres-password"),
+            logins={slot: self.secrets.value(f"postgres-login-{slot}") for slot in LOGIN_SLOTS},
+            active_login=active_login_slot(postgres_generation(settings.rotation)),
             data_network=data_network,
             opts=child,
         )
@@ -135,7 +139,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
             app_network=self.networks.app,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.influxdb])),
         )
-        data_services: list[pulumi.Resource] = [self.postgres, self.redis, self.redpanda, self.influxdb]
+        data_services: list[pulumi.Input[pulumi.Resource]] = [self.postgres, self.redis, self.redpanda, self.influxdb]
         self.backup_runner = BackupRunner(
             ctx.name("backup"),
             settings.backup,
@@ -146,18 +150,17 @@ class AuditXEnvironment(pulumi.ComponentResource):
             secrets=self.secrets,
             postgres_image=settings.postgres.image,
             influxdb_image=settings.influxdb.image,
-            postgres_user=self.postgres.user,
+            postgres_user=self.postgres.app_login,
+            postgres_password=self.postgres.app_password,
             database=self.postgres.database,
             influxdb_url=self.influxdb.url,
             influxdb_org=self.influxdb.org,
             influxdb_bucket=self.influxdb.bucket,
-            app_release=image_tag(settings.app.image),
             data_network=data_network,
             app_network=self.networks.app,
-            depends_on=[self.postgres, self.influxdb, self.backup_bucket],
+            depends_on=[self.postgres.ready, self.influxdb, self.backup_bucket],
             opts=child,
         )
-        pre_migration = self.backup_runner.pre_migration
         self.app = App(
             ctx.name("app"),
             settings.app,
@@ -165,11 +168,10 @@ class AuditXEnvironment(pulumi.ComponentResource):
             env=self.app_env(),
             data_network=data_network,
             app_network=self.networks.app,
-            # The migration job needs the data services up (and, where config says so, a fresh
-            # backup); web and workers wait for the migration.
-            depends_on=[*data_services, *([pre_migration] if pre_migration else [])],
-            backup_before_migration=self.backup_runner.pre_migration_done,
-            rotation=settings.rotation,
+            # The migration job needs the data services up and the app's database login ready (and,
+            # where config says so, a fresh backup); web and workers wait for the migration.
+            depends_on=[*data_services, self.postgres.ready],
+            backup_before_migration=self.backup_runner.pre_migration_backup,
             opts=child,
         )
         self.collector = Collector(
@@ -190,13 +192,27 @@ class AuditXEnvironment(pulumi.ComponentResource):
             settings.edge,
             ctx=ctx,
             domain=settings.domain,
-            web_slots=[web_slot(index) for index in range(settings.app.web.replicas)],
+            web=self.app.web,
             web_port=settings.app.web.port,
             grafana_host="grafana",
             app_network=self.networks.app,
             opts=child,
         )
         self.register_outputs(self.outputs())
+
+    def jobs(self) -> dict[str, docker.Container]:
+        """The one-shot jobs, by what they do."""
+        jobs = {
+            "postgres-password": self.postgres.password_job,
+            "postgres-logins": self.postgres.logins_job,
+            "redpanda-cluster-properties": self.redpanda.lag_metrics_job,
+            "grafana-admin-password": self.grafana.admin_password_job,
+            "migrate": self.app.migration,
+            "edge-routes": self.edge.routes_job,
+        }
+        if self.app.pre_migration_backup:
+            jobs["pre-migration-backup"] = self.app.pre_migration_backup
+        return jobs
 
     def app_env(self) -> dict[str, pulumi.Input[str]]:
         """What every app role is told about its environment. Secret values stay secret outputs."""
@@ -205,8 +221,8 @@ class AuditXEnvironment(pulumi.ComponentResource):
             "AUDIT_X_ENVIRONMENT": self.context.environment,
             "DATABASE_URL": pulumi.Output.format(
                 "postgres://{0}:{1}@{2}:{3}/{4}",
-                self.postgres.user,
-                secrets.value("postgres-password"),
+                self.postgres.app_login,
+                self.postgres.app_password,
                 self.postgres.host,
                 self.postgres.port,
                 self.postgres.database,
@@ -235,6 +251,10 @@ class AuditXEnvironment(pulumi.ComponentResource):
             "appUrl": f"https://{settings.domain}",
             "grafanaUrl": self.grafana.url,
             "database": settings.database_name,
+            "databaseLogin": self.postgres.app_login,
+            # Every one-shot job of this update, once it exited 0: a job nothing else waits for
+            # (the Grafana password, Redpanda's cluster properties) still fails `pulumi up`.
+            "jobs": {name: require_success(job) for name, job in self.jobs().items()},
             "backupBucket": self.backup_bucket.bucket.bucket,
             "backupBucketArn": self.backup_bucket.bucket.arn,
             "kmsKeyArn": self.secrets.kms_key.arn,

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from components.lib.durations import go_duration
 from tools.mock_engine import DeclaredResource
 
 BEHAVIOUR_FILE = Path(__file__).resolve().parent / "provider_behaviour.yaml"
@@ -46,24 +47,6 @@ def type_rules(type_: str) -> dict[str, Any]:
     if rules is None:
         raise KeyError(f"{type_} is not in {BEHAVIOUR_FILE.name}: add what its provider does on update")
     return rules
-
-
-def go_duration(value: str) -> str:
-    """Go's time.Duration.String() of a duration written as Docker accepts it ("60s" -> "1m0s")."""
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        raise ValueError(f"not a duration: {value!r}")
-    total = sum(float(n) * units[u] for n, u in parts)
-    if total == 0:
-        return "0s"
-    hours, rest = divmod(int(total), 3600)
-    minutes, seconds = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes}m{seconds}s"
-    if minutes:
-        return f"{minutes}m{seconds}s"
-    return f"{seconds}s"
 
 
 def read_back(resource: DeclaredResource) -> dict[str, Any]:

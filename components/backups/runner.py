@@ -33,7 +33,6 @@ from components.lib.containers import (
     named_volume,
     on_network,
     one_shot_container,
-    require_success,
 )
 from components.lib.context import LABEL_PREFIX, EnvironmentContext
 from components.platform.secrets import Secrets
@@ -60,6 +59,12 @@ def source_digest(directory: Path = RUNNER_DIR) -> str:
             digest.update(path.relative_to(directory).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def image_tag_for(build_args: dict[str, str], directory: Path = RUNNER_DIR) -> str:
+    """The runner image's tag: its sources and the images it is built from."""
+    inputs = json.dumps(build_args, sort_keys=True)
+    return hashlib.sha256(f"{source_digest(directory)}|{inputs}".encode()).hexdigest()[:16]
 
 
 def writer_policy(bucket_arn: str, key_arn: str) -> str:
@@ -152,7 +157,6 @@ class BackupRunner(pulumi.ComponentResource):
     volume: docker.Volume
     container: docker.Container
     pre_migration: docker.Container | None
-    pre_migration_done: pulumi.Output[str] | None
 
     def __init__(
         self,
@@ -166,15 +170,15 @@ class BackupRunner(pulumi.ComponentResource):
         secrets: Secrets,
         postgres_image: str,
         influxdb_image: str,
-        postgres_user: str,
+        postgres_user: pulumi.Input[str],
+        postgres_password: pulumi.Output[str],
         database: str,
         influxdb_url: str,
         influxdb_org: str,
         influxdb_bucket: str,
-        app_release: str,
         data_network: docker.Network,
         app_network: docker.Network,
-        depends_on: list[pulumi.Resource],
+        depends_on: list[pulumi.Input[pulumi.Resource]],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("audit-x:backup:BackupRunner", name, None, opts)
@@ -197,14 +201,18 @@ class BackupRunner(pulumi.ComponentResource):
             opts=identity,
         )
 
+        build_args = {"POSTGRES_IMAGE": postgres_image, "INFLUXDB_IMAGE": influxdb_image}
         self.image = docker.Image(
             f"{name}-image",
-            image_name=f"{name}:{source_digest()}",
+            # The tag names the sources and the images built from: a new postgres image is a new
+            # tag, so the runner is replaced and never keeps an older pg_dump (the provider
+            # rebuilds a changed build under the same name, which would not replace it).
+            image_name=f"{name}:{image_tag_for(build_args)}",
             build=docker.DockerBuildArgs(
                 context=BUILD_CONTEXT,
                 dockerfile=f"{BUILD_CONTEXT}/Dockerfile",
                 # The server's own image: pg_dump and pg_restore match its major version.
-                args={"POSTGRES_IMAGE": postgres_image, "INFLUXDB_IMAGE": influxdb_image},
+                args=build_args,
                 platform="linux/amd64",
             ),
             # Built on the environment's Docker host and used there: no registry involved.
@@ -242,11 +250,13 @@ class BackupRunner(pulumi.ComponentResource):
                 pulumi.Output.concat(self.writer.profile("writer"), "\n", self.reader.profile("reader")),
                 owner=RUNNER_UID,
             ),
-            SecretFile(PG_PASSWORD_FILE, secrets.value("postgres-password"), owner=RUNNER_UID),
+            SecretFile(PG_PASSWORD_FILE, postgres_password, owner=RUNNER_UID),
             SecretFile(INFLUX_TOKEN_FILE, secrets.value("influxdb-operator-token"), owner=RUNNER_UID),
         ]
 
-        def spec(role: str, command: list[str], health: HealthCheck | None, labels: dict[str, str]) -> ContainerSpec:
+        def spec(
+            role: str, command: list[str], health: HealthCheck | None, labels: dict[str, pulumi.Input[str]]
+        ) -> ContainerSpec:
             return ContainerSpec(
                 service="backup",
                 role=role,
@@ -261,11 +271,18 @@ class BackupRunner(pulumi.ComponentResource):
                 healthcheck=health,
                 extra_labels=labels,
                 wait_timeout_seconds=settings.startup_timeout_seconds + 60,
+                # A pre-migration backup takes as long as a scheduled one at most.
+                run_timeout_seconds=settings.startup_timeout_seconds,
                 # A backup in progress is allowed to finish its current part and abort cleanly.
                 stop_grace_seconds=60,
             )
 
         after_data = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, self.writer, self.reader])
+        self._job_prefix = name
+        self._spec = spec
+        self._after_data = after_data
+        self._ctx = ctx
+        self._before_migrations = settings.before_migrations
         self.container = long_running_container(
             ctx,
             name,
@@ -287,24 +304,26 @@ class BackupRunner(pulumi.ComponentResource):
                 {},
             ),
             after_data,
+            # A new runner (new image, rotated credentials) is healthy before the old one goes.
+            rolling=True,
         )
-
         self.pre_migration = None
-        self.pre_migration_done = None
-        if settings.before_migrations:
-            job_name = f"{name}-pre-migrate"
-            self.pre_migration = one_shot_container(
-                ctx,
-                job_name,
-                # The release label changes with the app image, so the job runs again before
-                # every migration a new image brings.
-                spec(
-                    "pre-migrate",
-                    ["postgres", "--reason", "pre-migration"],
-                    None,
-                    {f"{LABEL_PREFIX}.for-release": app_release},
-                ),
-                after_data,
-            )
-            self.pre_migration_done = require_success(job_name, self.pre_migration.exit_code)
         self.register_outputs({"container": self.container.name, "writer": self.writer.user.name})
+
+    def pre_migration_backup(self, for_migration: pulumi.Output[str]) -> docker.Container | None:
+        """A fresh PostgreSQL backup for the migration whose revision is `for_migration`, where
+        config asks for one (`backup.beforeMigrations`): it runs again whenever that migration does."""
+        if not self._before_migrations:
+            return None
+        self.pre_migration = one_shot_container(
+            self._ctx,
+            f"{self._job_prefix}-pre-migrate",
+            self._spec(
+                "pre-migrate",
+                ["postgres", "--reason", "pre-migration"],
+                None,
+                {f"{LABEL_PREFIX}.for-migration": for_migration},
+            ),
+            self._after_data,
+        )
+        return self.pre_migration

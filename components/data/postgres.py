@@ -5,14 +5,22 @@ server as a file (POSTGRES_PASSWORD_FILE), not an environment variable. The heal
 over TCP with that password and runs a query, so it fails on a wrong password, not only on a
 dead server (pg_isready would pass on both).
 
-The image only reads the password when it initialises an empty data directory, so a one-shot
-job owns it: it writes the file the server and its health check read (on a small volume) and,
-once the database exists, changes the role's password in the running server over the local
-socket (shared through a volume). A rotated password therefore takes effect without restarting
-PostgreSQL, and before any consumer is restarted with it.
+The image only reads the owner's password when it initialises an empty data directory, so a
+one-shot job owns it: it writes the file the server and its health check read (on a small
+volume) and, once the database exists, changes the owner's password in the running server over
+the local socket (shared through a volume).
+
+The app never logs in as the owner. It has two logins, `<user>_a` and `<user>_b`, members of the
+owner role, kept by a second job after the server is up; consumers use one of them, the one
+`rotation.postgres-password` (a generation number) selects. A rotation gives a new password to
+the other login only, then the consumers move over (created before the old ones go), so no
+running consumer holds a password the server refuses, and PostgreSQL is never restarted for a
+password. This is the alternating-users scheme of AWS Secrets Manager's own rotation.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import pulumi
 import pulumi_docker as docker
@@ -27,7 +35,7 @@ from components.lib.containers import (
     on_network,
     one_shot_container,
     pinned_image,
-    require_success,
+    succeeded,
 )
 from components.lib.context import EnvironmentContext
 from components.lib.files import read_shipped
@@ -51,8 +59,14 @@ HEALTH_COMMAND = (
 )
 
 
-# The password job: a script beside this file, run with `sh -c` in the postgres image.
+# The jobs' scripts, beside this file, run with `sh -c` in the postgres image.
 PASSWORD_JOB_SCRIPT = read_shipped(__file__, "postgres_password.sh")
+LOGINS_JOB_SCRIPT = read_shipped(__file__, "postgres_logins.sh")
+
+
+def login_role(owner: str, slot: str) -> str:
+    """The name of one of the app's two logins: `audit_x_a`, `audit_x_b`."""
+    return f"{owner}_{slot}"
 
 
 def server_flags(settings: PostgresSettings) -> list[str]:
@@ -74,14 +88,20 @@ def server_flags(settings: PostgresSettings) -> list[str]:
 
 
 class Postgres(pulumi.ComponentResource):
+    """The server, the job that owns its owner role's password file, and the job that keeps the
+    app's two logins. `app_login` is what consumers connect as; `ready` gates them."""
+
     volume: docker.Volume
     credentials_volume: docker.Volume
     socket_volume: docker.Volume
     image: docker.RemoteImage
     password_job: docker.Container
     container: docker.Container
+    logins_job: docker.Container
     user: str
     database: str
+    app_login: str
+    app_password: pulumi.Output[str]
     host: str = HOSTNAME
     port: int = PORT
 
@@ -93,12 +113,16 @@ class Postgres(pulumi.ComponentResource):
         ctx: EnvironmentContext,
         database: str,
         password: pulumi.Output[str],
+        logins: Mapping[str, pulumi.Output[str]],
+        active_login: str,
         data_network: docker.Network,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("audit-x:data:Postgres", name, None, opts)
         self.user = settings.user
         self.database = database
+        self.app_login = login_role(settings.user, active_login)
+        self.app_password = logins[active_login]
 
         self.volume = named_volume(ctx, f"{name}-data", "postgres", "data", self)
         self.credentials_volume = named_volume(ctx, f"{name}-credentials", "postgres", "credentials", self)
@@ -110,32 +134,42 @@ class Postgres(pulumi.ComponentResource):
             CREDENTIALS_DIR: self.credentials_volume.name,
             SOCKET_DIR: self.socket_volume.name,
         }
-        self.password_job = one_shot_container(
-            ctx,
-            f"{name}-password",
-            ContainerSpec(
+
+        def job(role: str, script: str, env: Mapping[str, str], files: list[SecretFile]) -> ContainerSpec:
+            return ContainerSpec(
                 service="postgres",
-                role="password",
+                role=role,
                 image=self.image.image_id,
                 memory_mb=128,
                 networks=[on_network(data_network)],
-                command=["sh", "-c", PASSWORD_JOB_SCRIPT],
-                env={
-                    "POSTGRES_USER": settings.user,
+                command=["sh", "-c", script],
+                env={"POSTGRES_USER": settings.user, "PGHOST": SOCKET_DIR, **env},
+                files=files,
+                volumes=shared,
+                healthcheck=None,
+                run_timeout_seconds=120,
+            )
+
+        # Writes the owner's password file before the server's first start (initdb reads it), and
+        # on a rotation changes the owner's password in the running server.
+        self.password_job = one_shot_container(
+            ctx,
+            f"{name}-password",
+            job(
+                "password",
+                PASSWORD_JOB_SCRIPT,
+                {
                     "PGDATA": pgdata,
-                    "PGHOST": SOCKET_DIR,
                     "PASSWORD_FILE": PASSWORD_FILE,
                     "NEW_PASSWORD_FILE": NEW_PASSWORD_FILE,
                     "POSTGRES_UID": POSTGRES_UID,
                 },
-                # A new password is a new upload: the job is replaced, so it runs again.
-                files=[SecretFile(NEW_PASSWORD_FILE, password)],
-                volumes=shared,
-                healthcheck=None,
+                [SecretFile(NEW_PASSWORD_FILE, password)],
             ),
             pulumi.ResourceOptions(parent=self),
         )
-        password_set = require_success(f"{name}-password", self.password_job.exit_code)
+        # The server is never replaced for a password: none of its inputs carries one. It waits
+        # for the password file through depends_on alone.
         self.container = long_running_container(
             ctx,
             name,
@@ -144,6 +178,7 @@ class Postgres(pulumi.ComponentResource):
                 role="database",
                 image=self.image.image_id,
                 memory_mb=settings.memory_limit_mb,
+                shm_size_mb=settings.shm_size_mb,
                 networks=[on_network(data_network, HOSTNAME)],
                 command=server_flags(settings),
                 env={
@@ -152,18 +187,33 @@ class Postgres(pulumi.ComponentResource):
                     "POSTGRES_PASSWORD_FILE": PASSWORD_FILE,
                     "POSTGRES_HOST_AUTH_METHOD": "scram-sha-256",
                     # Loopback TCP needs the password too, so the health check proves it; the local
-                    # socket stays trust for the password job and `docker exec psql`, which need
-                    # root on the host anyway.
+                    # socket stays trust for the jobs and `docker exec psql`, which need root on
+                    # the host anyway.
                     "POSTGRES_INITDB_ARGS": "--auth-host=scram-sha-256",
                     "PGDATA": pgdata,
                 },
                 volumes=shared,
                 healthcheck=HealthCheck(HEALTH_COMMAND, start_period="60s"),
-                # Not created before the password file exists (first deploy).
-                extra_labels={"io.audit-x.password-set": password_set},
                 # A clean shutdown checkpoints; give it time rather than SIGKILL mid-write.
                 stop_grace_seconds=60,
             ),
-            pulumi.ResourceOptions(parent=self, depends_on=[self.password_job]),
+            pulumi.ResourceOptions(parent=self, depends_on=[succeeded(self.password_job)]),
         )
-        self.register_outputs({"container": self.container.name, "database": database})
+        login_names = {slot: login_role(settings.user, slot) for slot in logins}
+        self.logins_job = one_shot_container(
+            ctx,
+            f"{name}-logins",
+            job(
+                "logins",
+                LOGINS_JOB_SCRIPT,
+                {"LOGINS": " ".join(login_names[slot] for slot in sorted(logins)), "SECRETS_DIR": SECRETS_DIR},
+                [SecretFile(f"{SECRETS_DIR}/{login_names[slot]}", value) for slot, value in sorted(logins.items())],
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
+        )
+        self.register_outputs({"container": self.container.name, "database": database, "login": self.app_login})
+
+    @property
+    def ready(self) -> pulumi.Output[docker.Container]:
+        """For consumers' depends_on: the logins exist with their current passwords."""
+        return succeeded(self.logins_job)

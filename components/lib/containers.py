@@ -8,15 +8,22 @@ labels, and only the networks it is given. Secrets reach data services as files 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 
 from components.lib.context import LABEL_PREFIX, EnvironmentContext
+from components.lib.durations import go_duration
 
 SECRETS_DIR = "/run/secrets"
+# On top of the health or run wait: pulling the image and creating the container.
+CREATE_MARGIN_SECONDS = 300
 LIFECYCLE_LABEL = f"{LABEL_PREFIX}.lifecycle"
 LOG_LABELS = ",".join(f"{LABEL_PREFIX}.{name}" for name in ("environment", "service", "role"))
 
@@ -33,13 +40,14 @@ class HealthCheck:
     start_interval: str = "2s"
 
     def args(self) -> docker.ContainerHealthcheckArgs:
+        # Written as the provider reads them back (components/lib/durations.py): no diff on refresh.
         return docker.ContainerHealthcheckArgs(
             tests=["CMD-SHELL", self.command],
-            interval=self.interval,
-            timeout=self.timeout,
+            interval=go_duration(self.interval),
+            timeout=go_duration(self.timeout),
             retries=self.retries,
-            start_period=self.start_period,
-            start_interval=self.start_interval,
+            start_period=go_duration(self.start_period),
+            start_interval=go_duration(self.start_interval),
         )
 
 
@@ -91,8 +99,10 @@ class ContainerSpec:
     ports: Sequence[tuple[int, int]] = ()  # (container port, host port): the edge proxy's alone
     host_mounts: Mapping[str, str] = field(default_factory=dict)  # host path -> container path, read-only
     user: str | None = None  # `user[:group]`, when the image's default is not the one to run as
-    wait_timeout_seconds: int = 120
+    wait_timeout_seconds: int = 120  # long-running: how long it may take to become healthy
+    run_timeout_seconds: int = 600  # one-shot: how long the job may run
     stop_grace_seconds: int = 30
+    shm_size_mb: int | None = None  # /dev/shm; Docker's default is 64 MB
 
 
 def pinned_image(name: str, reference: str, parent: pulumi.Resource) -> docker.RemoteImage:
@@ -131,7 +141,7 @@ def env_list(env: Mapping[str, pulumi.Input[str]]) -> list[pulumi.Output[str]]:
 
 def _container_args(
     ctx: EnvironmentContext,
-    name: str,
+    name: pulumi.Input[str],
     spec: ContainerSpec,
     *,
     restart: str,
@@ -189,9 +199,42 @@ def _container_args(
         destroy_grace_seconds=spec.stop_grace_seconds,
         stop_timeout=spec.stop_grace_seconds,
         user=spec.user,
+        shm_size=spec.shm_size_mb,
         init=True,
         security_opts=["no-new-privileges:true"],
     )
+
+
+def revision(ctx: EnvironmentContext, spec: ContainerSpec, *extra: str) -> pulumi.Output[str]:
+    """8 hex digits that change whenever anything the container is created from changes.
+
+    Part of the Docker name of containers that are replaced create-before-delete: Docker refuses
+    two containers of one name, so the new one needs a name of its own. Derived from secrets too
+    (a rotated password is a new container), so the hash is unsecreted: 32 bits of a SHA-256 over
+    random passwords of 238 bits and more tell nothing about them.
+    """
+    material: dict[str, Any] = {
+        "image": spec.image,
+        "service": [spec.service, spec.role],
+        "env": dict(spec.env),
+        "command": list(spec.command or []),
+        "entrypoint": list(spec.entrypoint or []),
+        "files": [[f.path, f.content, getattr(f, "owner", "")] for f in spec.files],
+        "volumes": dict(spec.volumes),
+        "host_mounts": dict(spec.host_mounts),
+        "labels": dict(spec.extra_labels),
+        "networks": [[n.name, n.aliases] for n in spec.networks],
+        "ports": [list(p) for p in spec.ports],
+        "health": dataclasses.asdict(spec.healthcheck) if spec.healthcheck else None,
+        "limits": [spec.memory_mb, spec.shm_size_mb, spec.user, spec.stop_grace_seconds],
+        "waits": [spec.wait_timeout_seconds, spec.run_timeout_seconds],
+        "logs": [ctx.log_rotation.max_size_mb, ctx.log_rotation.max_files],
+        "extra": list(extra),
+    }
+    digest = pulumi.Output.from_input(material).apply(
+        lambda resolved: hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:8]
+    )
+    return pulumi.Output.unsecret(digest)
 
 
 def long_running_container(
@@ -200,48 +243,78 @@ def long_running_container(
     spec: ContainerSpec,
     opts: pulumi.ResourceOptions,
     *,
-    container_name: str | None = None,
+    rolling: bool = False,
 ) -> docker.Container:
     """A service that stays up: restarted by Docker, and only declared done once healthy.
 
-    With a `container_name` that differs per release, a new version is created (and waited on
-    until healthy) before the old container is removed: Pulumi's create-before-delete. Without
-    one, the fixed name forces the old container out first.
+    `rolling`: the Docker name carries the container's revision, so a change creates the new
+    container (and waits until it is healthy) before the old one is removed, at the end of the
+    update. Not rolling: the name is fixed and a replacement removes the old container first
+    (data services: one container owns the data volume). Either way the option is set
+    explicitly: pulumi-docker replaces containers delete-first unless told otherwise.
     """
     if spec.healthcheck is None:
         raise ValueError(f"container {name} is long-running and must have a health check")
-    args = _container_args(ctx, container_name or name, spec, restart="unless-stopped", long_running=True)
-    return docker.Container(name, args, opts if container_name else _replace_by_name(opts))
+    docker_name: pulumi.Input[str] = pulumi.Output.concat(name, "-", revision(ctx, spec)) if rolling else name
+    args = _container_args(ctx, docker_name, spec, restart="unless-stopped", long_running=True)
+    options = pulumi.ResourceOptions(
+        delete_before_replace=not rolling,
+        # The provider's create includes the health wait; its own default (20 min) would cut a
+        # longer wait short.
+        custom_timeouts=_create_timeout(spec.wait_timeout_seconds),
+    )
+    return docker.Container(name, args, pulumi.ResourceOptions.merge(opts, options))
 
 
 def one_shot_container(
     ctx: EnvironmentContext, name: str, spec: ContainerSpec, opts: pulumi.ResourceOptions
 ) -> docker.Container:
-    """A job that runs to completion during `pulumi up`; its exit code is an output to gate on."""
-    return docker.Container(
-        name, _container_args(ctx, name, spec, restart="no", long_running=False), _replace_by_name(opts)
+    """A job that runs to completion during `pulumi up`; `succeeded(job)` gates what comes after.
+
+    The Docker name carries the job's revision (with the environment's `deploy.rerunJobs`
+    marker): any change runs the job again as a new container, created before the old one is
+    removed, never delete-first. Unchanged, it does not run again.
+    """
+    args = _container_args(
+        ctx,
+        pulumi.Output.concat(name, "-", revision(ctx, spec, ctx.rerun_jobs)),
+        spec,
+        restart="no",
+        long_running=False,
     )
+    options = pulumi.ResourceOptions(
+        delete_before_replace=False, custom_timeouts=_create_timeout(spec.run_timeout_seconds)
+    )
+    return docker.Container(name, args, pulumi.ResourceOptions.merge(opts, options))
 
 
-def _replace_by_name(opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
-    # Container names are fixed, and Docker refuses a second container of the same name, so a
-    # replacement must remove the old container first.
-    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(delete_before_replace=True))
+def _create_timeout(wait_seconds: int) -> pulumi.CustomTimeouts:
+    return pulumi.CustomTimeouts(create=f"{wait_seconds + CREATE_MARGIN_SECONDS}s")
 
 
-def require_success(job_name: str, exit_code: pulumi.Output[int | None]) -> pulumi.Output[str]:
-    """An output that resolves to the exit code once it is 0, and fails the update otherwise.
+def require_success(job: docker.Container) -> pulumi.Output[str]:
+    """An output that resolves once the job exited 0, and fails the update otherwise.
 
-    The docker provider records a one-shot container's exit code but does not fail on it;
-    resources that take this output as an input are never (re)created after a failed job.
+    The docker provider records a one-shot container's exit code but does not fail on it.
     """
 
-    def check(code: int | None) -> str:
+    def check(values: list[Any]) -> str:
+        code, docker_name, urn = values
+        job_name = str(urn).rsplit("::", 1)[-1]  # the Pulumi name, as `pulumi up` shows it
         if code != 0:
             raise pulumi.RunError(
-                f"{job_name} exited with code {code}: the rollout stops here and the running "
-                f"containers are left as they were. Read its output with `docker logs {job_name}`."
+                f"{job_name} exited with code {code}: the update stops here and the running containers "
+                f"are left as they were. Read why with `docker logs {docker_name}`. Once the cause is "
+                "fixed, run the jobs again with a new marker: "
+                "`pulumi config set --path deploy.rerunJobs <new value>` then `pulumi up`."
             )
-        return "0"
+        return "succeeded"
 
-    return exit_code.apply(check)
+    return pulumi.Output.all(job.exit_code, job.name, job.urn).apply(check)
+
+
+def succeeded(job: docker.Container) -> pulumi.Output[docker.Container]:
+    """The job, once it exited 0: for `depends_on`, so what follows waits for the job and is never
+    created after a failure, without any of the job's outputs becoming an input (an input that
+    carries a job's output would be replaced, delete-first, whenever the job is)."""
+    return require_success(job).apply(lambda _: job)

@@ -20,6 +20,8 @@ class EnvironmentContext:
     environment: str
     protect_stateful: bool
     log_rotation: LogRotationSettings
+    # Part of every one-shot job's revision: a new marker runs every job again (after a failure).
+    rerun_jobs: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EnvironmentContext:
@@ -27,6 +29,7 @@ class EnvironmentContext:
             environment=settings.environment,
             protect_stateful=settings.protect_stateful_resources,
             log_rotation=settings.log_rotation,
+            rerun_jobs=settings.deploy.rerun_jobs,
         )
 
     def name(self, *parts: str) -> str:

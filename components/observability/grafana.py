@@ -25,6 +25,7 @@ from components.lib.containers import (
     on_network,
     one_shot_container,
     pinned_image,
+    succeeded,
 )
 from components.lib.context import EnvironmentContext
 from components.lib.files import read_shipped
@@ -33,7 +34,11 @@ from components.observability.signals import INFLUXDB, LOKI
 from components.settings import GrafanaSettings, SmtpSettings
 
 PORT = 3000
-PASSWORD_FILE = f"{SECRETS_DIR}/grafana-admin-password"
+DATA_DIR = "/var/lib/grafana"
+NEW_PASSWORD_FILE = f"{SECRETS_DIR}/grafana-admin-password"
+# On the data volume, written by the admin-password job: the server's inputs carry no password,
+# so a rotation never replaces it.
+PASSWORD_FILE = f"{DATA_DIR}/.admin-password"
 DATASOURCES_FILE = "/etc/grafana/provisioning/datasources/audit-x.yaml"
 ALERTING_FILE = "/etc/grafana/provisioning/alerting/audit-x.yaml"
 DASHBOARD_PROVIDER_FILE = "/etc/grafana/provisioning/dashboards/audit-x.yaml"
@@ -43,8 +48,7 @@ LOKI_DATASOURCE_UID = DATASOURCE_UIDS[LOKI]
 # uid/gid of the `grafana` user in the official image.
 GRAFANA_UID = "472"
 
-# Grafana applies GF_SECURITY_ADMIN_PASSWORD only when it creates its database; this script, beside
-# this file, changes it afterwards.
+# The admin-password job's script, beside this file.
 RESET_ADMIN_SCRIPT = read_shipped(__file__, "grafana_admin_password.sh")
 
 HEALTH_COMMAND = 'wget -q -O- http://127.0.0.1:3000/api/health | grep -q \'"database": *"ok"\''
@@ -157,6 +161,32 @@ class Grafana(pulumi.ComponentResource):
         self.url = public_url
         self.volume = named_volume(ctx, f"{name}-data", "grafana", "data", self)
         self.image = pinned_image(f"{name}-image", settings.image, self)
+        # Runs before the server: writes the password file a first start reads, and on a rotation
+        # changes the password in the running Grafana (a new container, created first).
+        self.admin_password_job = one_shot_container(
+            ctx,
+            f"{name}-admin-password",
+            ContainerSpec(
+                service="grafana",
+                role="admin-password",
+                image=self.image.image_id,
+                memory_mb=128,
+                networks=[on_network(data_network)],
+                # The image's entrypoint starts the server: this job needs a plain shell.
+                entrypoint=["sh", "-c"],
+                command=[RESET_ADMIN_SCRIPT],
+                env={
+                    "GF_PATHS_DATA": DATA_DIR,
+                    "NEW_PASSWORD_FILE": NEW_PASSWORD_FILE,
+                    "PASSWORD_FILE": PASSWORD_FILE,
+                },
+                files=[SecretFile(NEW_PASSWORD_FILE, admin_password, owner=GRAFANA_UID)],
+                volumes={DATA_DIR: self.volume.name},
+                healthcheck=None,
+                run_timeout_seconds=120,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
         self.container = long_running_container(
             ctx,
             name,
@@ -181,7 +211,6 @@ class Grafana(pulumi.ComponentResource):
                     **alert_env,
                 },
                 files=[
-                    SecretFile(PASSWORD_FILE, admin_password, owner=GRAFANA_UID),
                     ConfigFile(
                         DATASOURCES_FILE,
                         datasources_file(
@@ -192,30 +221,9 @@ class Grafana(pulumi.ComponentResource):
                     ConfigFile(DASHBOARD_PROVIDER_FILE, dashboard_provider_file()),
                     *[ConfigFile(f"{DASHBOARDS_DIR}/{name}", content) for name, content in sorted(dashboards.items())],
                 ],
-                volumes={"/var/lib/grafana": self.volume.name},
+                volumes={DATA_DIR: self.volume.name},
                 healthcheck=HealthCheck(HEALTH_COMMAND),
             ),
-            pulumi.ResourceOptions(parent=self),
-        )
-        # Runs after Grafana, whenever the password changes (a new upload replaces the job), so
-        # the stored admin password is the one in Secrets Manager.
-        self.admin_password_job = one_shot_container(
-            ctx,
-            f"{name}-admin-password",
-            ContainerSpec(
-                service="grafana",
-                role="admin-password",
-                image=self.image.image_id,
-                memory_mb=128,
-                networks=[on_network(data_network)],
-                # The image's entrypoint starts the server: this job needs a plain shell.
-                entrypoint=["sh", "-c"],
-                command=[RESET_ADMIN_SCRIPT],
-                env={"GF_PATHS_DATA": "/var/lib/grafana", "PASSWORD_FILE": PASSWORD_FILE},
-                files=[SecretFile(PASSWORD_FILE, admin_password, owner=GRAFANA_UID)],
-                volumes={"/var/lib/grafana": self.volume.name},
-                healthcheck=None,
-            ),
-            pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
+            pulumi.ResourceOptions(parent=self, depends_on=[succeeded(self.admin_password_job)]),
         )
         self.register_outputs({"container": self.container.name, "url": public_url})

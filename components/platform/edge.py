@@ -11,9 +11,11 @@ route only through the Docker socket, and the socket is kept for the metrics col
   surface as an error while others are healthy;
 - JSON access logs on stdout.
 
-Each web replica is reached by its slot alias (`web-0`, `web-1`, ...) on the app network. During
-a rollout the new container of a slot takes the alias alongside the old one, so the slot keeps
-serving while one of them is healthy.
+Routes name each web container by its own Docker name, never by an alias a new container
+would share with an old one: a starting container is not reachable through the edge. The
+routes live in a file on a small volume that Traefik watches; a one-shot job writes it once the
+web containers it names are healthy, and the old containers are removed after that, at the end
+of the update. A release therefore changes the routes, not the edge: the edge is not restarted.
 """
 
 from __future__ import annotations
@@ -31,13 +33,17 @@ from components.lib.containers import (
     long_running_container,
     named_volume,
     on_network,
+    one_shot_container,
     pinned_image,
 )
 from components.lib.context import EnvironmentContext
+from components.lib.files import read_shipped
 from components.settings import EdgeSettings
 
 STATIC_CONFIG = "/etc/traefik/traefik.yml"
-DYNAMIC_CONFIG = "/etc/traefik/dynamic.yml"
+ROUTES_DIR = "/etc/traefik/routes"
+NEW_ROUTES_FILE = "/run/audit-x/routes.yml"
+ROUTES_SCRIPT = read_shipped(__file__, "edge_routes.sh")
 ACME_DIR = "/var/lib/traefik"
 PING_PORT = 8082
 HEALTH_COMMAND = f"wget -q -O- http://127.0.0.1:{PING_PORT}/ping | grep -qx OK"
@@ -54,7 +60,7 @@ def static_config(settings: EdgeSettings) -> dict[str, Any]:
             "websecure": {"address": ":443"},
             "ping": {"address": f":{PING_PORT}"},
         },
-        "providers": {"file": {"filename": DYNAMIC_CONFIG, "watch": True}},
+        "providers": {"file": {"directory": ROUTES_DIR, "watch": True}},
         "certificatesResolvers": {
             "letsencrypt": {
                 "acme": {
@@ -73,7 +79,7 @@ def static_config(settings: EdgeSettings) -> dict[str, Any]:
 
 
 def dynamic_config(
-    settings: EdgeSettings, *, domain: str, web_slots: list[str], web_port: int, grafana_host: str
+    settings: EdgeSettings, *, domain: str, web_servers: list[str], web_port: int, grafana_host: str
 ) -> dict[str, Any]:
     middlewares = ["rate-limit", "security-headers", "retry"]
     tls = {"certResolver": "letsencrypt"}
@@ -119,7 +125,7 @@ def dynamic_config(
             "services": {
                 "web": {
                     "loadBalancer": {
-                        "servers": [{"url": f"http://{slot}:{web_port}"} for slot in web_slots],
+                        "servers": [{"url": f"http://{server}:{web_port}"} for server in web_servers],
                         "healthCheck": {"path": READY_PATH, "interval": "5s", "timeout": "3s"},
                         "passHostHeader": True,
                     }
@@ -132,8 +138,10 @@ def dynamic_config(
 
 class Edge(pulumi.ComponentResource):
     volume: docker.Volume
+    routes_volume: docker.Volume
     image: docker.RemoteImage
     container: docker.Container
+    routes_job: docker.Container
 
     def __init__(
         self,
@@ -142,7 +150,7 @@ class Edge(pulumi.ComponentResource):
         *,
         ctx: EnvironmentContext,
         domain: str,
-        web_slots: list[str],
+        web: list[docker.Container],
         web_port: int,
         grafana_host: str,
         app_network: docker.Network,
@@ -150,6 +158,7 @@ class Edge(pulumi.ComponentResource):
     ) -> None:
         super().__init__("audit-x:edge:Edge", name, None, opts)
         self.volume = named_volume(ctx, f"{name}-acme", "edge", "acme", self)
+        self.routes_volume = named_volume(ctx, f"{name}-routes", "edge", "routes", self)
         self.image = pinned_image(f"{name}-image", settings.image, self)
         self.container = long_running_container(
             ctx,
@@ -162,26 +171,39 @@ class Edge(pulumi.ComponentResource):
                 # The app network only: the edge never sees a data service.
                 networks=[on_network(app_network, "edge")],
                 command=["traefik", f"--configFile={STATIC_CONFIG}"],
-                files=[
-                    ConfigFile(STATIC_CONFIG, yaml.safe_dump(static_config(settings), sort_keys=False)),
-                    ConfigFile(
-                        DYNAMIC_CONFIG,
-                        yaml.safe_dump(
-                            dynamic_config(
-                                settings,
-                                domain=domain,
-                                web_slots=web_slots,
-                                web_port=web_port,
-                                grafana_host=grafana_host,
-                            ),
-                            sort_keys=False,
-                        ),
-                    ),
-                ],
-                volumes={ACME_DIR: self.volume.name},
+                files=[ConfigFile(STATIC_CONFIG, yaml.safe_dump(static_config(settings), sort_keys=False))],
+                volumes={ACME_DIR: self.volume.name, ROUTES_DIR: self.routes_volume.name},
                 ports=[(80, 80), (443, 443)],
                 healthcheck=HealthCheck(HEALTH_COMMAND),
             ),
             pulumi.ResourceOptions(parent=self),
+        )
+        routes = pulumi.Output.all(*[container.name for container in web]).apply(
+            lambda servers: yaml.safe_dump(
+                dynamic_config(
+                    settings, domain=domain, web_servers=list(servers), web_port=web_port, grafana_host=grafana_host
+                ),
+                sort_keys=False,
+            )
+        )
+        self.routes_job = one_shot_container(
+            ctx,
+            f"{name}-routes",
+            ContainerSpec(
+                service="edge",
+                role="routes",
+                image=self.image.image_id,
+                memory_mb=64,
+                networks=[on_network(app_network)],
+                entrypoint=["sh", "-c"],
+                command=[ROUTES_SCRIPT],
+                env={"NEW_ROUTES_FILE": NEW_ROUTES_FILE, "ROUTES_DIR": ROUTES_DIR},
+                files=[ConfigFile(NEW_ROUTES_FILE, routes)],
+                volumes={ROUTES_DIR: self.routes_volume.name},
+                healthcheck=None,
+                run_timeout_seconds=60,
+            ),
+            # Created once every web container it names is healthy (the provider waits for that).
+            pulumi.ResourceOptions(parent=self, depends_on=list(web)),
         )
         self.register_outputs({"container": self.container.name})

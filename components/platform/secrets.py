@@ -17,6 +17,9 @@ import pulumi_random as random
 
 from components.lib.context import EnvironmentContext
 from components.settings import GENERATED_SECRET_NAMES, ProvidedSecrets
+from components.settings.secrets import login_generations, postgres_generation
+
+LOGIN_PREFIX = "postgres-login-"
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,9 @@ class GeneratedSecret:
 # Alphanumeric only: these values go into URLs (DATABASE_URL, REDIS_URL) and config files, where
 # any punctuation would need escaping somewhere. 40 alphanumerics carry ~238 bits.
 _LENGTHS_AND_PURPOSES = {
-    "postgres-password": (40, "PostgreSQL password of the application role"),
+    "postgres-password": (40, "PostgreSQL password of the owner role (the server's probe and DBAs only)"),
+    "postgres-login-a": (40, "PostgreSQL password of the app's login a (used in turn with b)"),
+    "postgres-login-b": (40, "PostgreSQL password of the app's login b (used in turn with a)"),
     "redis-password": (40, "Redis requirepass"),
     "influxdb-admin-password": (40, "InfluxDB initial user's password"),
     "influxdb-operator-token": (64, "InfluxDB operator (all-access) token"),
@@ -40,6 +45,15 @@ _LENGTHS_AND_PURPOSES = {
 GENERATED_SECRETS: tuple[GeneratedSecret, ...] = tuple(
     GeneratedSecret(name, *_LENGTHS_AND_PURPOSES[name]) for name in GENERATED_SECRET_NAMES
 )
+
+
+def keepers(name: str, rotation: Mapping[str, str]) -> dict[str, str]:
+    """What replaces a generated password: a new rotation marker, or for the two PostgreSQL logins
+    the generation their turn came at (components/settings/secrets.py, login_generations)."""
+    if name.startswith(LOGIN_PREFIX):
+        generation = login_generations(postgres_generation(dict(rotation)))[name.removeprefix(LOGIN_PREFIX)]
+        return {"generation": str(generation)}
+    return {"rotation": rotation.get(name, "initial")}
 
 
 @dataclass(frozen=True)
@@ -95,8 +109,7 @@ class Secrets(pulumi.ComponentResource):
                 min_lower=4,
                 min_upper=4,
                 min_numeric=4,
-                # A new marker replaces the password: that is how a secret is rotated.
-                keepers={"rotation": rotation.get(spec.name, "initial")},
+                keepers=keepers(spec.name, rotation),
                 opts=pulumi.ResourceOptions(parent=self),
             )
             self.generated[spec.name] = password

@@ -22,7 +22,7 @@ from components.settings.observability import (
     SmtpSettings,
     Tiers,
 )
-from components.settings.root import AWS_REGION_KEY, LogRotationSettings, Settings
+from components.settings.root import AWS_REGION_KEY, DeploySettings, LogRotationSettings, Settings
 from components.settings.secrets import (
     GENERATED_SECRET_NAMES,
     NOT_ROTATABLE,
@@ -46,6 +46,7 @@ __all__ = [
     "AppSettings",
     "BackupSettings",
     "ConfigError",
+    "DeploySettings",
     "EdgeSettings",
     "GrafanaSettings",
     "InfluxDbSettings",

@@ -57,6 +57,9 @@ class AppSettings(ConfigModel):
     web: WebSettings
     workers: list[WorkerSettings] = Field(min_length=1)
     migration_memory_limit_mb: Megabytes = Field(default=512, ge=128, le=65536)
+    migration_timeout_seconds: Seconds = Field(
+        default=1800, ge=60, le=6 * 3600, description="how long `bin/rails db:migrate` may run before the update fails"
+    )
 
     @field_validator("workers")
     @classmethod

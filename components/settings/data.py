@@ -11,16 +11,24 @@ from components.settings.types import ConfigModel, Megabytes, PinnedImage
 
 class PostgresSettings(ConfigModel):
     image: PinnedImage = "postgres:17.6-bookworm"
-    user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "audit_x"
+    user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,60}$")] = "audit_x"
     memory_limit_mb: Megabytes = Field(ge=256, le=262144)
     shared_buffers_mb: Megabytes = Field(ge=16, le=131072)
     effective_cache_size_mb: Megabytes = Field(ge=16, le=262144)
     work_mem_mb: Megabytes = Field(default=8, ge=1, le=4096)
     maintenance_work_mem_mb: Megabytes = Field(default=64, ge=16, le=16384)
     max_connections: int = Field(default=100, ge=10, le=5000)
+    # Docker's default /dev/shm is 64 MB: parallel queries then fail with "could not resize
+    # shared memory segment".
+    shm_size_mb: Megabytes = Field(default=256, ge=64, le=65536)
 
     @model_validator(mode="after")
     def _fits_in_memory_limit(self) -> PostgresSettings:
+        if self.shm_size_mb > self.memory_limit_mb // 2:
+            raise ValueError(
+                f"shmSizeMb ({self.shm_size_mb}) must be at most half of memoryLimitMb ({self.memory_limit_mb}): "
+                "shared memory counts against the limit"
+            )
         # shared_buffers is allocated up front; past ~40% of the container's memory the kernel's
         # page cache starves and the OOM killer takes the database under load.
         if self.shared_buffers_mb * 10 > self.memory_limit_mb * 4:

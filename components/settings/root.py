@@ -25,6 +25,14 @@ class LogRotationSettings(ConfigModel):
     max_files: int = Field(default=5, ge=1, le=50)
 
 
+class DeploySettings(ConfigModel):
+    """How `pulumi up` runs the one-shot jobs (migration, backups, password and routes jobs)."""
+
+    # A job that failed keeps its exit code in the state and is not run again while nothing it
+    # is made of changes; a new marker (any text) runs every job again (docs/deploy.md).
+    rerun_jobs: Annotated[str, StringConstraints(max_length=64)] = ""
+
+
 class Settings(ConfigModel):
     environment: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,15}$")]
     aws_region: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")] = Field(alias=AWS_REGION_KEY)
@@ -34,6 +42,7 @@ class Settings(ConfigModel):
     secret_recovery_window_days: int = Field(default=30)
     kms_deletion_window_days: int = Field(default=30, ge=7, le=30)
     log_rotation: LogRotationSettings = LogRotationSettings()
+    deploy: DeploySettings = DeploySettings()
     postgres: PostgresSettings
     redis: RedisSettings
     redpanda: RedpandaSettings
