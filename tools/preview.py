@@ -123,11 +123,7 @@ def verdict_from_engine(document: Mapping[str, Any]) -> Verdict:
 
 
 def render(result: Verdict) -> str:
-    lines = [step.line() for step in result.steps] or ["(no change)"]
-    for service, reasons in sorted(result.down.items()):
-        lines += [f"{service} down: {reason}" for reason in reasons]
-    lines.append(result.summary())
-    return "\n".join(lines)
+    return "\n".join(result.lines())
 
 
 def main(argv: list[str] | None = None) -> int:

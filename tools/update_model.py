@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from components.lib.durations import go_duration
+from components.lib.durations import go_duration, parse_seconds
 from tools.mock_engine import DeclaredResource
 
 BEHAVIOUR_FILE = Path(__file__).resolve().parent / "provider_behaviour.yaml"
@@ -272,6 +272,7 @@ def _accepted(resources: Iterable[DeclaredResource], server: CredentialServer) -
 class Verdict:
     steps: list[Step]
     down: dict[str, list[str]]  # service -> why
+    cut: list[str] = field(default_factory=list)  # creates the provider's timeout would cut short
 
     @property
     def replaced(self) -> int:
@@ -281,12 +282,20 @@ class Verdict:
         down = ",".join(sorted(self.down)) or "none"
         return f"replaced={self.replaced}\ndown={down}"
 
+    def lines(self) -> list[str]:
+        lines = [step.line() for step in self.steps] or ["(no change)"]
+        for service, reasons in sorted(self.down.items()):
+            lines += [f"{service} down: {reason}" for reason in reasons]
+        lines += [f"cut short: {problem}" for problem in self.cut]
+        return [*lines, self.summary()]
+
     def as_json(self) -> dict[str, Any]:
         return {
             "steps": [step.as_json() for step in self.steps],
             "down": sorted(self.down),
             "why": {service: reasons for service, reasons in sorted(self.down.items())},
             "replaced": self.replaced,
+            "cut": self.cut,
         }
 
 
@@ -329,8 +338,11 @@ def analyse(old: Sequence[DeclaredResource], steps: Sequence[Step], *, credentia
                         f" after {after.op} of {after.resource.name}",
                     )
 
+    cut: list[str] = []
     for step in steps:
         resource = step.resource
+        if step.op in ("create", "create-replacement") and (problem := create_cut_short(resource)):
+            cut.append(problem)
         if step.op in ("delete", "delete-replaced"):
             running.pop((resource.urn, "old"), None)
             writers.pop(resource.urn, None) if step.op == "delete" else None
@@ -353,7 +365,26 @@ def analyse(old: Sequence[DeclaredResource], steps: Sequence[Step], *, credentia
     for group in sorted(groups):
         if group not in {service_of(r) for r in running.values()}:
             flag(group, "no running container at the end of the update")
-    return Verdict(list(steps), down)
+    return Verdict(list(steps), down, cut)
+
+
+def create_timeout_seconds(resource: DeclaredResource) -> float:
+    """The create timeout the provider applies: custom_timeouts, else its own default."""
+    custom = resource.custom_timeouts.get("create")
+    if custom:
+        return parse_seconds(custom)
+    return float((type_rules(resource.type).get("timeouts") or {}).get("create", float("inf")))
+
+
+def create_cut_short(resource: DeclaredResource) -> str | None:
+    """A container whose health wait outlasts its create timeout: the provider gives up first."""
+    if not is_service(resource) or not resource.plain_inputs.get("wait"):
+        return None
+    wait = float(resource.plain_inputs.get("waitTimeout", 60))
+    limit = create_timeout_seconds(resource)
+    if wait > limit:
+        return f"{resource.name}: the {wait:.0f} s health wait is cut at {limit:.0f} s by the create timeout"
+    return None
 
 
 def verdict(old: Sequence[DeclaredResource], new: Sequence[DeclaredResource], *, preview: bool = True) -> Verdict:

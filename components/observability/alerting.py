@@ -17,6 +17,7 @@ Each rule also states the delays between a failure and its notification (`stages
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -54,6 +55,21 @@ class Stage:
     seconds: int
 
 
+# Grafana refuses a uid longer than 40 characters, and restart-loops on a provisioned one.
+GRAFANA_UID_MAX = 40
+
+
+def grafana_uid(*parts: str) -> str:
+    """A readable uid (`prod-backup-stale-critical`) where it fits in 40 characters; otherwise the
+    environment followed by a digest of the rest, still unique and stable for any environment name."""
+    readable = "-".join(parts)
+    if len(readable) <= GRAFANA_UID_MAX:
+        return readable
+    head, rest = parts[0], "-".join(parts[1:])
+    digest = hashlib.sha256(rest.encode()).hexdigest()
+    return f"{head}-{digest[: GRAFANA_UID_MAX - len(head) - 1]}"
+
+
 @dataclass(frozen=True)
 class AlertRule:
     key: str  # the runbook's section, shared by both tiers of a rule
@@ -69,7 +85,7 @@ class AlertRule:
     comparison: Literal["gt", "lt"] = "gt"
 
     def uid(self, environment: str) -> str:
-        return f"{environment}-{self.key}-{self.severity}"
+        return grafana_uid(environment, self.key, self.severity)
 
     def pending_seconds(self, alerting: AlertingSettings) -> int:
         if self.severity == "critical":
@@ -347,7 +363,7 @@ def alerting_file(settings: Settings) -> str:
                 "orgId": 1,
                 "name": receiver_name(env, severity),
                 "receivers": [
-                    {"uid": f"{env}-{severity}-{receiver['type']}", **receiver, "disableResolveMessage": False}
+                    {"uid": grafana_uid(env, severity, receiver["type"]), **receiver, "disableResolveMessage": False}
                     for receiver in points[severity]
                 ],
             }

@@ -188,5 +188,8 @@ class Collector(pulumi.ComponentResource):
                 healthcheck=HealthCheck(HEALTH_COMMAND),
             ),
             pulumi.ResourceOptions(parent=self),
+            # A new collector (new probes, a new token) reports before the old one stops;
+            # for that moment InfluxDB keeps one point per series and timestamp.
+            rolling=True,
         )
         self.register_outputs({"container": self.container.name})

@@ -31,6 +31,20 @@ class Query:
     window_seconds: int  # how far back it reads: the rule's relative time range
 
 
+SORT_BY_TIME = 'sort(columns: ["_time"])'
+
+
+def in_time_order(steps: Sequence[str]) -> list[str]:
+    """`steps` with a sort by time before every `last()` that lacks one: InfluxDB keeps no row
+    order after `group()`, so an unsorted `last()` can return an older row than the latest."""
+    ordered: list[str] = []
+    for step in steps:
+        if step == "last()" and (not ordered or ordered[-1] != SORT_BY_TIME):
+            ordered.append(SORT_BY_TIME)
+        ordered.append(step)
+    return ordered
+
+
 @dataclass(frozen=True)
 class Scope:
     """Where the queries look: the environment's bucket and its name."""
@@ -44,7 +58,7 @@ class Scope:
             f'from(bucket: "{self.bucket}")',
             f"  |> range(start: -{window_seconds}s)",
             *[f"  |> filter(fn: (r) => {condition})" for condition in filters],
-            *[f"  |> {step}" for step in then],
+            *[f"  |> {step}" for step in in_time_order(then)],
         ]
         return Query(INFLUXDB, "\n".join(lines), window_seconds)
 
