@@ -27,7 +27,9 @@ def test_web_and_workers_wait_for_the_migration(plan: Plan) -> None:
     assert len(app_roles) >= 3
     for role in app_roles:
         assert migrate.urn in role.dependencies, role.name
-        assert labels(role)["io.audit-x.migrated-release"] == "1.4.2"
+        # Through depends_on only: an input carrying the job's outputs would be replaced,
+        # delete-first, with every re-run of the migration (the engine's dependent replacement).
+        assert not any(migrate.urn in deps for deps in role.property_dependencies.values()), role.name
 
 
 def test_migration_waits_for_the_data_services(plan: Plan, stack: str) -> None:
@@ -37,8 +39,13 @@ def test_migration_waits_for_the_data_services(plan: Plan, stack: str) -> None:
 
 
 def test_failed_migration_stops_the_rollout() -> None:
-    with pytest.raises(pulumi.RunError, match=r"audit-x-staging-migrate exited with code 1: the rollout stops here"):
+    with pytest.raises(
+        pulumi.RunError, match=r"audit-x-staging-migrate exited with code 1: the update stops here"
+    ) as failure:
         run_program("staging", exit_codes={"audit-x-staging-migrate": 1})
+    # The message says how to see why and how to run it again, without `pulumi up --replace`.
+    assert "docker logs audit-x-staging-migrate-" in str(failure.value)
+    assert "pulumi config set --path deploy.rerunJobs" in str(failure.value)
 
 
 def test_failed_migration_declares_no_web_or_worker() -> None:
@@ -61,11 +68,12 @@ def test_replica_counts_come_from_config(plan: Plan, stack: str) -> None:
 
 
 def test_every_role_is_wired_to_every_dependency(plan: Plan, stack: str) -> None:
-    password = fake_secret(f"audit-x-{stack}-postgres-password")
+    # The app logs in as the login in use (a, until the first rotation), never as the owner.
+    password = fake_secret(f"audit-x-{stack}-postgres-login-a/0")
     redis_password = fake_secret(f"audit-x-{stack}-redis-password")
     for name in ("migrate", "web-0", "worker-sidekiq-0", "worker-karafka-0"):
         variables = env(container(plan, name), plain=True)
-        assert variables["DATABASE_URL"] == f"postgres://audit_x:{password}@postgres:5432/audit_x_{stack}"
+        assert variables["DATABASE_URL"] == f"postgres://audit_x_a:{password}@postgres:5432/audit_x_{stack}"
         assert variables["REDIS_URL"] == f"redis://:{redis_password}@redis:6379/0"
         assert variables["KAFKA_BROKERS"] == "redpanda:9092"
         assert variables["INFLUXDB_URL"] == "http://influxdb:8086"

@@ -16,12 +16,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from components.app import release_suffix
 from components.platform.secrets import GENERATED_SECRETS
 from components.settings import GENERATED_SECRET_NAMES, ROTATABLE_SECRETS, ConfigError, load_settings
+from components.settings.secrets import active_login_slot, login_generations
 from tests.helpers import container, env, redis_files, run_probe
 from tools.local_services import free_port, postgres_bindir, postgres_cluster, redis_server
-from tools.mock_engine import fake_secret, load_stack_config, run_program
+from tools.mock_engine import DeclaredResource, fake_secret, load_stack_config, run_program
 
 OLD, NEW = "OldPassword0123456789abcdefghijklmnopqr", "NewPassword0123456789abcdefghijklmnopqr"
 
@@ -33,6 +33,8 @@ def rotated(stack: str, **markers: str) -> dict[str, str]:
 def test_generated_secrets_are_the_settings_names() -> None:
     assert [spec.name for spec in GENERATED_SECRETS] == list(GENERATED_SECRET_NAMES)
     assert set(ROTATABLE_SECRETS) == set(GENERATED_SECRET_NAMES) - {
+        "postgres-login-a",
+        "postgres-login-b",
         "influxdb-admin-password",
         "influxdb-operator-token",
     }
@@ -45,34 +47,99 @@ def test_rotation_markers_are_validated() -> None:
         ConfigError, match=r"cannot rotate influxdb-operator-token \(InfluxDB sets it only at first setup\)"
     ):
         load_settings(rotated("staging", **{"influxdb-operator-token": "2026-11"}))
+    with pytest.raises(ConfigError, match=r"postgres-password = '2026-11-28': expected a generation number"):
+        load_settings(rotated("staging", **{"postgres-password": "2026-11-28"}))
 
 
-def test_a_new_marker_replaces_the_password_and_reaches_every_consumer() -> None:
+@pytest.mark.parametrize(
+    ("generation", "active", "a", "b"), [(0, "a", 0, -1), (1, "b", 0, 1), (2, "a", 2, 1), (3, "b", 2, 3)]
+)
+def test_each_rotation_gives_the_new_password_to_the_login_not_in_use(
+    generation: int, active: str, a: int, b: int
+) -> None:
+    assert active_login_slot(generation) == active
+    assert login_generations(generation) == {"a": a, "b": b}
+
+
+def test_a_postgres_rotation_moves_consumers_to_the_other_login_and_leaves_the_one_in_use_alone() -> None:
     before = run_program("staging")
-    after = run_program("staging", config=rotated("staging", **{"postgres-password": "2026-11-28"}))
+    after = run_program("staging", config=rotated("staging", **{"postgres-password": "1"}))
     keepers = {r.name: r.inputs["keepers"] for r in after.of_type("random:index/randomPassword:RandomPassword")}
-    assert keepers["audit-x-staging-postgres-password"] == {"rotation": "2026-11-28"}
-    assert keepers["audit-x-staging-redis-password"] == {"rotation": "initial"}
-    old_password = fake_secret("audit-x-staging-postgres-password")
-    password = fake_secret("audit-x-staging-postgres-password/2026-11-28")
-    # The job that sets the password in the running server gets the new one, so it is replaced
-    # and runs again ...
-    assert container(before, "postgres-password").plain_inputs["uploads"][0]["content"] == old_password
-    assert container(after, "postgres-password").plain_inputs["uploads"][0]["content"] == password
-    # ... the app roles get new containers, created before the old ones are removed ...
-    old_web, new_web = container(before, "web-0").inputs["name"], container(after, "web-0").inputs["name"]
-    assert old_web != new_web
-    settings = load_settings(rotated("staging", **{"postgres-password": "2026-11-28"}))
-    assert new_web.endswith(release_suffix(settings.app.image, settings.rotation))
-    # ... and every consumer gets the new value: app roles, backup runner, Secrets Manager.
-    assert password in env(container(after, "web-0"), plain=True)["DATABASE_URL"]
-    assert password in env(container(after, "worker-sidekiq-0"), plain=True)["DATABASE_URL"]
-    runner_files = {u["file"]: u["content"] for u in container(after, "backup").plain_inputs["uploads"]}
-    assert runner_files["/run/secrets/postgres-password"] == password
-    version = after.named("audit-x-staging-secret-postgres-password-version")
-    assert version.plain_inputs["secretString"] == password
-    # PostgreSQL itself is not restarted: nothing of its container changes.
+    assert keepers["audit-x-staging-postgres-login-a"] == {"generation": "0"}  # in use until now: unchanged
+    assert keepers["audit-x-staging-postgres-login-b"] == {"generation": "1"}  # not in use: new password
+    login_a = fake_secret("audit-x-staging-postgres-login-a/0")
+    login_b = fake_secret("audit-x-staging-postgres-login-b/1")
+    assert env(container(before, "web-0"), plain=True)["DATABASE_URL"].startswith(f"postgres://audit_x_a:{login_a}@")
+    # The logins job sets both passwords; the one consumers hold until they move over is unchanged.
+    job_files = {u["file"]: u["content"] for u in container(after, "postgres-logins").plain_inputs["uploads"]}
+    assert job_files == {"/run/secrets/audit_x_a": login_a, "/run/secrets/audit_x_b": login_b}
+    for consumer in ("web-0", "worker-sidekiq-0", "migrate"):
+        assert env(container(after, consumer), plain=True)["DATABASE_URL"].startswith(
+            f"postgres://audit_x_b:{login_b}@"
+        )
+    runner = container(after, "backup")
+    assert env(runner, plain=True)["PGUSER"] == "audit_x_b"
+    assert uploaded_plain(runner, "/run/secrets/postgres-password") == login_b
+    assert after.plain_outputs["databaseLogin"] == "audit_x_b"
+    # PostgreSQL itself is not touched: nothing of its container changes.
     assert container(after, "postgres").inputs == container(before, "postgres").inputs
+
+
+def uploaded_plain(resource: DeclaredResource, path: str) -> str:
+    return {u["file"]: u["content"] for u in resource.plain_inputs["uploads"]}[path]
+
+
+@pytest.mark.services
+def test_logins_job_keeps_the_login_in_use_working_while_the_other_gets_its_new_password(tmp_path: Path) -> None:
+    plan = run_program("staging")
+    job = container(plan, "postgres-logins")
+    script = job.inputs["command"][2]
+    first = {
+        "audit_x_a": "LoginA0123456789abcdefghijklmnopqrstuvwx",
+        "audit_x_b": "LoginB0123456789abcdefghijklmnopqrstuvwx",
+    }
+    with postgres_cluster() as pg, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{postgres_bindir()}:{os.environ['PATH']}")
+        pg.psql(f"CREATE ROLE audit_x LOGIN SUPERUSER PASSWORD '{OLD}'")
+        pg.psql("CREATE DATABASE audit_x_staging OWNER audit_x")
+
+        def run_job(passwords: dict[str, str]) -> subprocess.CompletedProcess[str]:
+            for login, password in passwords.items():
+                (tmp_path / login).write_text(password)
+            job_env = env(job) | {
+                "PATH": os.environ["PATH"],
+                "PGHOST": str(pg.datadir),  # the cluster's socket directory, as the shared volume
+                "PGPORT": str(pg.port),
+                "SECRETS_DIR": str(tmp_path),
+            }
+            return subprocess.run(
+                ["sh", "-c", script], env=job_env, capture_output=True, text=True, timeout=60, check=False
+            )
+
+        def dsn(login: str) -> str:
+            return f"host=127.0.0.1 port={pg.port} user={login} dbname=audit_x_staging"
+
+        assert run_job(first).returncode == 0
+        # Generation 0: the app uses login a; what it creates belongs to the owner role.
+        in_use = psycopg.connect(dsn("audit_x_a"), password=first["audit_x_a"], autocommit=True)
+        in_use.execute("CREATE TABLE audit_events (id int primary key, action text)")
+        in_use.execute("INSERT INTO audit_events SELECT n, 'login' FROM generate_series(1, 500) n")
+        owner = pg.psql("SELECT tableowner FROM pg_tables WHERE tablename = 'audit_events'", database="audit_x_staging")
+        assert owner.strip() == "audit_x"
+
+        # Generation 1: only b's password changes; the job runs while a is connected and in use.
+        second = first | {"audit_x_b": "LoginB1NEW456789abcdefghijklmnopqrstuvwx"}
+        result = run_job(second)
+        assert result.returncode == 0, result.stderr
+        assert not any(password in result.stdout + result.stderr for password in second.values())
+        assert in_use.execute("SELECT count(*) FROM audit_events").fetchone() == (500,)
+        psycopg.connect(dsn("audit_x_a"), password=first["audit_x_a"]).close()  # new connections too
+        with psycopg.connect(dsn("audit_x_b"), password=second["audit_x_b"]) as moved:
+            moved.execute("INSERT INTO audit_events VALUES (501, 'rotated')")
+            moved.commit()
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(dsn("audit_x_b"), password=first["audit_x_b"]).close()
+        in_use.close()
 
 
 @pytest.mark.services
@@ -169,14 +236,58 @@ def test_redis_restarted_with_a_new_password_refuses_the_old_and_keeps_its_data(
 
 
 def test_grafana_admin_password_is_reset_in_grafana_after_a_rotation() -> None:
+    before = run_program("staging")
     after = run_program("staging", config=rotated("staging", **{"grafana-admin-password": "2026-11-28"}))
     job = container(after, "grafana-admin-password")
     assert job.inputs["entrypoints"] == ["sh", "-c"]
     assert "admin reset-admin-password --password-from-stdin" in job.inputs["command"][0]
-    assert container(after, "grafana").urn in job.dependencies
+    # The job runs before the server (it writes the file a first start reads); the server waits
+    # for it through depends_on alone, and nothing of the server changes for a new password.
+    assert job.urn in container(after, "grafana").dependencies
+    assert container(after, "grafana").inputs == container(before, "grafana").inputs
+    assert job.inputs["name"] != container(before, "grafana-admin-password").inputs["name"]
     files = {u["file"]: u["content"] for u in job.plain_inputs["uploads"]}
     assert files["/run/secrets/grafana-admin-password"] == fake_secret(
         "audit-x-staging-grafana-admin-password/2026-11-28"
     )
     mounts = {v["containerPath"]: v["volumeName"] for v in job.inputs["volumes"]}
     assert mounts == {"/var/lib/grafana": "audit-x-staging-grafana-data"}
+
+
+@pytest.mark.parametrize("database_exists", [False, True])
+def test_grafana_admin_password_job_writes_the_file_and_resets_only_an_existing_database(
+    tmp_path: Path, database_exists: bool
+) -> None:
+    job = container(run_program("staging"), "grafana-admin-password")
+    data = tmp_path / "grafana"
+    data.mkdir()
+    if database_exists:
+        (data / "grafana.db").write_text("")
+    (tmp_path / "new-password").write_text(NEW)
+    fake = tmp_path / "bin" / "grafana"
+    fake.parent.mkdir()
+    # Records its arguments and what it reads on stdin, as Grafana's CLI would get them.
+    fake.write_text(f'#!/bin/sh\necho "$*" > {tmp_path}/cli.args\ncat > {tmp_path}/cli.stdin\n')
+    fake.chmod(0o755)
+    job_env = env(job) | {
+        "GF_PATHS_DATA": str(data),
+        "NEW_PASSWORD_FILE": str(tmp_path / "new-password"),
+        "PASSWORD_FILE": str(data / ".admin-password"),
+    }
+    result = subprocess.run(
+        ["/bin/sh", "-c", job.inputs["command"][0]],
+        env={"PATH": f"{fake.parent}:/usr/bin:/bin", **job_env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (data / ".admin-password").read_text() == NEW
+    assert oct((data / ".admin-password").stat().st_mode & 0o777) == "0o600"
+    assert NEW not in result.stdout + result.stderr
+    if database_exists:
+        assert "admin reset-admin-password --password-from-stdin" in (tmp_path / "cli.args").read_text()
+        assert (tmp_path / "cli.stdin").read_text() == NEW
+    else:
+        assert not (tmp_path / "cli.args").exists()

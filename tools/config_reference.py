@@ -32,6 +32,7 @@ DESCRIPTIONS = {
     "kmsDeletionWindowDays": "days before a deleted KMS key is gone (7 to 30)",
     "logRotation.maxSizeMb": "json-file log size before rotation, per container",
     "logRotation.maxFiles": "rotated log files kept per container",
+    "deploy.rerunJobs": "a new marker runs every one-shot job again (after a failed job: docs/deploy.md)",
     "postgres.image": "PostgreSQL image, pinned",
     "postgres.user": "the application's database role",
     "postgres.memoryLimitMb": "container memory limit",
@@ -40,6 +41,7 @@ DESCRIPTIONS = {
     "postgres.workMemMb": "`work_mem`",
     "postgres.maintenanceWorkMemMb": "`maintenance_work_mem`",
     "postgres.maxConnections": "`max_connections`",
+    "postgres.shmSizeMb": "`/dev/shm` of the server (Docker's default of 64 MB fails parallel queries)",
     "redis.image": "Redis image, pinned",
     "redis.memoryLimitMb": "container memory limit",
     "redis.maxMemoryMb": "`maxmemory` (at most 75% of the limit; policy `noeviction`)",
@@ -97,6 +99,7 @@ DESCRIPTIONS = {
     "app.web.drainSeconds": "after SIGTERM, how long an old web container may finish its requests",
     "app.workers": "worker roles, each `{name, command, replicas, memoryLimitMb, healthCommand?}`",
     "app.migrationMemoryLimitMb": "memory limit of the migration job",
+    "app.migrationTimeoutSeconds": "how long `bin/rails db:migrate` may run before the update fails",
     "backup.bucketName": "S3 bucket for backups (globally unique)",
     "backup.dailyCopies": "daily backups kept (`daily/`)",
     "backup.weeklyCopies": "weekly backups kept (`weekly/`)",
@@ -111,7 +114,10 @@ DESCRIPTIONS = {
     "backup.partSizeMb": "multipart upload part size (the runner holds 3 parts in memory)",
     "backup.memoryLimitMb": "memory limit of the backup runner (at least 3 x partSizeMb + 128)",
     "backup.startupTimeoutSeconds": "how long a first start may take (it takes a backup when none is fresh)",
-    "rotation": "`{secret name: marker}`; a new marker rotates that generated secret (docs/secret-rotation.md)",
+    "rotation": (
+        "`{secret name: marker}`; a new marker rotates that generated secret; `postgres-password` "
+        "takes a generation number (docs/secret-rotation.md)"
+    ),
     "sentryDsn": "secret, optional: Sentry DSN; wires SENTRY_* into every role",
     "slackWebhookUrl": "secret, optional: Slack incoming webhook for alerts",
     "pagerdutyRoutingKey": "secret, optional: PagerDuty Events v2 routing key",

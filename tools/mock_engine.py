@@ -165,9 +165,10 @@ class _Mocks(pulumi_mocks.Mocks):
         name, type_ = args.name, args.typ
         resource_id = f"{name}-id"
         if type_ == "random:index/randomPassword:RandomPassword":
-            # A new rotation marker, a new value: as the provider does when a keeper changes.
-            marker = (args.inputs.get("keepers") or {}).get("rotation", "initial")
-            state["result"] = fake_secret(name if marker == "initial" else f"{name}/{marker}")
+            # New keepers, a new value: as the provider does when a keeper changes.
+            keepers = args.inputs.get("keepers") or {}
+            initial = keepers in ({}, {"rotation": "initial"})
+            state["result"] = fake_secret(name if initial else "/".join([name, *map(str, keepers.values())]))
         elif type_ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = mock_image_id(str(args.inputs.get("name")))
         elif type_ == "docker:index/container:Container" and args.inputs.get("attach"):

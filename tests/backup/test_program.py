@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pulumi
 
-from components.backups.runner import RUNNER_DIR, source_digest
+from components.backups.runner import RUNNER_DIR, image_tag_for, source_digest
+from components.lib.durations import go_duration
 from components.settings import load_settings
 from tests.helpers import BUILT_IMAGE, CONTAINER, container, env, labels, network_names
 from tools.mock_engine import REPO_ROOT, Plan, load_stack_config, run_program, try_program
@@ -30,7 +31,8 @@ def test_image_is_built_from_the_servers_own_postgres_image(plan: Plan, stack: s
     assert (build["context"], build["dockerfile"]) == ("backup", "backup/Dockerfile")  # same path everywhere
     assert (REPO_ROOT / build["dockerfile"]).resolve() == RUNNER_DIR / "Dockerfile"
     assert image.inputs["skipPush"] is True
-    assert image.inputs["imageName"] == f"audit-x-{stack}-backup:{source_digest()}"
+    build_args = {"POSTGRES_IMAGE": "postgres:17.6-bookworm", "INFLUXDB_IMAGE": "influxdb:2.7.11-alpine"}
+    assert image.inputs["imageName"] == f"audit-x-{stack}-backup:{image_tag_for(build_args)}"
     assert container(plan, "backup").inputs["image"] == image.inputs["imageName"]
 
 
@@ -56,7 +58,8 @@ def test_runner_container_is_scheduled_health_checked_and_wired(plan: Plan, stac
     runner = container(plan, "backup")
     assert runner.inputs["command"] == ["serve"]
     assert runner.inputs["healthcheck"]["tests"] == ["CMD-SHELL", "python -m backup healthcheck"]
-    assert runner.inputs["healthcheck"]["startPeriod"] == f"{settings.backup.startup_timeout_seconds}s"
+    # In Go's duration format, as the provider reads it back: no diff on a refresh.
+    assert runner.inputs["healthcheck"]["startPeriod"] == go_duration(settings.backup.startup_timeout_seconds)
     assert runner.inputs["restart"] == "unless-stopped"
     variables = env(runner)
     assert variables["BACKUP_BUCKET"] == settings.backup.bucket_name
@@ -115,13 +118,15 @@ def test_identities_are_per_environment(plans: dict[str, Plan]) -> None:
     assert users["prod"] == {"audit-x-prod-backup-writer", "audit-x-prod-backup-reader"}
 
 
-def test_migration_waits_for_a_fresh_backup(plan: Plan, stack: str) -> None:
+def test_migration_waits_for_a_fresh_backup_made_for_it(plan: Plan, stack: str) -> None:
     backup = container(plan, "backup-pre-migrate")
     assert backup.inputs["command"] == ["postgres", "--reason", "pre-migration"]
-    assert labels(backup)["io.audit-x.for-release"] == "1.4.2"
     migrate = container(plan, "migrate")
+    # Made for this migration: its label is the migration's revision (the suffix of its name).
+    assert labels(backup)["io.audit-x.for-migration"] == migrate.inputs["name"].rsplit("-", 1)[1]
     assert backup.urn in migrate.dependencies
-    assert labels(migrate)["io.audit-x.backed-up-before"] == "0"
+    # Through depends_on only: no input of the migration carries the backup job's outputs.
+    assert not any(backup.urn in deps for deps in migrate.property_dependencies.values())
 
 
 def test_failed_pre_migration_backup_stops_the_migration() -> None:
@@ -139,4 +144,4 @@ def test_pre_migration_backup_follows_config() -> None:
     plan = run_program("staging", overrides={"audit-x:backup": json.dumps(backup)})
     names = {c.name for c in plan.of_type(CONTAINER)}
     assert "audit-x-staging-backup-pre-migrate" not in names
-    assert "io.audit-x.backed-up-before" not in labels(container(plan, "migrate"))
+    assert not any("backup" in dep for dep in container(plan, "migrate").dependencies)

@@ -230,7 +230,11 @@ def test_grafana_has_no_anonymous_access_and_a_provisioned_datasource(plan: Plan
     variables = env(grafana)
     assert variables["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
     assert variables["GF_USERS_ALLOW_SIGN_UP"] == "false"
-    assert variables["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana-admin-password"
+    # The file the admin-password job writes on the data volume: no password in the server's inputs.
+    assert (
+        variables["GF_SECURITY_ADMIN_PASSWORD__FILE"] == env(container(plan, "grafana-admin-password"))["PASSWORD_FILE"]
+    )
+    assert not any(u["file"].endswith("admin-password") for u in grafana.inputs["uploads"])
     assert variables["INFLUXDB_TOKEN"] == "[secret]"
     datasources = uploaded(grafana, "/etc/grafana/provisioning/datasources/audit-x.yaml")
     assert "uid: audit-x-influxdb" in datasources
