@@ -29,7 +29,7 @@ from components.platform.edge import Edge
 from components.platform.network import Networks
 from components.platform.secrets import Secrets
 from components.settings import Settings
-from components.settings.secrets import LOGIN_SLOTS, active_login_slot, postgres_generation
+from components.settings.secrets import active_slot, generation
 
 
 class AuditXEnvironment(pulumi.ComponentResource):
@@ -84,8 +84,8 @@ class AuditXEnvironment(pulumi.ComponentResource):
             ctx=ctx,
             database=settings.database_name,
             password=self.secrets.value("postgres-password"),
-            logins={slot: self.secrets.value(f"postgres-login-{slot}") for slot in LOGIN_SLOTS},
-            active_login=active_login_slot(postgres_generation(settings.rotation)),
+            logins=self.secrets.alternating("postgres-password"),
+            active_login=active_slot(generation(settings.rotation, "postgres-password")),
             data_network=data_network,
             opts=child,
         )
@@ -93,7 +93,8 @@ class AuditXEnvironment(pulumi.ComponentResource):
             ctx.name("redis"),
             settings.redis,
             ctx=ctx,
-            password=self.secrets.value("redis-password"),
+            passwords=self.secrets.alternating("redis-password"),
+            active=active_slot(generation(settings.rotation, "redis-password")),
             data_network=data_network,
             opts=child,
         )
@@ -205,6 +206,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
         jobs = {
             "postgres-password": self.postgres.password_job,
             "postgres-logins": self.postgres.logins_job,
+            "redis-password": self.redis.password_job,
             "redpanda-cluster-properties": self.redpanda.lag_metrics_job,
             "grafana-admin-password": self.grafana.admin_password_job,
             "migrate": self.app.migration,
@@ -228,7 +230,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
                 self.postgres.database,
             ),
             "REDIS_URL": pulumi.Output.format(
-                "redis://:{0}@{1}:{2}/0", secrets.value("redis-password"), self.redis.host, self.redis.port
+                "redis://:{0}@{1}:{2}/0", self.redis.password, self.redis.host, self.redis.port
             ),
             "KAFKA_BROKERS": self.redpanda.brokers,
             "INFLUXDB_URL": self.influxdb.url,

@@ -85,22 +85,47 @@ def run_probe(command: str, environment: dict[str, str]) -> int:
     return result.returncode
 
 
-def redis_files(plan: Plan, tmp_path: Path, password: str, port: int) -> tuple[Path, Path]:
-    """The rendered redis.conf and auth file, with the container's paths and port mapped here."""
+def redis_config(plan: Plan, tmp_path: Path, port: int) -> Path:
+    """The rendered redis.conf, with the container's paths and port mapped here; it includes the
+    users file that `run_redis_password_job` writes."""
     redis = container(plan, "redis")
     uploads = {u["file"]: u["content"] for u in redis.plain_inputs["uploads"]}
-    auth_file = tmp_path / "redis-auth.conf"
-    auth_file.write_text(f"requirepass {password}\n")
     config = (
         uploads["/usr/local/etc/redis/redis.conf"]
         .replace("bind 0.0.0.0", "bind 127.0.0.1")
         .replace("port 6379", f"port {port}")
         .replace("dir /data", f"dir {tmp_path}")
-        .replace("include /run/secrets/redis-auth.conf", f"include {auth_file}")
+        .replace("include /var/lib/audit-x-credentials/users.conf", f"include {tmp_path / 'users.conf'}")
     )
     config_file = tmp_path / "redis.conf"
     config_file.write_text(config)
-    return config_file, auth_file
+    return config_file
+
+
+def run_redis_password_job(
+    plan: Plan, tmp_path: Path, port: int, password_a: str, password_b: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the Redis password job's script verbatim, with its files and the server mapped here."""
+    job = container(plan, "redis-password")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(exist_ok=True)
+    (secrets / "password-a").write_text(password_a)
+    (secrets / "password-b").write_text(password_b)
+    job_env = env(job) | {
+        "SECRETS_DIR": str(secrets),
+        "USERS_FILE": str(tmp_path / "users.conf"),
+        "REDIS_HOST": "127.0.0.1",
+        "REDIS_PORT": str(port),
+        "REDIS_UID": str(os.getuid()),
+    }
+    return subprocess.run(
+        ["/bin/sh", "-c", job.inputs["command"][2]],
+        env={"PATH": os.environ["PATH"], **job_env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def uploaded(resource: DeclaredResource, path: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import container, env, healthcheck_command, redis_files, run_probe
+from tests.helpers import container, env, healthcheck_command, redis_config, run_probe, run_redis_password_job
 from tools.local_services import PostgresCluster, free_port, postgres_cluster, redis_server
 from tools.mock_engine import Plan
 
@@ -85,15 +85,17 @@ def test_postgres_probe_fails_when_the_server_is_stopped(staging: Plan, tmp_path
 
 def test_redis_probe_passes_with_the_right_password_and_fails_on_a_wrong_one(staging: Plan, tmp_path: Path) -> None:
     port = free_port()
-    config_file, auth_file = redis_files(staging, tmp_path, PASSWORD, port)
+    config_file = redis_config(staging, tmp_path, port)
+    # No server yet: the password job writes the users file the first start reads.
+    assert run_redis_password_job(staging, tmp_path, port, PASSWORD, PASSWORD + "b").returncode == 0
     probe = healthcheck_command(container(staging, "redis"))
     with redis_server(config_file) as server:
-        good = {"REDIS_AUTH_FILE": str(auth_file), "REDIS_PORT": str(server.port)}
+        good = {"REDIS_USERS_FILE": str(tmp_path / "users.conf"), "REDIS_PORT": str(server.port)}
         assert run_probe(probe, good) == 0
 
-        wrong_auth = tmp_path / "wrong-auth.conf"
-        wrong_auth.write_text("requirepass wrong-password\n")
-        assert run_probe(probe, {"REDIS_AUTH_FILE": str(wrong_auth), "REDIS_PORT": str(server.port)}) != 0
+        wrong_users = tmp_path / "wrong-users.conf"
+        wrong_users.write_text("user default on >wrong-password ~* &* +@all\n")
+        assert run_probe(probe, {"REDIS_USERS_FILE": str(wrong_users), "REDIS_PORT": str(server.port)}) != 0
 
         server.stop()
         assert run_probe(probe, good) != 0

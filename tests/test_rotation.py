@@ -18,8 +18,8 @@ import pytest
 
 from components.platform.secrets import GENERATED_SECRETS
 from components.settings import GENERATED_SECRET_NAMES, ROTATABLE_SECRETS, ConfigError, load_settings
-from components.settings.secrets import active_login_slot, login_generations
-from tests.helpers import container, env, redis_files, run_probe
+from components.settings.secrets import active_slot, slot_generations
+from tests.helpers import container, env, redis_config, run_probe, run_redis_password_job
 from tools.local_services import free_port, postgres_bindir, postgres_cluster, redis_server
 from tools.mock_engine import DeclaredResource, fake_secret, load_stack_config, run_program
 
@@ -35,6 +35,7 @@ def test_generated_secrets_are_the_settings_names() -> None:
     assert set(ROTATABLE_SECRETS) == set(GENERATED_SECRET_NAMES) - {
         "postgres-login-a",
         "postgres-login-b",
+        "redis-password-b",
         "influxdb-admin-password",
         "influxdb-operator-token",
     }
@@ -57,8 +58,8 @@ def test_rotation_markers_are_validated() -> None:
 def test_each_rotation_gives_the_new_password_to_the_login_not_in_use(
     generation: int, active: str, a: int, b: int
 ) -> None:
-    assert active_login_slot(generation) == active
-    assert login_generations(generation) == {"a": a, "b": b}
+    assert active_slot(generation) == active
+    assert slot_generations(generation) == {"a": a, "b": b}
 
 
 def test_a_postgres_rotation_moves_consumers_to_the_other_login_and_leaves_the_one_in_use_alone() -> None:
@@ -216,22 +217,38 @@ def test_postgres_password_job_on_first_deploy_only_writes_the_file(tmp_path: Pa
 
 
 @pytest.mark.services
-def test_redis_restarted_with_a_new_password_refuses_the_old_and_keeps_its_data(tmp_path: Path) -> None:
+def test_redis_rotation_changes_the_password_not_in_use_live_and_keeps_data_and_clients(tmp_path: Path) -> None:
     plan = run_program("staging")
     port = free_port()
-    config_file, auth_file = redis_files(plan, tmp_path, OLD, port)
-    probe = container(plan, "redis").inputs["healthcheck"]["tests"][1]
+    config_file = redis_config(plan, tmp_path, port)
+    password_b2 = "NewPasswordB123456789abcdefghijklmnopqr"
+    assert run_redis_password_job(plan, tmp_path, port, OLD, NEW).returncode == 0
     cli = ["redis-cli", "-p", str(port), "--no-auth-warning"]
     with redis_server(config_file):
         for n in range(200):
             subprocess.run([*cli, "-a", OLD, "RPUSH", "queue:default", f"job-{n}"], check=True, capture_output=True)
-    auth_file.write_text(f"requirepass {NEW}\n")  # what the replaced container gets
+        # A consumer connected with password a, as the running app roles are.
+        client = subprocess.Popen([*cli, "-a", OLD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        # Generation 1: b gets a new value; the job runs against the running server.
+        result = run_redis_password_job(plan, tmp_path, port, OLD, password_b2)
+        assert result.returncode == 0, result.stderr
+        assert "passwords set in the running server" in result.stdout
+        assert not any(p in result.stdout + result.stderr for p in (OLD, NEW, password_b2))
+        assert client.stdin is not None and client.stdout is not None
+        client.stdin.write("LLEN queue:default\n")
+        client.stdin.flush()
+        assert client.stdout.readline().strip() == "200"  # the open connection keeps working
+        client.terminate()
+        for password, accepted in ((OLD, True), (password_b2, True), (NEW, False)):
+            reply = subprocess.run([*cli, "-a", password, "PING"], capture_output=True, text=True, check=False)
+            assert ("PONG" in reply.stdout) is accepted, password
+        probe = container(plan, "redis").inputs["healthcheck"]["tests"][1]
+        assert run_probe(probe, {"REDIS_USERS_FILE": str(tmp_path / "users.conf"), "REDIS_PORT": str(port)}) == 0
+    # A restart reads the same two passwords from the users file, and the queue is still there.
     with redis_server(config_file):
-        probe_env = {"REDIS_AUTH_FILE": str(auth_file), "REDIS_PORT": str(port)}
-        assert run_probe(probe, probe_env) == 0
-        old = subprocess.run([*cli, "-a", OLD, "PING"], capture_output=True, text=True, check=False)
-        assert "WRONGPASS" in old.stdout + old.stderr
-        length = subprocess.run([*cli, "-a", NEW, "LLEN", "queue:default"], capture_output=True, text=True, check=True)
+        length = subprocess.run(
+            [*cli, "-a", password_b2, "LLEN", "queue:default"], capture_output=True, text=True, check=True
+        )
         assert length.stdout.strip() == "200"
 
 

@@ -238,10 +238,11 @@ class CredentialServer:
     writer_roles: frozenset[str]
 
 
-# PostgreSQL accepts what its logins job last wrote; Redis what its own container was given.
+# PostgreSQL and Redis accept what their password jobs last set (their own containers carry no
+# password); a server whose container is given the password itself would be listed by its role.
 CREDENTIAL_SERVERS = (
     CredentialServer("postgres", frozenset({"password", "logins"})),
-    CredentialServer("redis", frozenset({"queue"})),
+    CredentialServer("redis", frozenset({"password", "queue"})),
 )
 _SECRET_VALUE = re.compile(r"MOCKSECRET[0-9a-f]{24}")
 

@@ -1,11 +1,16 @@
 """Redis: job queues and cache, on the internal data network only.
 
-A password is required for every command. Persistence is append-only (fsync every second)
+A password is required for every command. The default user has two passwords, used in turn
+(the job in this file keeps them, live and in the users file the server includes): consumers
+use one, a rotation (`rotation.redis-password`, a generation number) changes the other, so Redis
+is never restarted for a password and no running consumer is refused. Persistence is append-only (fsync every second)
 plus snapshots, because job queues must survive a restart; `noeviction`, because a queue that
 silently drops jobs under memory pressure is worse than one that refuses new ones.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import pulumi
 import pulumi_docker as docker
@@ -19,37 +24,50 @@ from components.lib.containers import (
     long_running_container,
     named_volume,
     on_network,
+    one_shot_container,
     pinned_image,
+    succeeded,
 )
 from components.lib.context import EnvironmentContext
-from components.lib.files import render_shipped
+from components.lib.files import read_shipped, render_shipped
 from components.settings import RedisSettings
 
 PORT = 6379
 HOSTNAME = "redis"
 CONFIG_FILE = "/usr/local/etc/redis/redis.conf"
-AUTH_FILE = f"{SECRETS_DIR}/redis-auth.conf"
+CREDENTIALS_DIR = "/var/lib/audit-x-credentials"
+# The default user and its two passwords, written by the password job, included by redis.conf.
+USERS_FILE = f"{CREDENTIALS_DIR}/users.conf"
 # uid/gid of the `redis` user in the official Debian-based image.
 REDIS_UID = "999"
 
-# Runs inside the container with its environment. REDISCLI_AUTH keeps the password off the
-# command line; redis-cli exits 0 even on an auth error, hence the check for PONG. REDIS_PORT is
-# unset in the container and lets the tests aim the same command at a throwaway server.
+# Runs inside the container with its environment: logs in with the first of the two passwords.
+# REDISCLI_AUTH keeps the password off the command line; redis-cli exits 0 even on an auth error,
+# hence the check for PONG. REDIS_PORT is unset in the container and lets the tests aim the same
+# command at a throwaway server.
 HEALTH_COMMAND = (
-    'REDISCLI_AUTH="$(sed -n \'s/^requirepass //p\' "$REDIS_AUTH_FILE")" '
+    'REDISCLI_AUTH="$(sed -n \'s/^user default on >\\([^ ]*\\) .*/\\1/p\' "$REDIS_USERS_FILE")" '
     'redis-cli -h 127.0.0.1 -p "${REDIS_PORT:-6379}" ping | grep -qx PONG'
 )
+PASSWORD_JOB_SCRIPT = read_shipped(__file__, "redis_password.sh")
 
 
 def server_config(settings: RedisSettings) -> str:
-    """redis.conf (beside this file) without secrets; the password comes from the included auth file."""
-    return render_shipped(__file__, "redis.conf", port=PORT, max_memory_mb=settings.max_memory_mb, auth_file=AUTH_FILE)
+    """redis.conf (beside this file) without secrets; the passwords come from the included users file."""
+    return render_shipped(
+        __file__, "redis.conf", port=PORT, max_memory_mb=settings.max_memory_mb, users_file=USERS_FILE
+    )
 
 
 class Redis(pulumi.ComponentResource):
+    """The server and the job that keeps its two passwords; consumers use `password`."""
+
     volume: docker.Volume
+    credentials_volume: docker.Volume
     image: docker.RemoteImage
+    password_job: docker.Container
     container: docker.Container
+    password: pulumi.Output[str]
     host: str = HOSTNAME
     port: int = PORT
 
@@ -59,13 +77,43 @@ class Redis(pulumi.ComponentResource):
         settings: RedisSettings,
         *,
         ctx: EnvironmentContext,
-        password: pulumi.Output[str],
+        passwords: Mapping[str, pulumi.Output[str]],
+        active: str,
         data_network: docker.Network,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("audit-x:data:Redis", name, None, opts)
+        self.password = passwords[active]
         self.volume = named_volume(ctx, f"{name}-data", "redis", "data", self)
+        self.credentials_volume = named_volume(ctx, f"{name}-credentials", "redis", "credentials", self)
         self.image = pinned_image(f"{name}-image", settings.image, self)
+        self.password_job = one_shot_container(
+            ctx,
+            f"{name}-password",
+            ContainerSpec(
+                service="redis",
+                role="password",
+                image=self.image.image_id,
+                memory_mb=64,
+                networks=[on_network(data_network)],
+                command=["sh", "-c", PASSWORD_JOB_SCRIPT],
+                env={
+                    "SECRETS_DIR": SECRETS_DIR,
+                    "USERS_FILE": USERS_FILE,
+                    "REDIS_HOST": HOSTNAME,
+                    "REDIS_PORT": str(PORT),
+                    "REDIS_UID": REDIS_UID,
+                },
+                files=[
+                    SecretFile(f"{SECRETS_DIR}/password-{slot}", value) for slot, value in sorted(passwords.items())
+                ],
+                volumes={CREDENTIALS_DIR: self.credentials_volume.name},
+                healthcheck=None,
+                run_timeout_seconds=120,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+        # Never replaced for a password: none of its inputs carries one.
         self.container = long_running_container(
             ctx,
             name,
@@ -76,14 +124,11 @@ class Redis(pulumi.ComponentResource):
                 memory_mb=settings.memory_limit_mb,
                 networks=[on_network(data_network, HOSTNAME)],
                 command=["redis-server", CONFIG_FILE],
-                env={"REDIS_AUTH_FILE": AUTH_FILE},
-                files=[
-                    ConfigFile(CONFIG_FILE, server_config(settings)),
-                    SecretFile(AUTH_FILE, password.apply(lambda p: f"requirepass {p}\n"), owner=REDIS_UID),
-                ],
-                volumes={"/data": self.volume.name},
+                env={"REDIS_USERS_FILE": USERS_FILE},
+                files=[ConfigFile(CONFIG_FILE, server_config(settings))],
+                volumes={"/data": self.volume.name, CREDENTIALS_DIR: self.credentials_volume.name},
                 healthcheck=HealthCheck(HEALTH_COMMAND),
             ),
-            pulumi.ResourceOptions(parent=self),
+            pulumi.ResourceOptions(parent=self, depends_on=[succeeded(self.password_job)]),
         )
         self.register_outputs({"container": self.container.name})

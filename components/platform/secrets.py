@@ -17,9 +17,7 @@ import pulumi_random as random
 
 from components.lib.context import EnvironmentContext
 from components.settings import GENERATED_SECRET_NAMES, ProvidedSecrets
-from components.settings.secrets import login_generations, postgres_generation
-
-LOGIN_PREFIX = "postgres-login-"
+from components.settings.secrets import ALTERNATING, SLOTS, slot_keepers
 
 
 @dataclass(frozen=True)
@@ -35,7 +33,8 @@ _LENGTHS_AND_PURPOSES = {
     "postgres-password": (40, "PostgreSQL password of the owner role (the server's probe and DBAs only)"),
     "postgres-login-a": (40, "PostgreSQL password of the app's login a (used in turn with b)"),
     "postgres-login-b": (40, "PostgreSQL password of the app's login b (used in turn with a)"),
-    "redis-password": (40, "Redis requirepass"),
+    "redis-password": (40, "Redis password a of the default user (used in turn with b)"),
+    "redis-password-b": (40, "Redis password b of the default user (used in turn with a)"),
     "influxdb-admin-password": (40, "InfluxDB initial user's password"),
     "influxdb-operator-token": (64, "InfluxDB operator (all-access) token"),
     "grafana-admin-password": (40, "Grafana admin password"),
@@ -48,12 +47,9 @@ GENERATED_SECRETS: tuple[GeneratedSecret, ...] = tuple(
 
 
 def keepers(name: str, rotation: Mapping[str, str]) -> dict[str, str]:
-    """What replaces a generated password: a new rotation marker, or for the two PostgreSQL logins
-    the generation their turn came at (components/settings/secrets.py, login_generations)."""
-    if name.startswith(LOGIN_PREFIX):
-        generation = login_generations(postgres_generation(dict(rotation)))[name.removeprefix(LOGIN_PREFIX)]
-        return {"generation": str(generation)}
-    return {"rotation": rotation.get(name, "initial")}
+    """What replaces a generated password: a new rotation marker, or for a credential used in
+    turn, the generation its slot's turn came at (components/settings/secrets.py)."""
+    return slot_keepers(name, rotation) or {"rotation": rotation.get(name, "initial")}
 
 
 @dataclass(frozen=True)
@@ -148,6 +144,10 @@ class Secrets(pulumi.ComponentResource):
     def value(self, name: str) -> pulumi.Output[str]:
         """A secret's value, as a secret output, for wiring into the containers that use it."""
         return self.stored[name].value
+
+    def alternating(self, marker: str) -> dict[str, pulumi.Output[str]]:
+        """The two values of a credential used in turn, by slot (a, b)."""
+        return {slot: self.value(name) for slot, name in zip(SLOTS, ALTERNATING[marker], strict=True)}
 
     def optional_value(self, name: str) -> pulumi.Output[str] | None:
         stored = self.stored.get(name)

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from pydantic import SecretStr, field_validator
 
 from components.settings.types import ConfigModel
 
-# The app's two PostgreSQL logins, used in turn (components/data/postgres.py): a rotation gives
-# the new password to the login not in use, so running consumers never hold a refused one.
-LOGIN_SLOTS = ("a", "b")
-POSTGRES_ROTATION = "postgres-password"
+# Credentials used in turn (alternating users, as AWS Secrets Manager's own rotation does): two
+# passwords the server accepts at once, consumers using one of them; a rotation gives a new value
+# to the one not in use, so no running consumer ever holds a password its server refuses.
+# rotation marker -> the generated secrets of slots a and b. Redis's slot a is the secret it had
+# before it had two, so the first deploy with two changes no password in use.
+SLOTS = ("a", "b")
+ALTERNATING = {
+    "postgres-password": ("postgres-login-a", "postgres-login-b"),  # components/data/postgres.py
+    "redis-password": ("redis-password", "redis-password-b"),  # components/data/redis.py
+}
 
 # The generated secrets (components/platform/secrets.py generates them, under these names).
 GENERATED_SECRET_NAMES = (
@@ -19,6 +26,7 @@ GENERATED_SECRET_NAMES = (
     "postgres-login-a",
     "postgres-login-b",
     "redis-password",
+    "redis-password-b",
     "influxdb-admin-password",
     "influxdb-operator-token",
     "grafana-admin-password",
@@ -30,6 +38,7 @@ GENERATED_SECRET_NAMES = (
 NOT_ROTATABLE = {
     "postgres-login-a": "rotation.postgres-password rotates the logins in turn",
     "postgres-login-b": "rotation.postgres-password rotates the logins in turn",
+    "redis-password-b": "rotation.redis-password rotates the two passwords in turn",
     "influxdb-admin-password": "InfluxDB sets it only at first setup",
     "influxdb-operator-token": "InfluxDB sets it only at first setup",
 }
@@ -79,30 +88,43 @@ class ProvidedSecrets(ConfigModel):
         return {name: value for name, value in values.items() if value is not None}
 
 
-def postgres_generation(rotation: dict[str, str]) -> int:
-    """How many times the PostgreSQL logins were rotated (0 until the first rotation)."""
-    return int(rotation.get(POSTGRES_ROTATION, "0"))
+def generation(rotation: Mapping[str, str], marker: str) -> int:
+    """How many times an alternating credential was rotated (0 until its first rotation)."""
+    return int(rotation.get(marker, "0"))
 
 
-def active_login_slot(generation: int) -> str:
-    """The login the consumers use at this generation: a and b in turn."""
-    return LOGIN_SLOTS[generation % len(LOGIN_SLOTS)]
+def active_slot(generation: int) -> str:
+    """The slot consumers use at this generation: a and b in turn."""
+    return SLOTS[generation % len(SLOTS)]
 
 
-def login_generations(generation: int) -> dict[str, int]:
-    """The generation each login's password was made at: the active one's is this generation,
-    the other keeps the previous one (its password does not change while it may still be in use)."""
-    active = active_login_slot(generation)
-    return {slot: generation if slot == active else generation - 1 for slot in LOGIN_SLOTS}
+def slot_generations(generation: int) -> dict[str, int]:
+    """The generation each slot's password was made at: the active one's is this generation, the
+    other keeps the previous one (its password does not change while it may still be in use)."""
+    active = active_slot(generation)
+    return {slot: generation if slot == active else generation - 1 for slot in SLOTS}
+
+
+def slot_keepers(name: str, rotation: Mapping[str, str]) -> dict[str, str] | None:
+    """The keepers of an alternating credential's generated secret, or None for any other secret."""
+    for marker, names in ALTERNATING.items():
+        if name in names:
+            slot = SLOTS[names.index(name)]
+            made_at = slot_generations(generation(rotation, marker))[slot]
+            if name == marker and made_at == 0:
+                return {"rotation": "initial"}  # the value it had as the only password
+            return {"generation": str(made_at)}
+    return None
 
 
 def check_rotation(value: dict[str, str]) -> dict[str, str]:
-    marker = value.get(POSTGRES_ROTATION)
-    if marker is not None and not (marker.isdigit() and int(marker) >= 1):
-        raise ValueError(
-            f"{POSTGRES_ROTATION} = {marker!r}: expected a generation number (1, then 2, ...): each rotation "
-            "adds one, and the new password goes to the login not in use"
-        )
+    for name in ALTERNATING:
+        marker = value.get(name)
+        if marker is not None and not (marker.isdigit() and int(marker) >= 1):
+            raise ValueError(
+                f"{name} = {marker!r}: expected a generation number (1, then 2, ...): each rotation adds one, "
+                "and the new password goes to the one of its two credentials not in use"
+            )
     refused = [f"{name} ({NOT_ROTATABLE[name]})" for name in sorted(value) if name in NOT_ROTATABLE]
     unknown = sorted(set(value) - set(ROTATABLE_SECRETS) - set(NOT_ROTATABLE))
     if refused or unknown:

@@ -1,10 +1,10 @@
-"""Redis built alone: its container, config and secret file, and two of them side by side."""
+"""Redis built alone: its server, its password job, and two of them side by side."""
 
 from __future__ import annotations
 
 import pulumi
 
-from components.data.redis import AUTH_FILE, CONFIG_FILE, Redis
+from components.data.redis import CONFIG_FILE, USERS_FILE, Redis
 from components.settings import RedisSettings
 from tests.helpers import CONTAINER, VOLUME, component_context, data_network
 from tools.mock_engine import Plan, run_component
@@ -17,32 +17,48 @@ def build(*names: str) -> Plan:
         ctx = component_context()
         network = data_network(ctx)
         for name in names:
-            Redis(name, SETTINGS, ctx=ctx, password=pulumi.Output.secret("s3cret"), data_network=network)
+            passwords = {"a": pulumi.Output.secret("s3cret-a"), "b": pulumi.Output.secret("s3cret-b")}
+            Redis(name, SETTINGS, ctx=ctx, passwords=passwords, active="b", data_network=network)
 
     return run_component(declare)
 
 
-def test_redis_alone_declares_its_volume_image_and_container() -> None:
+def test_redis_alone_declares_its_volumes_image_job_and_server() -> None:
     plan = build("audit-x-test-redis")
     assert sorted((r.type, r.name) for r in plan.resources if r.parent == "audit-x-test-redis") == [
         (CONTAINER, "audit-x-test-redis"),
+        (CONTAINER, "audit-x-test-redis-password"),
         ("docker:index/remoteImage:RemoteImage", "audit-x-test-redis-image"),
+        (VOLUME, "audit-x-test-redis-credentials"),
         (VOLUME, "audit-x-test-redis-data"),
     ]
-    (container,) = plan.of_type(CONTAINER)
-    uploads = {u["file"]: u for u in container.plain_inputs["uploads"]}
-    assert "maxmemory 192mb" in uploads[CONFIG_FILE]["content"].splitlines()
-    assert uploads[AUTH_FILE]["content"] == "requirepass s3cret\n"
-    assert uploads[AUTH_FILE]["permissions"] == "0400"
-    # Masked in what a plan shows.
-    assert {u["file"]: u["content"] for u in container.inputs["uploads"]}[AUTH_FILE] == "[secret]"
+    containers = {r.name: r for r in plan.of_type(CONTAINER)}
+    server, job = containers["audit-x-test-redis"], containers["audit-x-test-redis-password"]
+    config = {u["file"]: u["content"] for u in server.plain_inputs["uploads"]}[CONFIG_FILE]
+    assert "maxmemory 192mb" in config.splitlines()
+    assert f"include {USERS_FILE}" in config.splitlines()
+    # The server's inputs carry no password at all; the job gets both, readable by root only.
+    assert "s3cret" not in str(server.plain_inputs)
+    uploads = {u["file"]: u for u in job.plain_inputs["uploads"]}
+    assert {path: u["content"] for path, u in uploads.items()} == {
+        "/run/secrets/password-a": "s3cret-a",
+        "/run/secrets/password-b": "s3cret-b",
+    }
+    assert {u["permissions"] for u in uploads.values()} == {"0400"}
+    assert {u["content"] for u in job.inputs["uploads"]} == {"[secret]"}  # masked in a plan
+    assert job.urn in server.dependencies
 
 
 def test_two_redis_components_do_not_clash() -> None:
     plan = build("audit-x-test-redis", "audit-x-test-cache")
     urns = [r.urn for r in plan.resources]
     assert len(urns) == len(set(urns))
-    container_names = sorted(r.inputs["name"] for r in plan.of_type(CONTAINER))
+    servers = sorted(r.inputs["name"] for r in plan.of_type(CONTAINER) if not r.inputs.get("attach"))
     volume_names = sorted(r.inputs["name"] for r in plan.of_type(VOLUME))
-    assert container_names == ["audit-x-test-cache", "audit-x-test-redis"]
-    assert volume_names == ["audit-x-test-cache-data", "audit-x-test-redis-data"]
+    assert servers == ["audit-x-test-cache", "audit-x-test-redis"]
+    assert volume_names == [
+        "audit-x-test-cache-credentials",
+        "audit-x-test-cache-data",
+        "audit-x-test-redis-credentials",
+        "audit-x-test-redis-data",
+    ]

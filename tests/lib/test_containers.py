@@ -22,7 +22,7 @@ from tests.helpers import (
     network_names,
     uploaded,
 )
-from tools.mock_engine import Plan, load_stack_config
+from tools.mock_engine import Plan, fake_secret, load_stack_config
 
 PINNED = re.compile(r"^[a-z0-9./_-]+(:[A-Za-z0-9_.-]+)?(@sha256:[0-9a-f]{64})?$")
 
@@ -201,10 +201,16 @@ def test_redis_requires_a_password_and_persists_append_only(plan: Plan, stack: s
     assert "appendonly yes" in conf.splitlines()
     assert "maxmemory-policy noeviction" in conf.splitlines()
     assert f"maxmemory {settings.redis.max_memory_mb}mb" in conf.splitlines()
-    assert "include /run/secrets/redis-auth.conf" in conf.splitlines()
-    auth = files["/run/secrets/redis-auth.conf"]
-    assert auth["content"].startswith("requirepass MOCKSECRET")
-    assert {u["file"]: u["content"] for u in redis.inputs["uploads"]}["/run/secrets/redis-auth.conf"] == "[secret]"
+    # The passwords: a users file on the credentials volume, written by the password job, which
+    # gets the environment's two Redis passwords (masked in the plan).
+    assert "include /var/lib/audit-x-credentials/users.conf" in conf.splitlines()
+    job = container(plan, "redis-password")
+    uploads = {u["file"]: u["content"] for u in job.plain_inputs["uploads"]}
+    assert uploads == {
+        "/run/secrets/password-a": fake_secret(f"audit-x-{stack}-redis-password"),
+        "/run/secrets/password-b": fake_secret(f"audit-x-{stack}-redis-password-b/-1"),
+    }
+    assert {u["content"] for u in job.inputs["uploads"]} == {"[secret]"}
 
 
 def test_redpanda_memory_and_cores_come_from_config(plan: Plan, stack: str) -> None:
