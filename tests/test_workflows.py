@@ -111,3 +111,16 @@ def test_load_test_stays_under_the_edges_rate_limit() -> None:
 @pytest.mark.parametrize("name", ["ci.yml", "preview.yml", "scan.yml", "deploy.yml"])
 def test_every_workflow_starts_read_only(name: str) -> None:
     assert workflow(name)["permissions"]["contents"] == "read"
+
+
+def test_pr_previews_post_what_the_change_would_take_down() -> None:
+    job = workflow("preview.yml")["jobs"]["preview"]
+    names = [s.get("name", s.get("uses", "")) for s in job["steps"]]
+    verdict = next(s for s in job["steps"] if s.get("name") == "What this change would take down")
+    # After the real preview, on the same stack, from its JSON steps, posted on the PR.
+    assert names.index("What this change would take down") > names.index("pulumi preview")
+    assert 'pulumi preview --stack "$STACK" --refresh --json' in verdict["run"]
+    assert '-m tools.preview "$STACK" --from-preview' in verdict["run"]
+    assert "gh pr comment" in verdict["run"]
+    assert verdict["env"]["STACK"] == "${{ matrix.stack }}"
+    assert job["permissions"]["pull-requests"] == "write"

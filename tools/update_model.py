@@ -92,7 +92,7 @@ def _changed_inputs(old: DeclaredResource, new: DeclaredResource) -> list[str]:
     return [key for key in keys if state.get(key) != new.plain_inputs.get(key)]
 
 
-def _classify(resource: DeclaredResource, keys: Iterable[str]) -> tuple[list[str], list[str]]:
+def classify(resource: DeclaredResource, keys: Iterable[str]) -> tuple[list[str], list[str]]:
     rules = type_rules(resource.type)
     replace, update = set(rules["replace"]), set(rules["update"])
     unknown = [key for key in keys if key not in replace and key not in update]
@@ -133,7 +133,7 @@ def plan_steps(old: Sequence[DeclaredResource], new: Sequence[DeclaredResource],
                 if unknown_outputs.intersection(deps) and key not in changed
             ]
             changed += carried
-        replace_keys, update_keys = _classify(resource, changed)
+        replace_keys, update_keys = classify(resource, changed)
         if resource.urn in already_deleted:
             steps.append(Step("create-replacement", resource, replace_keys or changed, delete_first=True))
             unknown_outputs.add(resource.urn)
@@ -174,7 +174,7 @@ def _dependents_replaced_with(
             found.append((resource, ["provider"]))
             continue
         carried = [key for key, deps in resource.property_dependencies.items() if replacing.intersection(deps)]
-        forcing, _ = _classify(resource, carried)
+        forcing, _ = classify(resource, carried)
         if forcing:
             replacing.add(resource.urn)
             found.append((resource, forcing))
