@@ -119,7 +119,7 @@ def run_redis_password_job(
         "REDIS_UID": str(os.getuid()),
     }
     return subprocess.run(
-        ["/bin/sh", "-c", job.inputs["command"][2]],
+        ["/bin/sh", "-c", job.inputs["command"][0]],
         env={"PATH": os.environ["PATH"], **job_env},
         capture_output=True,
         text=True,

@@ -94,7 +94,7 @@ def uploaded_plain(resource: DeclaredResource, path: str) -> str:
 def test_logins_job_keeps_the_login_in_use_working_while_the_other_gets_its_new_password(tmp_path: Path) -> None:
     plan = run_program("staging")
     job = container(plan, "postgres-logins")
-    script = job.inputs["command"][2]
+    script = job.inputs["command"][0]
     first = {
         "audit_x_a": "LoginA0123456789abcdefghijklmnopqrstuvwx",
         "audit_x_b": "LoginB0123456789abcdefghijklmnopqrstuvwx",
@@ -147,7 +147,7 @@ def test_logins_job_keeps_the_login_in_use_working_while_the_other_gets_its_new_
 def test_postgres_password_job_changes_the_password_in_the_running_server(tmp_path: Path) -> None:
     plan = run_program("staging")
     job = container(plan, "postgres-password")
-    script = job.inputs["command"][2]
+    script = job.inputs["command"][0]
     with postgres_cluster() as pg, pytest.MonkeyPatch.context() as patch:
         patch.setenv("PATH", f"{postgres_bindir()}:{os.environ['PATH']}")
         pg.psql(f"CREATE ROLE audit_x LOGIN SUPERUSER PASSWORD '{OLD}'")
@@ -198,7 +198,7 @@ def test_postgres_password_job_changes_the_password_in_the_running_server(tmp_pa
 
 @pytest.mark.services
 def test_postgres_password_job_on_first_deploy_only_writes_the_file(tmp_path: Path) -> None:
-    script = container(run_program("staging"), "postgres-password").inputs["command"][2]
+    script = container(run_program("staging"), "postgres-password").inputs["command"][0]
     (tmp_path / "new-password").write_text(NEW)
     (tmp_path / "pgdata").mkdir()
     job_env = {

@@ -35,6 +35,7 @@ from components.lib.containers import (
     on_network,
     one_shot_container,
     pinned_image,
+    script_job,
     succeeded,
 )
 from components.lib.context import EnvironmentContext
@@ -136,18 +137,15 @@ class Postgres(pulumi.ComponentResource):
         }
 
         def job(role: str, script: str, env: Mapping[str, str], files: list[SecretFile]) -> ContainerSpec:
-            return ContainerSpec(
+            return script_job(
                 service="postgres",
                 role=role,
                 image=self.image.image_id,
-                memory_mb=128,
+                script=script,
                 networks=[on_network(data_network)],
-                command=["sh", "-c", script],
                 env={"POSTGRES_USER": settings.user, "PGHOST": SOCKET_DIR, **env},
                 files=files,
                 volumes=shared,
-                healthcheck=None,
-                run_timeout_seconds=120,
             )
 
         # Writes the owner's password file before the server's first start (initdb reads it), and

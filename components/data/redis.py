@@ -26,6 +26,7 @@ from components.lib.containers import (
     on_network,
     one_shot_container,
     pinned_image,
+    script_job,
     succeeded,
 )
 from components.lib.context import EnvironmentContext
@@ -90,13 +91,12 @@ class Redis(pulumi.ComponentResource):
         self.password_job = one_shot_container(
             ctx,
             f"{name}-password",
-            ContainerSpec(
+            script_job(
                 service="redis",
                 role="password",
                 image=self.image.image_id,
-                memory_mb=64,
+                script=PASSWORD_JOB_SCRIPT,
                 networks=[on_network(data_network)],
-                command=["sh", "-c", PASSWORD_JOB_SCRIPT],
                 env={
                     "SECRETS_DIR": SECRETS_DIR,
                     "USERS_FILE": USERS_FILE,
@@ -108,8 +108,7 @@ class Redis(pulumi.ComponentResource):
                     SecretFile(f"{SECRETS_DIR}/password-{slot}", value) for slot, value in sorted(passwords.items())
                 ],
                 volumes={CREDENTIALS_DIR: self.credentials_volume.name},
-                healthcheck=None,
-                run_timeout_seconds=120,
+                memory_mb=64,
             ),
             pulumi.ResourceOptions(parent=self),
         )

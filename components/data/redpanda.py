@@ -26,6 +26,7 @@ from components.lib.containers import (
     on_network,
     one_shot_container,
     pinned_image,
+    script_job,
 )
 from components.lib.context import EnvironmentContext
 from components.lib.files import read_shipped
@@ -123,17 +124,14 @@ class Redpanda(pulumi.ComponentResource):
         self.lag_metrics_job = one_shot_container(
             ctx,
             f"{name}-lag-metrics",
-            ContainerSpec(
+            script_job(
                 service="redpanda",
                 role="lag-metrics",
                 image=self.image.image_id,
-                memory_mb=128,
+                script=CLUSTER_PROPERTIES_SCRIPT,
                 networks=[on_network(data_network)],
-                entrypoint=["sh", "-c"],
-                command=[CLUSTER_PROPERTIES_SCRIPT],
                 env={"PROPERTIES_FILE": BOOTSTRAP_FILE, "ADMIN_HOSTS": f"{HOSTNAME}:{ADMIN_PORT}"},
                 files=[ConfigFile(BOOTSTRAP_FILE, bootstrap_file(lag_interval_seconds))],
-                healthcheck=None,
             ),
             pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
         )

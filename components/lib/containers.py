@@ -105,6 +105,38 @@ class ContainerSpec:
     shm_size_mb: int | None = None  # /dev/shm; Docker's default is 64 MB
 
 
+def script_job(
+    *,
+    service: str,
+    role: str,
+    image: pulumi.Input[str],
+    script: str,
+    networks: Sequence[docker.ContainerNetworksAdvancedArgs],
+    env: Mapping[str, pulumi.Input[str]] | None = None,
+    files: Sequence[SecretFile | ConfigFile] = (),
+    volumes: Mapping[str, pulumi.Input[str]] | None = None,
+    memory_mb: int = 128,
+    run_timeout_seconds: int = 120,
+) -> ContainerSpec:
+    """A one-shot job running a shell script shipped beside its component, in the service's own
+    image: its entrypoint is bypassed (it would start the server), the script reads what it needs
+    from its environment and files."""
+    return ContainerSpec(
+        service=service,
+        role=role,
+        image=image,
+        memory_mb=memory_mb,
+        networks=networks,
+        entrypoint=["sh", "-c"],
+        command=[script],
+        env=env or {},
+        files=files,
+        volumes=volumes or {},
+        healthcheck=None,
+        run_timeout_seconds=run_timeout_seconds,
+    )
+
+
 def pinned_image(name: str, reference: str, parent: pulumi.Resource) -> docker.RemoteImage:
     """Pull an image by its pinned reference; kept on the host so a rollback needs no registry."""
     return docker.RemoteImage(

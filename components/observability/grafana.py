@@ -25,6 +25,7 @@ from components.lib.containers import (
     on_network,
     one_shot_container,
     pinned_image,
+    script_job,
     succeeded,
 )
 from components.lib.context import EnvironmentContext
@@ -166,15 +167,12 @@ class Grafana(pulumi.ComponentResource):
         self.admin_password_job = one_shot_container(
             ctx,
             f"{name}-admin-password",
-            ContainerSpec(
+            script_job(
                 service="grafana",
                 role="admin-password",
                 image=self.image.image_id,
-                memory_mb=128,
+                script=RESET_ADMIN_SCRIPT,
                 networks=[on_network(data_network)],
-                # The image's entrypoint starts the server: this job needs a plain shell.
-                entrypoint=["sh", "-c"],
-                command=[RESET_ADMIN_SCRIPT],
                 env={
                     "GF_PATHS_DATA": DATA_DIR,
                     "NEW_PASSWORD_FILE": NEW_PASSWORD_FILE,
@@ -182,8 +180,6 @@ class Grafana(pulumi.ComponentResource):
                 },
                 files=[SecretFile(NEW_PASSWORD_FILE, admin_password, owner=GRAFANA_UID)],
                 volumes={DATA_DIR: self.volume.name},
-                healthcheck=None,
-                run_timeout_seconds=120,
             ),
             pulumi.ResourceOptions(parent=self),
         )

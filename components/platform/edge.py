@@ -35,6 +35,7 @@ from components.lib.containers import (
     on_network,
     one_shot_container,
     pinned_image,
+    script_job,
 )
 from components.lib.context import EnvironmentContext
 from components.lib.files import read_shipped
@@ -189,18 +190,16 @@ class Edge(pulumi.ComponentResource):
         self.routes_job = one_shot_container(
             ctx,
             f"{name}-routes",
-            ContainerSpec(
+            script_job(
                 service="edge",
                 role="routes",
                 image=self.image.image_id,
-                memory_mb=64,
+                script=ROUTES_SCRIPT,
                 networks=[on_network(app_network)],
-                entrypoint=["sh", "-c"],
-                command=[ROUTES_SCRIPT],
                 env={"NEW_ROUTES_FILE": NEW_ROUTES_FILE, "ROUTES_DIR": ROUTES_DIR},
                 files=[ConfigFile(NEW_ROUTES_FILE, routes)],
                 volumes={ROUTES_DIR: self.routes_volume.name},
-                healthcheck=None,
+                memory_mb=64,
                 run_timeout_seconds=60,
             ),
             # Created once every web container it names is healthy (the provider waits for that).
