@@ -324,3 +324,23 @@ def test_text_output_ends_with_replaced_then_down(capsys: pytest.CaptureFixture[
 def test_a_bad_set_names_what_is_expected() -> None:
     with pytest.raises(SystemExit, match="expected KEY=VALUE"):
         preview_tool.changed_config("prod", ["app.image"])
+
+
+def test_a_logical_replace_alone_is_read_as_create_then_delete(stack: str) -> None:
+    deployed = run_program(stack)
+    web = container(deployed, "web-0")
+    replaced_web = _with(web, plain_inputs=web.plain_inputs | {"name": f"{web.plain_inputs['name']}-new"})
+    state = {"urn": web.urn, "type": web.type, "inputs": web.plain_inputs}
+    document = {
+        "steps": [
+            {
+                "op": "replace",
+                "urn": web.urn,
+                "oldState": state,
+                "newState": state | {"inputs": replaced_web.plain_inputs},
+            },
+        ]
+    }
+    result = preview_tool.verdict_from_engine(document)
+    assert [(s.op, s.delete_first) for s in result.steps] == [("create-replacement", False), ("delete-replaced", False)]
+    assert result.down == {}

@@ -98,27 +98,39 @@ def _resource_from_state(state: Mapping[str, Any]) -> DeclaredResource:
 
 
 def verdict_from_engine(document: Mapping[str, Any]) -> Verdict:
-    """The verdict for the steps the real engine planned (`pulumi preview --json`)."""
-    old: list[DeclaredResource] = []
+    """The verdict for the steps the real engine planned (`pulumi preview --json`).
+
+    The document lists steps in the engine's order. A replacement appears as its
+    `create-replacement` and `delete-replaced` steps (the order says which comes first), or as the
+    logical `replace` alone, which stands for create-then-delete (the delete at the end).
+    """
+    entries = list(document.get("steps", []))
+    old = [_resource_from_state(e["oldState"]) for e in entries if e.get("oldState")]
+    detailed = {(e.get("urn"), e.get("op")) for e in entries}
     steps: list[Step] = []
-    for entry in document.get("steps", []):
-        old_state, new_state = entry.get("oldState"), entry.get("newState")
-        if old_state:
-            old.append(_resource_from_state(old_state))
-        op = _ENGINE_OPS.get(str(entry.get("op")))
-        if op is None:
+    deferred: list[Step] = []
+    for entry in entries:
+        old_state, new_state, urn = entry.get("oldState"), entry.get("newState"), entry.get("urn")
+        why = list(entry.get("replaceReasons") or entry.get("diffReasons") or [])
+        op = str(entry.get("op"))
+        if op == "replace":
+            if (urn, "create-replacement") not in detailed and new_state:
+                steps.append(Step("create-replacement", _resource_from_state(new_state), why))
+            if (urn, "delete-replaced") not in detailed and old_state:
+                deferred.append(Step("delete-replaced", _resource_from_state(old_state), why))
+            continue
+        if op not in _ENGINE_OPS:
             continue  # same, read, refresh: nothing happens to a running container
         state = new_state if op in ("create", "create-replacement", "update") else old_state
-        if not state:
-            continue
-        steps.append(
-            Step(
-                op,
-                _resource_from_state(state),
-                list(entry.get("replaceReasons") or entry.get("diffReasons") or []),
-                delete_first=bool(old_state and old_state.get("deleteBeforeReplace")) and op.endswith("replaced"),
-            )
-        )
+        if state:
+            steps.append(Step(op, _resource_from_state(state), why))
+    steps += deferred
+    # Delete-first: the old one of a replacement went before its replacement was created.
+    created_at = {s.resource.urn: i for i, s in enumerate(steps) if s.op == "create-replacement"}
+    for index, step in enumerate(steps):
+        if step.op == "delete-replaced" and index < created_at.get(step.resource.urn, -1):
+            step.delete_first = True
+            steps[created_at[step.resource.urn]].delete_first = True
     return analyse(old, steps, credentials=False)
 
 
