@@ -18,8 +18,11 @@ import pulumi
 import pulumi_docker as docker
 
 from components.lib.containers import (
+    SECRETS_DIR,
+    ConfigFile,
     ContainerSpec,
     HealthCheck,
+    SecretFile,
     long_running_container,
     on_network,
     one_shot_container,
@@ -28,12 +31,17 @@ from components.lib.containers import (
     succeeded,
 )
 from components.lib.context import LABEL_PREFIX, EnvironmentContext
+from components.lib.files import read_shipped
 from components.settings import AppSettings
 
 LIVE_PATH = "/live"
 READY_PATH = "/ready"
 HEALTH_PATH = "/health"
 MIGRATION_COMMAND = ["bin/rails", "db:migrate"]
+LAUNCHER = "/run/audit-x/launch"
+LAUNCHER_SCRIPT = read_shipped(__file__, "app_launcher.sh")
+# The connection URLs the launcher completes with a password: URL variable -> password variable.
+URL_PASSWORDS = {"DATABASE_URL": "DATABASE_PASSWORD", "REDIS_URL": "REDIS_PASSWORD"}
 HEARTBEAT_FILE = "/tmp/audit-x-heartbeat"
 # A worker is healthy while it keeps touching its heartbeat file (see docs/app-contract.md).
 DEFAULT_WORKER_HEALTH = f'test -n "$(find {HEARTBEAT_FILE} -mmin -1 2>/dev/null)"'
@@ -69,6 +77,7 @@ class App(pulumi.ComponentResource):
         *,
         ctx: EnvironmentContext,
         env: Mapping[str, pulumi.Input[str]],
+        secrets: Mapping[str, pulumi.Output[str]],
         data_network: docker.Network,
         app_network: docker.Network,
         depends_on: list[pulumi.Input[pulumi.Resource]],
@@ -88,8 +97,19 @@ class App(pulumi.ComponentResource):
             "LOG_FORMAT": "json",
             "APP_RELEASE": release,
         }
-        if "SENTRY_DSN" in env:
+        if "SENTRY_DSN" in secrets:
             common_env |= {"SENTRY_ENVIRONMENT": ctx.environment, "SENTRY_RELEASE": release}
+        # Secrets as files, readable by the app's user alone; the environment names the files.
+        secret_files = {name: f"{SECRETS_DIR}/{name.lower().replace('_', '-')}" for name in sorted(secrets)}
+        common_env |= {f"{name}_FILE": path for name, path in secret_files.items()}
+        common_env |= {
+            "AUDIT_X_SECRETS": " ".join(secret_files),
+            "AUDIT_X_URL_PASSWORDS": " ".join(f"{url}={password}" for url, password in URL_PASSWORDS.items()),
+        }
+        files: list[SecretFile | ConfigFile] = [
+            ConfigFile(LAUNCHER, LAUNCHER_SCRIPT, mode="0555"),
+            *[SecretFile(path, secrets[name], owner=str(settings.uid)) for name, path in secret_files.items()],
+        ]
 
         def spec(
             role: str,
@@ -111,7 +131,10 @@ class App(pulumi.ComponentResource):
                 memory_mb=memory_mb,
                 networks=[on_network(data_network), on_network(app_network, role, *aliases)],
                 env={**common_env, "APP_ROLE": role, **(extra_env or {})},
+                # The launcher first, then the image's own entrypoint and the role's command.
+                entrypoint=[LAUNCHER, *settings.entrypoint],
                 command=command,
+                files=files,
                 healthcheck=health,
                 extra_labels=extra_labels or {},
                 wait_timeout_seconds=wait_timeout_seconds,
@@ -151,6 +174,7 @@ class App(pulumi.ComponentResource):
                     "web",
                     web.memory_limit_mb,
                     HealthCheck(web_health_command(web.port), start_period="60s"),
+                    command=web.command,
                     extra_env={"PORT": str(web.port)},
                     extra_labels={
                         f"{LABEL_PREFIX}.port": str(web.port),

@@ -23,8 +23,9 @@ from components.lib.context import EnvironmentContext
 from components.observability.alerting import alerting_file
 from components.observability.collector import Collector
 from components.observability.dashboard import dashboard_json
-from components.observability.grafana import Grafana, notification_env
+from components.observability.grafana import Grafana, notification_settings
 from components.observability.logs import Logs
+from components.platform.docker_api import DockerApiProxy
 from components.platform.edge import Edge
 from components.platform.network import Networks
 from components.platform.secrets import Secrets
@@ -43,6 +44,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
     influxdb: InfluxDb
     grafana: Grafana
     logs: Logs
+    docker_api: DockerApiProxy
     collector: Collector
     app: App
     backup_bucket: BackupBucket
@@ -130,7 +132,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
             loki_url=self.logs.url,
             alerting_file=alerting_file(settings),
             dashboards={"platform.json": dashboard_json(settings)},
-            alert_env=notification_env(
+            notifications=notification_settings(
                 settings.alerting.smtp,
                 slack_webhook_url=self.secrets.optional_value("slack-webhook-url"),
                 pagerduty_routing_key=self.secrets.optional_value("pagerduty-routing-key"),
@@ -167,6 +169,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
             settings.app,
             ctx=ctx,
             env=self.app_env(),
+            secrets=self.app_secrets(),
             data_network=data_network,
             app_network=self.networks.app,
             # The migration job needs the data services up and the app's database login ready (and,
@@ -174,6 +177,9 @@ class AuditXEnvironment(pulumi.ComponentResource):
             depends_on=[*data_services, self.postgres.ready],
             backup_before_migration=self.backup_runner.pre_migration_backup,
             opts=child,
+        )
+        self.docker_api = DockerApiProxy(
+            ctx.name("docker-api"), settings.monitoring.docker_api_proxy_image, ctx=ctx, opts=child
         )
         self.collector = Collector(
             ctx.name("collector"),
@@ -184,6 +190,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
             influxdb_org=self.influxdb.org,
             influxdb_bucket=self.influxdb.bucket,
             influxdb_token=self.secrets.value("influxdb-operator-token"),
+            docker_api=self.docker_api,
             data_network=data_network,
             app_network=self.networks.app,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.influxdb])),
@@ -217,32 +224,31 @@ class AuditXEnvironment(pulumi.ComponentResource):
         return jobs
 
     def app_env(self) -> dict[str, pulumi.Input[str]]:
-        """What every app role is told about its environment. Secret values stay secret outputs."""
-        secrets = self.secrets
-        env: dict[str, pulumi.Input[str]] = {
+        """What every app role is told about its environment: no secret. The connection URLs
+        carry no password; the launcher puts it in from its file (components/app.py)."""
+        postgres, redis = self.postgres, self.redis
+        return {
             "AUDIT_X_ENVIRONMENT": self.context.environment,
-            "DATABASE_URL": pulumi.Output.format(
-                "postgres://{0}:{1}@{2}:{3}/{4}",
-                self.postgres.app_login,
-                self.postgres.app_password,
-                self.postgres.host,
-                self.postgres.port,
-                self.postgres.database,
-            ),
-            "REDIS_URL": pulumi.Output.format(
-                "redis://:{0}@{1}:{2}/0", self.redis.password, self.redis.host, self.redis.port
-            ),
+            "DATABASE_URL": f"postgres://{postgres.app_login}@{postgres.host}:{postgres.port}/{postgres.database}",
+            "REDIS_URL": f"redis://{redis.host}:{redis.port}/0",
             "KAFKA_BROKERS": self.redpanda.brokers,
             "INFLUXDB_URL": self.influxdb.url,
             "INFLUXDB_ORG": self.influxdb.org,
             "INFLUXDB_BUCKET": self.influxdb.bucket,
-            "INFLUXDB_TOKEN": secrets.value("influxdb-operator-token"),
-            "SECRET_KEY_BASE": secrets.value("secret-key-base"),
         }
-        sentry_dsn = secrets.optional_value("sentry-dsn")
+
+    def app_secrets(self) -> dict[str, pulumi.Output[str]]:
+        """The app's secrets by the variable the app reads them from; each reaches it as a file."""
+        secrets = {
+            "DATABASE_PASSWORD": self.postgres.app_password,
+            "REDIS_PASSWORD": self.redis.password,
+            "INFLUXDB_TOKEN": self.secrets.value("influxdb-operator-token"),
+            "SECRET_KEY_BASE": self.secrets.value("secret-key-base"),
+        }
+        sentry_dsn = self.secrets.optional_value("sentry-dsn")
         if sentry_dsn is not None:
-            env["SENTRY_DSN"] = sentry_dsn
-        return env
+            secrets["SENTRY_DSN"] = sentry_dsn
+        return secrets
 
     def outputs(self) -> dict[str, object]:
         """What an operator needs to find things: names, URLs and ARNs; never a secret value."""
@@ -271,6 +277,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
                 "loki": self.logs.loki.name,
                 "alloy": self.logs.alloy.name,
                 "collector": self.collector.container.name,
+                "docker-api": self.docker_api.container.name,
                 "backup": self.backup_runner.container.name,
                 "edge": self.edge.container.name,
                 "migrate": self.app.migration.name,

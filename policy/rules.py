@@ -39,6 +39,12 @@ IAM_POLICIES = ("aws:iam/userPolicy:UserPolicy", "aws:iam/rolePolicy:RolePolicy"
 STATEFUL = (VOLUME, BUCKET, SECRET, KMS_KEY)
 DATA_SERVICES = {"postgres", "redis", "redpanda", "influxdb"}
 DOCKER_SOCKET = "/var/run/docker.sock"
+# Host paths that hand over the Docker socket when mounted: the socket under either name, or a
+# directory holding it.
+SOCKET_PATHS = {DOCKER_SOCKET, "/run/docker.sock", "/var/run", "/run", "/var/run/", "/run/"}
+# The one service that may hold the socket: the read-only API proxy (components/platform/docker_api.py).
+SOCKET_HOLDER = "docker-api"
+_WRITE_METHODS = ("POST", "PUT", "DELETE", "PATCH")
 LABEL = "io.audit-x"
 
 _PINNED_TAG = re.compile(r"^[a-z0-9][a-z0-9._/:-]*:(?!latest$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -90,23 +96,49 @@ def hardened_containers(args: ResourceValidationArgs, report: ReportViolation) -
 
 
 def _mounts_docker_socket(props: dict[str, Any]) -> list[bool]:
-    """For each mount of the Docker socket: whether it is read-only."""
-    found = [bool(v.get("readOnly")) for v in props.get("volumes") or [] if v.get("hostPath") == DOCKER_SOCKET]
-    found += [bool(m.get("readOnly")) for m in props.get("mounts") or [] if m.get("source") == DOCKER_SOCKET]
+    """For each mount of the Docker socket (or of a directory holding it): whether it is read-only."""
+    found = [bool(v.get("readOnly")) for v in props.get("volumes") or [] if v.get("hostPath") in SOCKET_PATHS]
+    found += [bool(m.get("readOnly")) for m in props.get("mounts") or [] if m.get("source") in SOCKET_PATHS]
     return found
+
+
+def proxy_allows_writes(props: dict[str, Any]) -> list[str]:
+    """What in the proxy's uploaded HAProxy configuration would let a write through: it must
+    deny every method but GET before any allow rule, and name no write method."""
+    problems = []
+    for upload in props.get("uploads") or []:
+        content = str(upload.get("content") or "")
+        if "frontend" not in content:
+            continue
+        lines = [line.split("#", 1)[0].strip() for line in content.splitlines()]
+        rules = [line for line in lines if line.startswith("http-request")]
+        if not rules or rules[0] != "http-request deny unless METH_GET":
+            problems.append("its first rule is not `http-request deny unless METH_GET`")
+        if rules and rules[-1] != "http-request deny":
+            problems.append("its last rule is not `http-request deny`")
+        problems += [f"it names {method}" for method in _WRITE_METHODS if any(method in rule for rule in rules)]
+    return problems
 
 
 def docker_socket(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type != CONTAINER:
         return
-    mounts = _mounts_docker_socket(dict(args.props))
+    props = dict(args.props)
+    if props.get("privileged"):
+        report("is privileged: it can reach the Docker socket and the whole host", None)
+    if props.get("networkMode") == "host":
+        report("shares the host's network: the Docker API proxy's private network is bypassed", None)
+    mounts = _mounts_docker_socket(props)
     if not mounts:
         return
-    service = labels_of(dict(args.props)).get(f"{LABEL}.service")
-    if service != "collector":
-        report(f"mounts the Docker socket but is {service!r}, not the metrics collector", None)
-    elif not all(mounts):
-        report("mounts the Docker socket writable: the collector gets it read-only", None)
+    service = labels_of(props).get(f"{LABEL}.service")
+    if service != SOCKET_HOLDER:
+        report(f"mounts the Docker socket but is {service!r}, not the read-only API proxy ({SOCKET_HOLDER})", None)
+        return
+    if not all(mounts):
+        report("mounts the Docker socket writable", None)
+    for problem in proxy_allows_writes(props):
+        report(f"the Docker API proxy could let a write through: {problem}", None)
 
 
 def published_ports(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -240,7 +272,9 @@ POLICIES: list[Policy] = [
         hardened_containers,
     ),
     ResourceValidationPolicy(
-        "docker-socket", "Only the metrics collector mounts the Docker socket, read-only.", docker_socket
+        "docker-socket",
+        "Only the Docker API proxy holds the Docker socket, and it lets no write through.",
+        docker_socket,
     ),
     ResourceValidationPolicy(
         "published-ports", "Data services publish nothing; only the edge proxy publishes, 80 and 443.", published_ports

@@ -108,15 +108,63 @@ def test_one_shot_jobs_need_no_health_check_or_restart() -> None:
     assert violations_of("hardened-containers", CONTAINER, job) == []
 
 
-def test_docker_socket_only_for_the_collector_read_only() -> None:
-    socket = {"hostPath": "/var/run/docker.sock", "containerPath": "/var/run/docker.sock"}
+SOCKET = {"hostPath": "/var/run/docker.sock", "containerPath": "/var/run/docker.sock", "readOnly": True}
+
+
+def proxy_with(config: str) -> dict[str, Any]:
+    return GOOD_CONTAINER | {
+        "labels": labels(service="docker-api"),
+        "volumes": [SOCKET],
+        "uploads": [{"file": "/usr/local/etc/haproxy/haproxy.cfg.template", "content": config}],
+    }
+
+
+def test_only_the_docker_api_proxy_holds_the_socket_and_only_as_the_program_writes_it(plans: dict) -> None:
+    proxy = next(c for c in plans["prod"].of_type(CONTAINER) if c.name == "audit-x-prod-docker-api")
+    assert violations_of("docker-socket", CONTAINER, proxy.inputs) == []
     collector = GOOD_CONTAINER | {"labels": labels(service="collector")}
-    assert violations_of("docker-socket", CONTAINER, collector | {"volumes": [socket | {"readOnly": True}]}) == []
-    assert violations_of("docker-socket", CONTAINER, collector | {"volumes": [socket]}) == [
-        "mounts the Docker socket writable: the collector gets it read-only"
+    assert violations_of("docker-socket", CONTAINER, collector | {"volumes": [SOCKET]}) == [
+        "mounts the Docker socket but is 'collector', not the read-only API proxy (docker-api)"
     ]
-    found = violations_of("docker-socket", CONTAINER, GOOD_CONTAINER | {"volumes": [socket | {"readOnly": True}]})
-    assert found == ["mounts the Docker socket but is 'app', not the metrics collector"]
+
+
+@pytest.mark.parametrize(
+    "mount",
+    [
+        {"hostPath": "/run/docker.sock", "containerPath": "/s", "readOnly": True},
+        {"hostPath": "/var/run", "containerPath": "/host-run", "readOnly": True},
+    ],
+)
+def test_the_socket_under_another_path_is_still_the_socket(mount: dict[str, Any]) -> None:
+    assert violations_of("docker-socket", CONTAINER, GOOD_CONTAINER | {"volumes": [mount]}) == [
+        "mounts the Docker socket but is 'app', not the read-only API proxy (docker-api)"
+    ]
+
+
+def test_a_privileged_or_host_network_container_is_refused() -> None:
+    assert violations_of("docker-socket", CONTAINER, GOOD_CONTAINER | {"privileged": True}) == [
+        "is privileged: it can reach the Docker socket and the whole host"
+    ]
+    assert violations_of("docker-socket", CONTAINER, GOOD_CONTAINER | {"networkMode": "host"}) == [
+        "shares the host's network: the Docker API proxy's private network is bypassed"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        ("frontend f\n    http-request allow if { path /info }\n    http-request deny\n", "its first rule is not"),
+        (
+            "frontend f\n    http-request deny unless METH_GET\n    http-request allow if { method DELETE }\n"
+            "    http-request deny\n",
+            "it names DELETE",
+        ),
+        ("frontend f\n    http-request deny unless METH_GET\n    http-request allow\n", "its last rule is not"),
+    ],
+)
+def test_a_proxy_that_could_let_a_write_through_is_refused(config: str, problem: str) -> None:
+    found = violations_of("docker-socket", CONTAINER, proxy_with(config))
+    assert len(found) == 1 and problem in found[0], found
 
 
 def test_published_ports() -> None:

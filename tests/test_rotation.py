@@ -70,14 +70,14 @@ def test_a_postgres_rotation_moves_consumers_to_the_other_login_and_leaves_the_o
     assert keepers["audit-x-staging-postgres-login-b"] == {"generation": "1"}  # not in use: new password
     login_a = fake_secret("audit-x-staging-postgres-login-a/0")
     login_b = fake_secret("audit-x-staging-postgres-login-b/1")
-    assert env(container(before, "web-0"), plain=True)["DATABASE_URL"].startswith(f"postgres://audit_x_a:{login_a}@")
+    assert env(container(before, "web-0"), plain=True)["DATABASE_URL"].startswith("postgres://audit_x_a@")
+    assert uploaded_plain(container(before, "web-0"), "/run/secrets/database-password") == login_a
     # The logins job sets both passwords; the one consumers hold until they move over is unchanged.
     job_files = {u["file"]: u["content"] for u in container(after, "postgres-logins").plain_inputs["uploads"]}
     assert job_files == {"/run/secrets/audit_x_a": login_a, "/run/secrets/audit_x_b": login_b}
     for consumer in ("web-0", "worker-sidekiq-0", "migrate"):
-        assert env(container(after, consumer), plain=True)["DATABASE_URL"].startswith(
-            f"postgres://audit_x_b:{login_b}@"
-        )
+        assert env(container(after, consumer), plain=True)["DATABASE_URL"].startswith("postgres://audit_x_b@")
+        assert uploaded_plain(container(after, consumer), "/run/secrets/database-password") == login_b
     runner = container(after, "backup")
     assert env(runner, plain=True)["PGUSER"] == "audit_x_b"
     assert uploaded_plain(runner, "/run/secrets/postgres-password") == login_b

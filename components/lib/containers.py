@@ -71,13 +71,14 @@ class SecretFile:
 
 @dataclass(frozen=True)
 class ConfigFile:
-    """A non-secret config file written into the container before it starts."""
+    """A non-secret config file written into the container before it starts (0555: a program)."""
 
     path: str
     content: pulumi.Input[str]
+    mode: str = "0444"
 
     def args(self) -> docker.ContainerUploadArgs:
-        return docker.ContainerUploadArgs(file=self.path, content=self.content, permissions="0444")
+        return docker.ContainerUploadArgs(file=self.path, content=self.content, permissions=self.mode)
 
 
 @dataclass(frozen=True)

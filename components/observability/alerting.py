@@ -9,7 +9,8 @@ is OK and another rule covers the silence.
 Routing: `severity=critical` to PagerDuty and Slack, `severity=warning` to Slack and e-mail. A
 channel is there only when configured; critical alerts fall back to e-mail when neither PagerDuty
 nor Slack is configured, so a critical alert is never dropped. Secrets (the Slack webhook, the
-PagerDuty key) are `${NAME}` references Grafana expands from its environment, never values.
+PagerDuty key) are `$__file{path}` references Grafana reads from its secret files when it
+provisions, never values, and never environment variables.
 
 Each rule also states the delays between a failure and its notification (`stages`), from which
 `python -m tools.ttd STACK` computes the worst-case time to detect.
@@ -23,6 +24,7 @@ from typing import Any, Literal
 
 import yaml
 
+from components.lib.containers import SECRETS_DIR
 from components.observability.signals import INFLUXDB, LOKI, Query, Scope
 from components.settings import AlertingSettings, Settings, Tiers
 
@@ -33,8 +35,9 @@ EXPRESSION_DATASOURCE = "__expr__"
 # Datasource uids of components/observability/grafana.py, by the language the query speaks.
 DATASOURCE_UIDS = {INFLUXDB: "audit-x-influxdb", LOKI: "audit-x-loki"}
 # Environment variables Grafana expands in the contact points (set on its container when configured).
-SLACK_ENV = "SLACK_WEBHOOK_URL"
-PAGERDUTY_ENV = "PAGERDUTY_ROUTING_KEY"
+# The secret files Grafana's container gets, and the contact points reference (`$__file{...}`).
+SLACK_FILE = f"{SECRETS_DIR}/slack-webhook-url"
+PAGERDUTY_FILE = f"{SECRETS_DIR}/pagerduty-routing-key"
 
 # Docker reports unhealthy after `retries` failed checks, each started `interval` after the
 # previous one ended and taking up to `timeout`: retries x (interval + timeout) at worst. The
@@ -318,12 +321,22 @@ def _rule_document(rule: AlertRule, settings: Settings) -> dict[str, Any]:
     }
 
 
+def file_reference(path: str) -> str:
+    """Grafana's provisioning reads a value from a file where it finds `$__file{path}`."""
+    return f"$__file{{{path}}}"
+
+
+def pages_someone(settings: Settings) -> bool:
+    """Whether critical alerts reach a pager (PagerDuty), not only chat or e-mail."""
+    return settings.provided_secrets.pagerduty_routing_key is not None
+
+
 def contact_points(settings: Settings) -> dict[Severity, list[dict[str, Any]]]:
     """The integrations each severity notifies, only those configured."""
     secrets, alerting = settings.provided_secrets, settings.alerting
-    slack = {"type": "slack", "settings": {"url": f"${{{SLACK_ENV}}}"}} if secrets.slack_webhook_url else None
+    slack = {"type": "slack", "settings": {"url": file_reference(SLACK_FILE)}} if secrets.slack_webhook_url else None
     pagerduty = (
-        {"type": "pagerduty", "settings": {"integrationKey": f"${{{PAGERDUTY_ENV}}}", "severity": "critical"}}
+        {"type": "pagerduty", "settings": {"integrationKey": file_reference(PAGERDUTY_FILE), "severity": "critical"}}
         if secrets.pagerduty_routing_key
         else None
     )

@@ -5,9 +5,10 @@ because one agent covers every source the alerts need: the Docker API (CPU, memo
 health status of each container), HTTP probes of the web role, Redpanda's Prometheus endpoint
 (consumer-group lag) and the filesystem the Docker volumes live on.
 
-It is the only container that mounts the Docker socket, read-only (policy/ enforces both). The
-image runs Telegraf as the unprivileged `telegraf` user, so the container runs as
-`telegraf:<docker group id of the host>` to be allowed to read the socket.
+It reads the Docker API through the read-only proxy (components/platform/docker_api.py), on the
+private network they alone share; it mounts no socket. It runs as an unprivileged uid, and reads
+the InfluxDB token from its secret file through Telegraf's Docker secret store: the token is in
+neither its environment nor its config file.
 
 Disk: the collector's own root filesystem is an overlay whose `statfs` reports the filesystem
 under Docker's data root, which holds the named volumes (Docker's default layout), so the disk
@@ -24,18 +25,26 @@ import pulumi_docker as docker
 import tomli_w
 
 from components.lib.containers import (
+    SECRETS_DIR,
     ConfigFile,
     ContainerSpec,
     HealthCheck,
+    SecretFile,
     long_running_container,
     on_network,
     pinned_image,
 )
 from components.lib.context import LABEL_PREFIX, EnvironmentContext
+from components.platform.docker_api import DockerApiProxy
 from components.settings import MonitoringSettings
 
 CONFIG_PATH = "/etc/telegraf/telegraf.conf"
-DOCKER_SOCKET = "/var/run/docker.sock"
+# Telegraf's Docker secret store reads /run/secrets/<key>; keys are letters, digits and underscores.
+SECRET_STORE = "docker_secretstore"
+INFLUX_TOKEN_KEY = "influxdb_token"
+INFLUX_TOKEN_FILE = f"{SECRETS_DIR}/{INFLUX_TOKEN_KEY}"
+# An unprivileged uid of its own: the image's entrypoint runs Telegraf directly as a non-root user.
+COLLECTOR_UID = "999"
 HEALTH_PORT = 8080
 REDPANDA_METRICS_URL = "http://redpanda:9644/public_metrics"
 # Every state, so a container that stopped is reported as stopped instead of vanishing.
@@ -61,9 +70,10 @@ def telegraf_config(
     influxdb_url: str,
     influxdb_org: str,
     influxdb_bucket: str,
+    docker_endpoint: str,
 ) -> dict[str, Any]:
-    """The collector's config as a document (rendered with render_toml). The token is `${INFLUX_TOKEN}`,
-    which Telegraf reads from its environment: no secret is written into the file."""
+    """The collector's config as a document (rendered with render_toml). The token is a reference
+    into Telegraf's Docker secret store (`@{store:key}`): no secret is written into the file."""
     interval = f"{settings.collection_interval_seconds}s"
     slowest = max(settings.collection_interval_seconds, settings.flush_interval_seconds)
     probes = [
@@ -77,6 +87,7 @@ def telegraf_config(
         for name, path in PROBE_PATHS.items()
     ]
     return {
+        "secretstores": {"docker": [{"id": SECRET_STORE}]},
         "agent": {
             "interval": interval,
             "round_interval": True,
@@ -93,7 +104,7 @@ def telegraf_config(
             "influxdb_v2": [
                 {
                     "urls": [influxdb_url],
-                    "token": "${INFLUX_TOKEN}",
+                    "token": f"@{{{SECRET_STORE}:{INFLUX_TOKEN_KEY}}}",
                     "organization": influxdb_org,
                     "bucket": influxdb_bucket,
                     "timeout": "5s",
@@ -113,7 +124,7 @@ def telegraf_config(
         "inputs": {
             "docker": [
                 {
-                    "endpoint": f"unix://{DOCKER_SOCKET}",
+                    "endpoint": docker_endpoint,
                     "gather_services": False,
                     "container_name_include": [f"{container_prefix}*"],
                     "container_state_include": CONTAINER_STATES,
@@ -154,6 +165,7 @@ class Collector(pulumi.ComponentResource):
         influxdb_org: str,
         influxdb_bucket: str,
         influxdb_token: pulumi.Output[str],
+        docker_api: DockerApiProxy,
         data_network: docker.Network,
         app_network: docker.Network,
         opts: pulumi.ResourceOptions | None = None,
@@ -167,27 +179,28 @@ class Collector(pulumi.ComponentResource):
             influxdb_url=influxdb_url,
             influxdb_org=influxdb_org,
             influxdb_bucket=influxdb_bucket,
+            docker_endpoint=docker_api.endpoint,
         )
         self.image = pinned_image(f"{name}-image", settings.collector_image, self)
         self.container = long_running_container(
             ctx,
             name,
             ContainerSpec(
-                # The policy pack lets only `service=collector` mount the Docker socket.
                 service="collector",
                 role="metrics",
                 image=self.image.image_id,
                 memory_mb=settings.collector_memory_limit_mb,
-                # data: InfluxDB and Redpanda; app: the web role's probes.
-                networks=[on_network(data_network), on_network(app_network)],
+                # data: InfluxDB and Redpanda; app: the web role's probes; the Docker API's own.
+                networks=[on_network(data_network), on_network(app_network), on_network(docker_api.network)],
                 command=["telegraf", "--config", CONFIG_PATH],
-                env={"INFLUX_TOKEN": influxdb_token},
-                files=[ConfigFile(CONFIG_PATH, render_toml(config))],
-                host_mounts={DOCKER_SOCKET: DOCKER_SOCKET},
-                user=f"telegraf:{settings.docker_group_id}",
+                files=[
+                    ConfigFile(CONFIG_PATH, render_toml(config)),
+                    SecretFile(INFLUX_TOKEN_FILE, influxdb_token, owner=COLLECTOR_UID),
+                ],
+                user=f"{COLLECTOR_UID}:{COLLECTOR_UID}",
                 healthcheck=HealthCheck(HEALTH_COMMAND),
             ),
-            pulumi.ResourceOptions(parent=self),
+            pulumi.ResourceOptions(parent=self, depends_on=[docker_api]),
             # A new collector (new probes, a new token) reports before the old one stops;
             # for that moment InfluxDB keeps one point per series and timestamp.
             rolling=True,

@@ -3,9 +3,10 @@
 Anonymous access and sign-up are off; the admin password is generated and read from a file.
 Everything Grafana shows or sends is provisioned from files the program renders: the datasources
 (fixed uids, so dashboards and rules can name them), the platform dashboard, and the alerting
-(rules, contact points, notification policy; components/observability/alerting.py). No secret is in a file:
-the InfluxDB token, the Slack webhook and the PagerDuty key are `${NAME}` references Grafana
-expands from its environment when it reads the provisioning, and SMTP's password is GF_SMTP_*.
+(rules, contact points, notification policy; components/observability/alerting.py). No secret is
+in those files nor in the environment: the InfluxDB token, the Slack webhook and the PagerDuty key
+are `$__file{...}` references to secret files readable by Grafana's user alone, and SMTP's
+password is `GF_SMTP_PASSWORD__FILE`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ from components.lib.containers import (
 )
 from components.lib.context import EnvironmentContext
 from components.lib.files import read_shipped
-from components.observability.alerting import DATASOURCE_UIDS, FOLDER, PAGERDUTY_ENV, SLACK_ENV
+from components.observability.alerting import (
+    DATASOURCE_UIDS,
+    FOLDER,
+    PAGERDUTY_FILE,
+    SLACK_FILE,
+    file_reference,
+)
 from components.observability.signals import INFLUXDB, LOKI
 from components.settings import GrafanaSettings, SmtpSettings
 
@@ -40,6 +47,8 @@ NEW_PASSWORD_FILE = f"{SECRETS_DIR}/grafana-admin-password"
 # On the data volume, written by the admin-password job: the server's inputs carry no password,
 # so a rotation never replaces it.
 PASSWORD_FILE = f"{DATA_DIR}/.admin-password"
+INFLUXDB_TOKEN_FILE = f"{SECRETS_DIR}/influxdb-token"
+SMTP_PASSWORD_FILE = f"{SECRETS_DIR}/smtp-password"
 DATASOURCES_FILE = "/etc/grafana/provisioning/datasources/audit-x.yaml"
 ALERTING_FILE = "/etc/grafana/provisioning/alerting/audit-x.yaml"
 DASHBOARD_PROVIDER_FILE = "/etc/grafana/provisioning/dashboards/audit-x.yaml"
@@ -69,7 +78,7 @@ def datasources_file(*, influxdb_url: str, org: str, bucket: str, loki_url: str)
                 "isDefault": True,
                 "editable": False,
                 "jsonData": {"version": "Flux", "organization": org, "defaultBucket": bucket},
-                "secureJsonData": {"token": "$INFLUXDB_TOKEN"},
+                "secureJsonData": {"token": file_reference(INFLUXDB_TOKEN_FILE)},
             },
             {
                 "name": "Loki",
@@ -104,19 +113,21 @@ def dashboard_provider_file() -> str:
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def notification_env(
+def notification_settings(
     smtp: SmtpSettings | None,
     *,
     slack_webhook_url: pulumi.Output[str] | None,
     pagerduty_routing_key: pulumi.Output[str] | None,
     smtp_password: pulumi.Output[str] | None,
-) -> dict[str, pulumi.Input[str]]:
-    """What the contact points need from Grafana's environment; only what is configured."""
+) -> tuple[dict[str, pulumi.Input[str]], list[SecretFile]]:
+    """What the contact points need, only what is configured: plain settings in the environment,
+    every secret as a file readable by Grafana's user alone."""
     env: dict[str, pulumi.Input[str]] = {}
+    files: list[SecretFile] = []
     if slack_webhook_url is not None:
-        env[SLACK_ENV] = slack_webhook_url
+        files.append(SecretFile(SLACK_FILE, slack_webhook_url, owner=GRAFANA_UID))
     if pagerduty_routing_key is not None:
-        env[PAGERDUTY_ENV] = pagerduty_routing_key
+        files.append(SecretFile(PAGERDUTY_FILE, pagerduty_routing_key, owner=GRAFANA_UID))
     if smtp is not None:
         env |= {
             "GF_SMTP_ENABLED": "true",
@@ -127,8 +138,9 @@ def notification_env(
         if smtp.user is not None:
             env["GF_SMTP_USER"] = smtp.user
         if smtp_password is not None:
-            env["GF_SMTP_PASSWORD"] = smtp_password
-    return env
+            env["GF_SMTP_PASSWORD__FILE"] = SMTP_PASSWORD_FILE
+            files.append(SecretFile(SMTP_PASSWORD_FILE, smtp_password, owner=GRAFANA_UID))
+    return env, files
 
 
 class Grafana(pulumi.ComponentResource):
@@ -153,7 +165,7 @@ class Grafana(pulumi.ComponentResource):
         loki_url: str,
         alerting_file: str,
         dashboards: dict[str, str],
-        alert_env: dict[str, pulumi.Input[str]],
+        notifications: tuple[dict[str, pulumi.Input[str]], list[SecretFile]],
         data_network: docker.Network,
         app_network: docker.Network,
         opts: pulumi.ResourceOptions | None = None,
@@ -203,10 +215,11 @@ class Grafana(pulumi.ComponentResource):
                     "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
                     "GF_LOG_MODE": "console",
                     "GF_LOG_CONSOLE_FORMAT": "json",
-                    "INFLUXDB_TOKEN": influxdb_token,
-                    **alert_env,
+                    **notifications[0],
                 },
                 files=[
+                    SecretFile(INFLUXDB_TOKEN_FILE, influxdb_token, owner=GRAFANA_UID),
+                    *notifications[1],
                     ConfigFile(
                         DATASOURCES_FILE,
                         datasources_file(

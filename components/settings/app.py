@@ -8,9 +8,14 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from components.settings.types import ConfigModel, EmailAddress, Megabytes, NonEmptyText, PinnedImage, RoleName, Seconds
 
+Command = list[NonEmptyText]
+
 
 class WebSettings(ConfigModel):
     replicas: int = Field(ge=1, le=20)
+    command: Command = Field(
+        default_factory=lambda: ["./bin/rails", "server"], min_length=1, description="the web role's command"
+    )
     port: int = Field(default=3000, ge=1024, le=65535)
     memory_limit_mb: Megabytes = Field(ge=256, le=65536)
     health_timeout_seconds: Seconds = Field(
@@ -52,6 +57,10 @@ class WorkerSettings(ConfigModel):
 
 class AppSettings(ConfigModel):
     image: PinnedImage
+    # The image's own entrypoint, run by the launcher (a Rails 7.1+ Dockerfile's); [] for none.
+    entrypoint: Command = Field(default_factory=lambda: ["/rails/bin/docker-entrypoint"])
+    # The user the image runs as (the Rails Dockerfile's `rails`): the secret files are its alone.
+    uid: int = Field(default=1000, ge=1, le=65535)
     rails_env: Annotated[str, StringConstraints(pattern=r"^[a-z]+$")] = "production"
     rails_max_threads: int = Field(default=5, ge=1, le=64)
     web: WebSettings

@@ -29,9 +29,8 @@ class MonitoringSettings(ConfigModel):
     """The metrics collector (Telegraf) and how often it collects and writes."""
 
     collector_image: PinnedImage = "telegraf:1.36.3-alpine"
-    # Telegraf runs as its own user; reading the (read-only) Docker socket needs the host's
-    # `docker` group, whose id differs from host to host: `getent group docker`.
-    docker_group_id: int = Field(ge=1, le=65535)
+    # The only container that holds the Docker socket (components/platform/docker_api.py).
+    docker_api_proxy_image: PinnedImage = "ghcr.io/tecnativa/docker-socket-proxy:v0.4.0"
     collector_memory_limit_mb: Megabytes = Field(default=192, ge=64, le=4096)
     collection_interval_seconds: Seconds = Field(default=10, ge=5, le=60)
     flush_interval_seconds: Seconds = Field(default=10, ge=1, le=60)

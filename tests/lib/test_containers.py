@@ -136,7 +136,8 @@ def test_every_service_joins_exactly_the_networks_it_needs(plan: Plan) -> None:
         "alloy": {"data"},  # ships to Loki; reads log files, needs nothing outside
         "app": {"data", "app"},  # every app role and job
         "grafana": {"data", "app"},  # reads InfluxDB/Loki; sends notifications out
-        "collector": {"data", "app"},  # InfluxDB and Redpanda; probes the web slots
+        "collector": {"data", "app", "docker-api"},  # InfluxDB, Redpanda; the web slots; the Docker API
+        "docker-api": {"docker-api"},  # the socket's only holder: reached by the collector alone
         "backup": {"data", "app"},  # PostgreSQL/InfluxDB; uploads to S3
         "edge": {"app"},  # the internet in front, the web slots behind
     }
@@ -241,11 +242,13 @@ def test_grafana_has_no_anonymous_access_and_a_provisioned_datasource(plan: Plan
         variables["GF_SECURITY_ADMIN_PASSWORD__FILE"] == env(container(plan, "grafana-admin-password"))["PASSWORD_FILE"]
     )
     assert not any(u["file"].endswith("admin-password") for u in grafana.inputs["uploads"])
-    assert variables["INFLUXDB_TOKEN"] == "[secret]"
+    assert not any("TOKEN" in name for name in variables)
     datasources = uploaded(grafana, "/etc/grafana/provisioning/datasources/audit-x.yaml")
     assert "uid: audit-x-influxdb" in datasources
     assert "url: http://influxdb:8086" in datasources
-    assert "token: $INFLUXDB_TOKEN" in datasources
+    # The token: read from its secret file when Grafana provisions, never in its environment.
+    assert "token: $__file{/run/secrets/influxdb-token}" in datasources
+    assert uploaded(grafana, "/run/secrets/influxdb-token") == "[secret]"
 
 
 @pytest.mark.parametrize(
@@ -254,7 +257,7 @@ def test_grafana_has_no_anonymous_access_and_a_provisioned_datasource(plan: Plan
         ("postgres", "psql --host=127.0.0.1"),
         ("redis", "ping | grep -qx PONG"),
         ("redpanda", "rpk cluster health"),
-        ("influxdb", "influx bucket list"),
+        ("influxdb", "/health"),
         ("grafana", "/api/health"),
         ("web-0", "http://127.0.0.1:3000/live"),
         ("worker-sidekiq-0", "/tmp/audit-x-heartbeat"),

@@ -287,29 +287,36 @@ def prod_with_every_channel() -> Plan:
     return run_program("prod", secrets=ALL_CHANNELS)
 
 
-def test_grafana_gets_channel_secrets_by_environment_only(prod_with_every_channel: Plan, plan: Plan) -> None:
+def test_grafana_gets_channel_secrets_as_files_only(prod_with_every_channel: Plan, plan: Plan) -> None:
     grafana = container(prod_with_every_channel, "grafana")
-    variables = env(grafana)
-    assert variables["SLACK_WEBHOOK_URL"] == "[secret]"
-    assert variables["PAGERDUTY_ROUTING_KEY"] == "[secret]"
-    assert variables["GF_SMTP_PASSWORD"] == "[secret]"
+    variables = env(grafana, plain=True)
     assert variables["GF_SMTP_HOST"] == "smtp.audit-x.example.com:587"
-    assert env(grafana, plain=True)["SLACK_WEBHOOK_URL"] == SLACK
-    # Without the secrets (the stack files alone), the variables are not set at all.
-    assert "SLACK_WEBHOOK_URL" not in env(container(plan, "grafana"))
-    assert "PAGERDUTY_ROUTING_KEY" not in env(container(plan, "grafana"))
+    assert variables["GF_SMTP_PASSWORD__FILE"] == "/run/secrets/smtp-password"
+    for secret in (SLACK, PAGERDUTY, SMTP_PASSWORD):
+        assert not any(secret in value for value in variables.values())
+    files = {u["file"]: u for u in grafana.plain_inputs["uploads"]}
+    assert files["/run/secrets/slack-webhook-url"]["content"] == SLACK
+    assert files["/run/secrets/pagerduty-routing-key"]["content"] == PAGERDUTY
+    assert files["/run/secrets/smtp-password"]["content"] == SMTP_PASSWORD
+    for path in ("/run/secrets/slack-webhook-url", "/run/secrets/pagerduty-routing-key", "/run/secrets/smtp-password"):
+        assert (files[path]["permissions"], files[path]["owner"]) == ("0400", "472"), path
+    # Without the secrets (the stack files alone), there are no such files.
+    assert not any("slack" in u["file"] for u in container(plan, "grafana").inputs["uploads"])
 
 
-def test_every_variable_a_provisioning_file_names_is_in_grafanas_environment(prod_with_every_channel: Plan) -> None:
+def test_every_file_a_provisioning_file_names_is_uploaded_to_grafana(prod_with_every_channel: Plan) -> None:
     grafana = container(prod_with_every_channel, "grafana")
-    variables = env(grafana)
+    uploads = {u["file"] for u in grafana.inputs["uploads"]}
+    referenced = 0
     for path in (ALERTING, DATASOURCES, DASHBOARD_PROVIDER):
         text = uploaded(grafana, path)
-        references = re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", text)
-        for name in references:
-            assert name in variables, f"{path} names ${name}, which Grafana's environment does not set"
-        # Any other `$` would be expanded by Grafana too.
-        assert text.count("$") == len(references), path
+        files = re.findall(r"\$__file\{([^}]+)\}", text)
+        for name in files:
+            assert name in uploads, f"{path} reads {name}, which Grafana's container does not get"
+        referenced += len(files)
+        # No other `$`: Grafana would expand it from its environment.
+        assert text.count("$") == len(files), path
+    assert referenced == 3  # the InfluxDB token, the Slack webhook, the PagerDuty key
 
 
 def test_no_secret_value_is_in_any_rendered_file(prod_with_every_channel: Plan) -> None:

@@ -12,9 +12,10 @@ import yaml
 
 from components.observability.alerting import UNHEALTHY_AFTER_SECONDS
 from components.observability.collector import PROBE_PATHS
+from components.platform.docker_api import ALLOWED_READS, CONFIG_TEMPLATE
 from components.settings import Settings, load_settings
 from tests.helpers import container, containers, env, labels, long_running, network_names, seconds, uploaded
-from tools.mock_engine import DeclaredResource, Plan, load_stack_config
+from tools.mock_engine import DeclaredResource, Plan, fake_secret, load_stack_config
 
 TELEGRAF_CONFIG = "/etc/telegraf/telegraf.conf"
 
@@ -41,7 +42,7 @@ def test_collector_config_parses_and_collects_at_the_configured_pace(plan: Plan,
 
 def test_docker_input_reads_this_environments_containers_in_every_state(plan: Plan, stack: str) -> None:
     (docker,) = telegraf(plan)["inputs"]["docker"]
-    assert docker["endpoint"] == "unix:///var/run/docker.sock"
+    assert docker["endpoint"] == "tcp://docker-api:2375"  # the read-only proxy, never the socket
     assert docker["container_name_include"] == [f"audit-x-{stack}-*"]
     # Stopped containers must still be reported, or a dead service would just vanish.
     assert {"running", "exited", "restarting", "dead"} <= set(docker["container_state_include"])
@@ -135,14 +136,21 @@ def test_disk_input_watches_the_filesystem_under_the_volumes(plan: Plan) -> None
     assert disk["mount_points"] == ["/"]
 
 
-def test_outputs_write_to_influxdb_with_a_token_from_the_environment(plan: Plan, stack: str) -> None:
+def test_outputs_write_to_influxdb_with_a_token_from_its_secret_file(plan: Plan, stack: str) -> None:
     settings = settings_of(stack)
     outputs = telegraf(plan)["outputs"]
     (influx,) = outputs["influxdb_v2"]
     assert influx["urls"] == ["http://influxdb:8086"]
-    assert influx["token"] == "${INFLUX_TOKEN}"
+    # A reference into Telegraf's Docker secret store, which reads /run/secrets/<key>.
+    assert influx["token"] == "@{docker_secretstore:influxdb_token}"
+    assert telegraf(plan)["secretstores"] == {"docker": [{"id": "docker_secretstore"}]}
     assert (influx["organization"], influx["bucket"]) == (settings.influxdb.org, settings.influxdb.bucket)
-    assert env(container(plan, "collector"))["INFLUX_TOKEN"] == "[secret]"
+    collector = container(plan, "collector")
+    token = {u["file"]: u for u in collector.plain_inputs["uploads"]}["/run/secrets/influxdb_token"]
+    assert token["content"] == fake_secret(f"audit-x-{stack}-influxdb-operator-token")
+    assert (token["permissions"], token["owner"]) == ("0400", "999")
+    assert collector.inputs["user"] == "999:999"
+    assert not any("TOKEN" in name for name in env(collector))
     (health,) = outputs["health"]
     assert health["namepass"] == ["docker"]
     assert health["contains"] == [{"field": "n_containers"}]
@@ -150,23 +158,38 @@ def test_outputs_write_to_influxdb_with_a_token_from_the_environment(plan: Plan,
     assert "8080" in container(plan, "collector").inputs["healthcheck"]["tests"][1]
 
 
-def test_only_the_collector_mounts_the_docker_socket_and_read_only(plan: Plan, stack: str) -> None:
+def test_only_the_docker_api_proxy_mounts_the_socket_and_it_lets_through_reads_only(plan: Plan, stack: str) -> None:
     mounting = {
         resource.name: mount
         for resource in containers(plan)
         for mount in resource.inputs.get("volumes", [])
-        if mount.get("hostPath") == "/var/run/docker.sock"
+        if mount.get("hostPath") in ("/var/run/docker.sock", "/run/docker.sock", "/var/run", "/run")
     }
-    assert set(mounting) == {f"audit-x-{stack}-collector"}
-    assert mounting[f"audit-x-{stack}-collector"]["readOnly"] is True
-    collector = container(plan, "collector")
-    assert labels(collector)["io.audit-x.service"] == "collector"
-    # Telegraf's own user, with the host's docker group to read the socket.
-    assert collector.inputs["user"] == f"telegraf:{settings_of(stack).monitoring.docker_group_id}"
+    assert set(mounting) == {f"audit-x-{stack}-docker-api"}
+    assert mounting[f"audit-x-{stack}-docker-api"]["readOnly"] is True
+    proxy = container(plan, "docker-api")
+    config = uploaded(proxy, CONFIG_TEMPLATE)
+    rules = [line.split("#")[0].strip() for line in config.splitlines() if line.strip().startswith("http-request")]
+    assert rules[0] == "http-request deny unless METH_GET" and rules[-1] == "http-request deny"
+    assert len(rules) == 2 + len(ALLOWED_READS)
 
 
-def test_collector_joins_the_data_and_app_networks_only(plan: Plan, stack: str) -> None:
-    assert network_names(container(plan, "collector")) == [f"audit-x-{stack}-data", f"audit-x-{stack}-app"]
+def test_only_the_collector_reaches_the_docker_api(plan: Plan, stack: str) -> None:
+    network = f"audit-x-{stack}-docker-api"
+    assert sorted(c.name for c in containers(plan) if network in network_names(c)) == [
+        f"audit-x-{stack}-collector",
+        f"audit-x-{stack}-docker-api",
+    ]
+    (docker_api_network,) = [n for n in plan.of_type("docker:index/network:Network") if n.name == network]
+    assert docker_api_network.inputs["internal"] is True
+
+
+def test_collector_joins_its_three_networks_only(plan: Plan, stack: str) -> None:
+    assert network_names(container(plan, "collector")) == [
+        f"audit-x-{stack}-data",
+        f"audit-x-{stack}-app",
+        f"audit-x-{stack}-docker-api",
+    ]
     assert container(plan, "collector").inputs.get("ports") is None
 
 

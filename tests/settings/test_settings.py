@@ -110,10 +110,16 @@ INVALID_CONFIGS = [
         "memoryLimitMb (384) must hold 3 parts of partSizeMb (128) plus 128 MB for the runner itself: at least 512",
     ),
     (
-        "missing docker group id",
-        {"monitoring.dockerGroupId": None},
-        "audit-x:monitoring.dockerGroupId: missing",
-        "required",
+        "unpinned Docker API proxy",
+        {"monitoring.dockerApiProxyImage": "ghcr.io/tecnativa/docker-socket-proxy:latest"},
+        "audit-x:monitoring.dockerApiProxyImage = 'ghcr.io/tecnativa/docker-socket-proxy:latest'",
+        "not 'latest'",
+    ),
+    (
+        "postgres rotation marker not a generation",
+        {"rotation": {"postgres-password": "2026-12-01"}},
+        "audit-x:rotation",
+        "expected a generation number",
     ),
     ("probe slower than collection", {"monitoring.probeTimeoutSeconds": 10}, "audit-x:monitoring", "shorter than"),
     (
