@@ -10,6 +10,7 @@ command -v runuser >/dev/null 2>&1 || missing="$missing util-linux"
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 command -v shellcheck >/dev/null 2>&1 || missing="$missing shellcheck"
+[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null 2>&1 || missing="$missing haproxy"
 [ -n "$missing" ] || exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "the tests need these Debian packages; as root run: apt-get install$missing" >&2
