@@ -20,7 +20,7 @@ from components.data.redis import Redis
 from components.data.redpanda import Redpanda
 from components.lib.containers import require_success
 from components.lib.context import EnvironmentContext
-from components.observability.alerting import alerting_file
+from components.observability.alerting import alerting_file, pages_someone
 from components.observability.collector import Collector
 from components.observability.dashboard import dashboard_json
 from components.observability.grafana import Grafana, notification_settings
@@ -206,6 +206,12 @@ class AuditXEnvironment(pulumi.ComponentResource):
             app_network=self.networks.app,
             opts=child,
         )
+        if not pages_someone(settings):
+            # Not an error (staging may run without a pager), but never silent.
+            pulumi.log.warn(
+                f"critical alerts of {settings.environment} page nobody: no PagerDuty routing key is set. "
+                "Set one with `pulumi config set --secret pagerdutyRoutingKey <key>` (docs/observability.md)."
+            )
         self.register_outputs(self.outputs())
 
     def jobs(self) -> dict[str, docker.Container]:

@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+import yaml
 from pulumi_policy import (
     EnforcementLevel,
     Policy,
@@ -242,6 +243,33 @@ def hardened_buckets(args: StackValidationArgs, report: ReportViolation) -> None
                 missing("has no lifecycle rules")
 
 
+def _critical_receivers(resources: Iterable[PolicyResource]) -> list[str] | None:
+    """The receiver types of the critical contact point Grafana is provisioned with, or None
+    when no Grafana is declared."""
+    for resource in resources:
+        props = dict(resource.props)
+        if resource.resource_type != CONTAINER or labels_of(props).get(f"{LABEL}.service") != "grafana":
+            continue
+        for upload in props.get("uploads") or []:
+            if not str(upload.get("file", "")).endswith("/alerting/audit-x.yaml"):
+                continue
+            document = yaml.safe_load(str(upload.get("content") or "")) or {}
+            for point in document.get("contactPoints") or []:
+                if str(point.get("name", "")).endswith("-critical"):
+                    return [str(r.get("type")) for r in point.get("receivers") or []]
+    return None
+
+
+def critical_alerts_page_someone(args: StackValidationArgs, report: ReportViolation) -> None:
+    receivers = _critical_receivers(args.resources)
+    if receivers is not None and "pagerduty" not in receivers:
+        report(
+            f"critical alerts reach {', '.join(receivers) or 'nothing'} but page nobody: set "
+            "`pulumi config set --secret pagerdutyRoutingKey <key>`",
+            None,
+        )
+
+
 def stateful_protected(args: StackValidationArgs, report: ReportViolation) -> None:
     if not (args.get_config() or {}).get("required", False):
         return
@@ -305,6 +333,13 @@ POLICIES: list[Policy] = [
         "Volumes, buckets, secrets and KMS keys are protected where the stack requires it.",
         stateful_protected,
         config_schema=PolicyConfigSchema(properties={"required": {"type": "boolean", "default": False}}),
+    ),
+    # Advisory: a stack may knowingly run without a pager (staging); the preview says so.
+    StackValidationPolicy(
+        "critical-alerts-page-someone",
+        "Critical alerts reach a pager (PagerDuty), not only chat or e-mail.",
+        critical_alerts_page_someone,
+        enforcement_level=EnforcementLevel.ADVISORY,
     ),
 ]
 

@@ -76,3 +76,10 @@ def test_invalid_config_prints_the_settings_message(
     err = capsys.readouterr().err
     assert "Invalid stack config (1 problem)" in err
     assert "audit-x:environment = 'Staging!'" in err
+
+
+def test_the_plan_prints_the_programs_warnings(capsys: pytest.CaptureFixture[str]) -> None:
+    assert plan_module.main(["prod"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: critical alerts of prod page nobody" in err
+    assert "pagerdutyRoutingKey" in err

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import re
 import runpy
 import sys
@@ -43,13 +44,23 @@ def stack_names() -> list[str]:
     return sorted(p.name.split(".")[1] for p in REPO_ROOT.glob("Pulumi.*.yaml"))
 
 
-def load_stack_config(stack: str) -> dict[str, str]:
-    """A stack file's config the way the Pulumi CLI hands it to the program: strings and JSON.
+# Encrypted (`secure:`) config cannot be read without the stack's secrets provider. It still
+# counts as set: each key gets a masked stand-in of the right form (its validator accepts it), so
+# the offline plan declares what `pulumi up` will (the Slack and PagerDuty routes, the Sentry
+# wiring, the SMTP password file). The stand-ins are unmistakable, and always passed as secrets.
+SECURE_STAND_INS = {
+    "audit-x:sentryDsn": "https://offline-plan-stand-in@sentry.invalid/1",
+    "audit-x:slackWebhookUrl": "https://hooks.slack.com/services/OFFLINE/PLAN/stand-in",
+    "audit-x:pagerdutyRoutingKey": "OfflinePlanStandIn00000000000000",
+    "audit-x:smtpPassword": "offline-plan-stand-in",
+}
+GENERIC_STAND_IN = "offline-plan-stand-in"
 
-    Encrypted (`secure:`) values cannot be read without the stack's secrets provider and are
-    left out; the program treats every provided secret as optional.
-    """
-    path = stack_config_path(stack)
+
+def load_stack_config(stack: str, path: Path | None = None) -> dict[str, str]:
+    """A stack file's config the way the Pulumi CLI hands it to the program: strings and JSON,
+    with a stand-in for every encrypted value (`secret_keys` names them)."""
+    path = path or stack_config_path(stack)
     if not path.exists():
         known = ", ".join(stack_names()) or "none"
         raise SystemExit(f"unknown stack {stack!r}: no {path.name} (stacks: {known})")
@@ -57,6 +68,7 @@ def load_stack_config(stack: str) -> dict[str, str]:
     config: dict[str, str] = {}
     for key, value in (document.get("config") or {}).items():
         if isinstance(value, dict) and set(value) == {"secure"}:
+            config[key] = SECURE_STAND_INS.get(key, GENERIC_STAND_IN)
             continue
         if isinstance(value, str):
             config[key] = value
@@ -67,6 +79,12 @@ def load_stack_config(stack: str) -> dict[str, str]:
         else:
             config[key] = json.dumps(value)
     return config
+
+
+def secret_keys(config: Mapping[str, str]) -> set[str]:
+    """The keys of a stack's config that hold a stand-in for an encrypted value."""
+    stand_ins = {*SECURE_STAND_INS.values(), GENERIC_STAND_IN}
+    return {key for key, value in config.items() if value in stand_ins}
 
 
 def fake_secret(seed: str) -> str:
@@ -139,6 +157,8 @@ class Plan:
     resources: list[DeclaredResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     plain_outputs: dict[str, Any] = field(default_factory=dict)
+    # What the program warned about (`pulumi.log.warn`), as `pulumi preview` would print it.
+    warnings: list[str] = field(default_factory=list)
 
     def of_type(self, type_: str) -> list[DeclaredResource]:
         return [r for r in self.resources if r.type == type_]
@@ -191,6 +211,17 @@ class _Mocks(pulumi_mocks.Mocks):
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return {}, None
+
+
+class _WarningsOf(logging.Handler):
+    """Keeps the program's warnings on its plan (the mock engine logs them)."""
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__(logging.WARNING)
+        self.plan = plan
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.plan.warnings.append(record.getMessage())
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -303,7 +334,7 @@ def try_program(
     raw = dict(config if config is not None else load_stack_config(stack))
     raw.update(overrides or {})
     raw.update(secrets or {})
-    return _run_under_mocks(stack, raw, set(secrets or {}), exit_codes or {}, _run_main)
+    return _run_under_mocks(stack, raw, set(secrets or {}) | secret_keys(raw), exit_codes or {}, _run_main)
 
 
 TEST_STACK = "component-test"
@@ -331,6 +362,8 @@ def _run_under_mocks(
     mocks = _Mocks(raw.get("aws:region", "eu-west-1"), exit_codes)
     monitor = _RecordingMonitor(mocks)
     plan = Plan(stack=stack)
+    logger = logging.Logger(f"audit-x-mock-engine-{stack}")
+    logger.addHandler(_WarningsOf(plan))
     error: BaseException | None = None
 
     if str(REPO_ROOT) not in sys.path:
@@ -342,7 +375,7 @@ def _run_under_mocks(
         pulumi_sdk.reset_root_resource()
         # Outputs still pending from an earlier run that failed belong to a closed loop.
         pulumi_sdk.pending_outputs().clear()
-        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor, logger=logger)
         pulumi.runtime.set_all_config(raw, list(secret_keys))
 
         async def main() -> None:

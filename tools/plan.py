@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 1
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)  # as `pulumi preview` prints them
     if args.json:
         document = plan.as_json()
         document["resources"].sort(key=lambda r: (r["parent"] or "", r["type"], r["name"]))

@@ -5,7 +5,8 @@
 The stack is planned under the mock engine (tools.mock_engine), each declared resource is handed
 to the pack's policies as `pulumi preview` would hand it, with the stack's policy config
 (`policy/config.<stack>.json`), and every violation is printed: policy, resource, why. The last
-line is `violations=N`; the exit status is 1 when N > 0.
+line is `violations=N` (mandatory policies; advisory ones are printed, prefixed `advisory:`,
+and do not count); the exit status is 1 when N > 0.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pulumi_policy import (
+    EnforcementLevel,
     PolicyCustomTimeouts,
     PolicyResource,
     PolicyResourceOptions,
@@ -37,9 +39,11 @@ class Violation:
     policy: str
     resource: str
     message: str
+    advisory: bool = False
 
     def __str__(self) -> str:
-        return f"{self.policy}: {self.resource}: {self.message}"
+        prefix = "advisory: " if self.advisory else ""
+        return f"{prefix}{self.policy}: {self.resource}: {self.message}"
 
 
 def policy_config(stack: str, path: Path | None = None) -> dict[str, dict[str, Any]]:
@@ -86,8 +90,11 @@ def check(plan: Plan, config: dict[str, dict[str, Any]]) -> list[Violation]:
     for policy in POLICIES:
         settings = config.get(policy.name, {})
 
-        def report(message: str, urn: str | None, policy_name: str = policy.name) -> None:
-            violations.append(Violation(policy_name, (urn or "").rsplit("::", 1)[-1] or "(stack)", message))
+        advisory = policy.enforcement_level == EnforcementLevel.ADVISORY
+
+        def report(message: str, urn: str | None, policy_name: str = policy.name, advisory: bool = advisory) -> None:
+            resource = (urn or "").rsplit("::", 1)[-1] or "(stack)"
+            violations.append(Violation(policy_name, resource, message, advisory))
 
         if isinstance(policy, ResourceValidationPolicy):
             for resource in resources:
@@ -110,11 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
-    violations = check(plan, policy_config(args.stack, args.config))
-    for violation in violations:
+    found = check(plan, policy_config(args.stack, args.config))
+    for violation in found:
         print(violation)
-    print(f"violations={len(violations)}")
-    return 1 if violations else 0
+    mandatory = [v for v in found if not v.advisory]
+    print(f"violations={len(mandatory)}")
+    return 1 if mandatory else 0
 
 
 if __name__ == "__main__":
