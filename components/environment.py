@@ -25,6 +25,7 @@ from components.observability.collector import Collector
 from components.observability.dashboard import dashboard_json
 from components.observability.grafana import Grafana, notification_settings
 from components.observability.logs import Logs
+from components.observability.watcher import ExternalWatcher
 from components.platform.docker_api import DockerApiProxy
 from components.platform.edge import Edge
 from components.platform.network import Networks
@@ -44,6 +45,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
     influxdb: InfluxDb
     grafana: Grafana
     logs: Logs
+    watcher: ExternalWatcher
     docker_api: DockerApiProxy
     collector: Collector
     app: App
@@ -178,6 +180,16 @@ class AuditXEnvironment(pulumi.ComponentResource):
             backup_before_migration=self.backup_runner.pre_migration_backup,
             opts=child,
         )
+        self.watcher = ExternalWatcher(
+            ctx.name("watcher"),
+            settings.watcher,
+            ctx=ctx,
+            domain=settings.domain,
+            secrets=self.secrets,
+            pagerduty_cloudwatch_url=self.secrets.optional_value("pagerduty-cloudwatch-url"),
+            kms_deletion_window_days=settings.kms_deletion_window_days,
+            opts=child,
+        )
         self.docker_api = DockerApiProxy(
             ctx.name("docker-api"), settings.monitoring.docker_api_proxy_image, ctx=ctx, opts=child
         )
@@ -191,6 +203,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
             influxdb_bucket=self.influxdb.bucket,
             influxdb_token=self.secrets.value("influxdb-operator-token"),
             docker_api=self.docker_api,
+            heartbeat=self.watcher.heartbeat(settings.watcher, settings.environment),
             data_network=data_network,
             app_network=self.networks.app,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.influxdb])),
@@ -273,6 +286,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
             "backupBucketArn": self.backup_bucket.bucket.arn,
             "kmsKeyArn": self.secrets.kms_key.arn,
             "secretArns": self.secrets.arns(),
+            "watcherTopicArn": self.watcher.topic.arn,
             "networks": {"data": self.networks.data.name, "app": self.networks.app.name},
             "containers": {
                 "postgres": self.postgres.container.name,

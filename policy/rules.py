@@ -260,6 +260,28 @@ def _critical_receivers(resources: Iterable[PolicyResource]) -> list[str] | None
     return None
 
 
+def watched_from_outside(args: StackValidationArgs, report: ReportViolation) -> None:
+    """Where the stack requires it (prod): Route 53 probes of the public endpoints, an alarm on
+    the collector's heartbeat that counts silence as failure, and someone subscribed to the topic."""
+    if not (args.get_config() or {}).get("required", False):
+        return
+    by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for resource in args.resources:
+        by_type[resource.resource_type].append(dict(resource.props))
+    probes = [p for p in by_type["aws:route53/healthCheck:HealthCheck"] if p.get("type") == "HTTPS"]
+    if not any(p.get("resourcePath") == "/health" for p in probes):
+        report("nothing probes the app's /health from outside the host (Route 53 health check)", None)
+    heartbeat = [
+        a
+        for a in by_type["aws:cloudwatch/metricAlarm:MetricAlarm"]
+        if str(a.get("namespace", "")).startswith("audit-x/") and a.get("treatMissingData") == "breaching"
+    ]
+    if not heartbeat:
+        report("no alarm fires when the collector's heartbeat stops (missing data as breaching)", None)
+    if not by_type["aws:sns/topicSubscription:TopicSubscription"]:
+        report("nobody is subscribed to the external watcher's topic", None)
+
+
 def critical_alerts_page_someone(args: StackValidationArgs, report: ReportViolation) -> None:
     receivers = _critical_receivers(args.resources)
     if receivers is not None and "pagerduty" not in receivers:
@@ -332,6 +354,12 @@ POLICIES: list[Policy] = [
         "stateful-protected",
         "Volumes, buckets, secrets and KMS keys are protected where the stack requires it.",
         stateful_protected,
+        config_schema=PolicyConfigSchema(properties={"required": {"type": "boolean", "default": False}}),
+    ),
+    StackValidationPolicy(
+        "watched-from-outside",
+        "A lost host pages someone: external probes, a heartbeat alarm, a subscribed topic.",
+        watched_from_outside,
         config_schema=PolicyConfigSchema(properties={"required": {"type": "boolean", "default": False}}),
     ),
     # Advisory: a stack may knowingly run without a pager (staging); the preview says so.

@@ -3,6 +3,7 @@ real stacks pass it whole while a broken copy of a stack's config does not."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -299,8 +300,8 @@ def test_a_broken_copy_of_prods_config_is_reported(capsys: pytest.CaptureFixture
     violations = policy_tool.check(run_program("prod", config=broken), policy_tool.policy_config("prod"))
     policies = {v.policy for v in violations if not v.advisory}
     assert policies == {"stateful-protected", "secrets-encrypted"}
-    # Every secret: the generated ones and the backup runner's two access keys.
-    assert len([v for v in violations if v.policy == "secrets-encrypted"]) == len(GENERATED_SECRET_NAMES) + 2
+    # Every secret: the generated ones and the three access keys (backup writer, reader, heartbeat).
+    assert len([v for v in violations if v.policy == "secrets-encrypted"]) == len(GENERATED_SECRET_NAMES) + 3
 
 
 def test_policy_config_agrees_with_the_stacks() -> None:
@@ -308,4 +309,22 @@ def test_policy_config_agrees_with_the_stacks() -> None:
         settings = load_settings(load_stack_config(stack))
         config = policy_tool.policy_config(stack)
         assert config["stateful-protected"]["required"] is settings.protect_stateful_resources
+        # A stack whose state is protected is also watched from outside (issue: who watches the watcher).
+        assert config["watched-from-outside"]["required"] is settings.protect_stateful_resources
         assert config["secrets-encrypted"]["minimumRecoveryWindowDays"] == settings.secret_recovery_window_days
+
+
+@pytest.mark.parametrize(
+    ("drop", "why"),
+    [
+        ("aws:route53/healthCheck:HealthCheck", "nothing probes the app's /health from outside the host"),
+        ("aws:cloudwatch/metricAlarm:MetricAlarm", "no alarm fires when the collector's heartbeat stops"),
+        ("aws:sns/topicSubscription:TopicSubscription", "nobody is subscribed to the external watcher's topic"),
+    ],
+)
+def test_prod_without_its_external_watcher_is_refused(plans: dict, drop: str, why: str) -> None:
+    prod = plans["prod"]
+    altered = dataclasses.replace(prod, resources=[r for r in prod.resources if r.type != drop])
+    found = [v.message for v in policy_tool.check(altered, policy_tool.policy_config("prod")) if not v.advisory]
+    assert any(why in message for message in found), found
+    assert [v for v in policy_tool.check(prod, policy_tool.policy_config("prod")) if not v.advisory] == []

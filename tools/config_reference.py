@@ -84,6 +84,12 @@ DESCRIPTIONS = {
     "alerting.thresholds.memoryPercent": "memory of a container, percent of its limit",
     "alerting.thresholds.diskPercent": "use of the filesystem holding the Docker volumes",
     "alerting.thresholds.restarts": "restarts of a container in 15 min above which it alerts",
+    "watcher.probeIntervalSeconds": "Route 53 probes the app and Grafana from outside every 10 or 30 s",
+    "watcher.failureThreshold": "failed probes in a row before an endpoint is unhealthy",
+    "watcher.probeRegions": "Route 53 regions that probe (at least 3)",
+    "watcher.heartbeatIntervalSeconds": "how often the collector sends its heartbeat to CloudWatch",
+    "watcher.heartbeatMissingPeriods": "one-minute periods without a heartbeat before the alarm",
+    "watcher.emailTo": "addresses subscribed to the external watcher's topic",
     "edge.image": "Traefik image, pinned",
     "edge.acmeEmail": "Let's Encrypt account e-mail for the environment's certificates",
     "edge.rateLimitAverage": "requests per second allowed per client IP",
@@ -125,6 +131,7 @@ DESCRIPTIONS = {
     "slackWebhookUrl": "secret, optional: Slack incoming webhook for alerts",
     "pagerdutyRoutingKey": "secret, optional: PagerDuty Events v2 routing key",
     "smtpPassword": "secret, optional: SMTP password for alert e-mail",
+    "pagerdutyCloudwatchUrl": "secret, optional: PagerDuty's CloudWatch integration URL; the external watcher pages it",
 }
 
 

@@ -6,7 +6,10 @@ For every critical rule the program declares (components/observability/alerting.
 between a failure and the first notification, each at its worst: the collector's collection
 and flush intervals (or the source's own, such as Redpanda's lag refresh or Docker's health
 check retries), any window the query averages over, Grafana's evaluation interval, the rule's
-pending period and the notification group wait. Prints a table and ends with `max_ttd_s=N`.
+pending period and the notification group wait. Then the checks from outside the host
+(components/observability/watcher.py), a line each, `external <name> ttd_s=N`: Route 53's probe
+interval x threshold, CloudWatch's metric delay, the alarm's periods, the notification; they
+count in max_ttd_s. Prints a table and ends with `max_ttd_s=N`.
 `--all` lists warning rules too (they do not count towards max_ttd_s: warnings wait longer on
 purpose).
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 
 from components.observability.alerting import AlertRule, alert_rules
+from components.observability.watcher import time_to_detect
 from components.settings import ConfigError, Settings, load_settings
 from tools.mock_engine import load_stack_config, stack_names
 
@@ -35,8 +39,22 @@ def table(settings: Settings, *, include_warnings: bool = False) -> str:
     return "\n".join(lines)
 
 
+def external_rows(settings: Settings) -> list[tuple[str, int, list[tuple[str, int]]]]:
+    """(check, worst-case seconds, stages) of the checks from outside the host, slowest first."""
+    checks = time_to_detect(settings.watcher, settings.monitoring.flush_interval_seconds)
+    measured = [(name, sum(seconds for _, seconds in stages), stages) for name, stages in checks.items()]
+    return sorted(measured, key=lambda item: (-item[1], item[0]))
+
+
+def external_lines(settings: Settings) -> list[str]:
+    return [
+        f"external {name} ttd_s={seconds}  ({' + '.join(f'{stage} {s}' for stage, s in stages)})"
+        for name, seconds, stages in external_rows(settings)
+    ]
+
+
 def max_ttd_seconds(settings: Settings) -> int:
-    return max(seconds for _, seconds in rows(settings))
+    return max([seconds for _, seconds in rows(settings)] + [seconds for _, seconds, _ in external_rows(settings)])
 
 
 def main() -> None:
@@ -51,6 +69,7 @@ def main() -> None:
     except ConfigError as error:
         raise SystemExit(str(error)) from None
     print(table(settings, include_warnings=args.all))
+    print("\n".join(external_lines(settings)))
     print(f"max_ttd_s={max_ttd_seconds(settings)}")
 
 

@@ -35,6 +35,7 @@ from components.lib.containers import (
     one_shot_container,
 )
 from components.lib.context import LABEL_PREFIX, EnvironmentContext
+from components.platform.identity import AccessKeyIdentity
 from components.platform.secrets import Secrets
 from components.settings import BackupSettings
 
@@ -110,50 +111,10 @@ def reader_policy(bucket_arn: str, key_arn: str) -> str:
     )
 
 
-class BackupIdentity(pulumi.ComponentResource):
-    """An IAM user with one inline policy and one access key, the key kept in Secrets Manager."""
-
-    user: aws.iam.User
-    policy: aws.iam.UserPolicy
-    access_key: aws.iam.AccessKey
-
-    def __init__(
-        self,
-        name: str,
-        role: str,
-        *,
-        ctx: EnvironmentContext,
-        policy: pulumi.Output[str],
-        secrets: Secrets,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("audit-x:backup:BackupIdentity", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        self.user = aws.iam.User(name, name=name, tags=ctx.tags(), opts=child)
-        self.policy = aws.iam.UserPolicy(f"{name}-policy", user=self.user.name, policy=policy, opts=child)
-        self.access_key = aws.iam.AccessKey(f"{name}-key", user=self.user.name, opts=child)
-        secrets.store(
-            f"backup-{role}-access-key",
-            f"AWS access key of the backup runner's {role} identity",
-            pulumi.Output.json_dumps(
-                {"access_key_id": self.access_key.id, "secret_access_key": self.access_key.secret}
-            ),
-        )
-        self.register_outputs({"user": self.user.name})
-
-    def profile(self, name: str) -> pulumi.Output[str]:
-        return pulumi.Output.format(
-            "[{0}]\naws_access_key_id = {1}\naws_secret_access_key = {2}\n",
-            name,
-            self.access_key.id,
-            self.access_key.secret,
-        )
-
-
 class BackupRunner(pulumi.ComponentResource):
     image: docker.Image
-    writer: BackupIdentity
-    reader: BackupIdentity
+    writer: AccessKeyIdentity
+    reader: AccessKeyIdentity
     volume: docker.Volume
     container: docker.Container
     pre_migration: docker.Container | None
@@ -184,20 +145,24 @@ class BackupRunner(pulumi.ComponentResource):
         super().__init__("audit-x:backup:BackupRunner", name, None, opts)
         arns = pulumi.Output.all(bucket.arn, kms_key.arn)
         identity = pulumi.ResourceOptions(parent=self)
-        self.writer = BackupIdentity(
+        self.writer = AccessKeyIdentity(
             f"{name}-writer",
-            "writer",
             ctx=ctx,
             policy=arns.apply(lambda a: writer_policy(a[0], a[1])),
             secrets=secrets,
+            stored_as="backup-writer-access-key",
+            purpose="AWS access key of the backup runner's writer identity",
+            type_token="audit-x:backup:BackupIdentity",
             opts=identity,
         )
-        self.reader = BackupIdentity(
+        self.reader = AccessKeyIdentity(
             f"{name}-reader",
-            "reader",
             ctx=ctx,
             policy=arns.apply(lambda a: reader_policy(a[0], a[1])),
             secrets=secrets,
+            stored_as="backup-reader-access-key",
+            purpose="AWS access key of the backup runner's reader identity",
+            type_token="audit-x:backup:BackupIdentity",
             opts=identity,
         )
 

@@ -35,6 +35,7 @@ from components.lib.containers import (
     pinned_image,
 )
 from components.lib.context import LABEL_PREFIX, EnvironmentContext
+from components.observability.watcher import HEARTBEAT_FIELD, HEARTBEAT_MEASUREMENT, Heartbeat
 from components.platform.docker_api import DockerApiProxy
 from components.settings import MonitoringSettings
 
@@ -43,6 +44,7 @@ CONFIG_PATH = "/etc/telegraf/telegraf.conf"
 SECRET_STORE = "docker_secretstore"
 INFLUX_TOKEN_KEY = "influxdb_token"
 INFLUX_TOKEN_FILE = f"{SECRETS_DIR}/{INFLUX_TOKEN_KEY}"
+HEARTBEAT_CREDENTIALS_FILE = f"{SECRETS_DIR}/aws-heartbeat-credentials"
 # An unprivileged uid of its own: the image's entrypoint runs Telegraf directly as a non-root user.
 COLLECTOR_UID = "999"
 HEALTH_PORT = 8080
@@ -71,6 +73,7 @@ def telegraf_config(
     influxdb_org: str,
     influxdb_bucket: str,
     docker_endpoint: str,
+    heartbeat: Heartbeat,
 ) -> dict[str, Any]:
     """The collector's config as a document (rendered with render_toml). The token is a reference
     into Telegraf's Docker secret store (`@{store:key}`): no secret is written into the file."""
@@ -108,6 +111,20 @@ def telegraf_config(
                     "organization": influxdb_org,
                     "bucket": influxdb_bucket,
                     "timeout": "5s",
+                    "namedrop": [HEARTBEAT_MEASUREMENT],
+                }
+            ],
+            # The dead man's switch (components/observability/watcher.py): the heartbeat alone, to
+            # CloudWatch, with an identity that may put metric data in this namespace only.
+            "cloudwatch": [
+                {
+                    "region": heartbeat.region,
+                    "namespace": heartbeat.namespace,
+                    "shared_credential_file": HEARTBEAT_CREDENTIALS_FILE,
+                    "profile": heartbeat.profile,
+                    "namepass": [HEARTBEAT_MEASUREMENT],
+                    "fieldinclude": [HEARTBEAT_FIELD],
+                    "taginclude": ["environment"],
                 }
             ],
             # The container's health check: unhealthy when the Docker input stops producing (socket
@@ -146,6 +163,13 @@ def telegraf_config(
                 }
             ],
             "disk": [{"mount_points": ["/"], "tagexclude": ["device", "mode"]}],
+            "internal": [
+                {
+                    "interval": f"{heartbeat.interval_seconds}s",
+                    "collect_memstats": False,
+                    "fieldinclude": [HEARTBEAT_FIELD],
+                }
+            ],
         },
     }
 
@@ -166,6 +190,7 @@ class Collector(pulumi.ComponentResource):
         influxdb_bucket: str,
         influxdb_token: pulumi.Output[str],
         docker_api: DockerApiProxy,
+        heartbeat: Heartbeat,
         data_network: docker.Network,
         app_network: docker.Network,
         opts: pulumi.ResourceOptions | None = None,
@@ -180,6 +205,7 @@ class Collector(pulumi.ComponentResource):
             influxdb_org=influxdb_org,
             influxdb_bucket=influxdb_bucket,
             docker_endpoint=docker_api.endpoint,
+            heartbeat=heartbeat,
         )
         self.image = pinned_image(f"{name}-image", settings.collector_image, self)
         self.container = long_running_container(
@@ -196,6 +222,7 @@ class Collector(pulumi.ComponentResource):
                 files=[
                     ConfigFile(CONFIG_PATH, render_toml(config)),
                     SecretFile(INFLUX_TOKEN_FILE, influxdb_token, owner=COLLECTOR_UID),
+                    SecretFile(HEARTBEAT_CREDENTIALS_FILE, heartbeat.credentials, owner=COLLECTOR_UID),
                 ],
                 user=f"{COLLECTOR_UID}:{COLLECTOR_UID}",
                 healthcheck=HealthCheck(HEALTH_COMMAND),

@@ -21,6 +21,7 @@ from components.settings.observability import (
     MonitoringSettings,
     SmtpSettings,
     Tiers,
+    WatcherSettings,
 )
 from components.settings.root import AWS_REGION_KEY, DeploySettings, LogRotationSettings, Settings
 from components.settings.secrets import (
@@ -61,6 +62,7 @@ __all__ = [
     "Settings",
     "SmtpSettings",
     "Tiers",
+    "WatcherSettings",
     "WebSettings",
     "WorkerSettings",
     "load_settings",

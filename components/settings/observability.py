@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
@@ -44,6 +44,42 @@ class MonitoringSettings(ConfigModel):
                 f"collectionIntervalSeconds ({self.collection_interval_seconds})"
             )
         return self
+
+
+# Where Route 53 can probe from (its health checkers' regions).
+Route53Region = Literal[
+    "us-east-1",
+    "us-west-1",
+    "us-west-2",
+    "eu-west-1",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-northeast-1",
+    "sa-east-1",
+]
+
+
+class WatcherSettings(ConfigModel):
+    """Watching the environment from outside its host, on AWS: Route 53 probes of the public
+    endpoints, a heartbeat from the collector, paging through SNS (components/observability/watcher.py)."""
+
+    probe_interval_seconds: Literal[10, 30] = 30
+    failure_threshold: int = Field(default=3, ge=1, le=10)
+    probe_regions: list[Route53Region] = Field(
+        default_factory=lambda: ["us-east-1", "eu-west-1", "ap-southeast-1"], min_length=3
+    )
+    # At most half a minute: every one-minute period of the heartbeat alarm holds a heartbeat.
+    heartbeat_interval_seconds: Seconds = Field(default=30, ge=10, le=30)
+    # Periods of one minute without a heartbeat before the alarm fires (missing data is breaching).
+    heartbeat_missing_periods: int = Field(default=2, ge=1, le=10)
+    email_to: list[EmailAddress] = Field(default_factory=list)
+
+    @field_validator("probe_regions")
+    @classmethod
+    def _distinct(cls, regions: list[str]) -> list[str]:
+        if len(set(regions)) != len(regions):
+            raise ValueError("expected distinct regions")
+        return regions
 
 
 class Tiers(ConfigModel):

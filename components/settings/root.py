@@ -9,7 +9,13 @@ from pydantic import AfterValidator, Field, StringConstraints, field_validator
 from components.settings.app import AppSettings, EdgeSettings
 from components.settings.backup import BackupSettings
 from components.settings.data import InfluxDbSettings, PostgresSettings, RedisSettings, RedpandaSettings
-from components.settings.observability import AlertingSettings, GrafanaSettings, LogsSettings, MonitoringSettings
+from components.settings.observability import (
+    AlertingSettings,
+    GrafanaSettings,
+    LogsSettings,
+    MonitoringSettings,
+    WatcherSettings,
+)
 from components.settings.secrets import ProvidedSecrets, check_rotation
 from components.settings.types import ConfigModel, DnsName
 
@@ -51,6 +57,7 @@ class Settings(ConfigModel):
     logs: LogsSettings
     monitoring: MonitoringSettings
     alerting: AlertingSettings = AlertingSettings()
+    watcher: WatcherSettings = WatcherSettings()
     edge: EdgeSettings
     app: AppSettings
     backup: BackupSettings

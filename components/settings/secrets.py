@@ -45,7 +45,13 @@ NOT_ROTATABLE = {
 ROTATABLE_SECRETS = tuple(name for name in GENERATED_SECRET_NAMES if name not in NOT_ROTATABLE)
 
 # Provided secrets: set by operators with `pulumi config set --secret KEY VALUE`, all optional.
-PROVIDED_SECRET_KEYS = ("sentryDsn", "slackWebhookUrl", "pagerdutyRoutingKey", "smtpPassword")
+PROVIDED_SECRET_KEYS = (
+    "sentryDsn",
+    "slackWebhookUrl",
+    "pagerdutyRoutingKey",
+    "smtpPassword",
+    "pagerdutyCloudwatchUrl",
+)
 
 
 class ProvidedSecrets(ConfigModel):
@@ -55,6 +61,20 @@ class ProvidedSecrets(ConfigModel):
     slack_webhook_url: SecretStr | None = None
     pagerduty_routing_key: SecretStr | None = None
     smtp_password: SecretStr | None = None
+    # PagerDuty's CloudWatch integration endpoint (it holds the integration key): the external
+    # watcher's SNS topic pages through it (components/observability/watcher.py).
+    pagerduty_cloudwatch_url: SecretStr | None = None
+
+    @field_validator("pagerduty_cloudwatch_url")
+    @classmethod
+    def _pagerduty_cloudwatch_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(
+            r"https://events\.pagerduty\.com/integration/[A-Za-z0-9]{32}/enqueue", value.get_secret_value()
+        ):
+            raise ValueError(
+                "expected PagerDuty's CloudWatch integration URL, https://events.pagerduty.com/integration/<key>/enqueue"
+            )
+        return value
 
     @field_validator("sentry_dsn")
     @classmethod
@@ -84,6 +104,7 @@ class ProvidedSecrets(ConfigModel):
             "slack-webhook-url": self.slack_webhook_url,
             "pagerduty-routing-key": self.pagerduty_routing_key,
             "smtp-password": self.smtp_password,
+            "pagerduty-cloudwatch-url": self.pagerduty_cloudwatch_url,
         }
         return {name: value for name, value in values.items() if value is not None}
 

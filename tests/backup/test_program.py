@@ -113,7 +113,10 @@ def test_reader_can_only_read(plan: Plan, stack: str) -> None:
 
 
 def test_identities_are_per_environment(plans: dict[str, Plan]) -> None:
-    users = {stack: {r.inputs["name"] for r in plan.of_type("aws:iam/user:User")} for stack, plan in plans.items()}
+    users = {
+        stack: {r.inputs["name"] for r in plan.of_type("aws:iam/user:User") if "-backup-" in r.inputs["name"]}
+        for stack, plan in plans.items()
+    }
     assert users["staging"] == {"audit-x-staging-backup-writer", "audit-x-staging-backup-reader"}
     assert users["prod"] == {"audit-x-prod-backup-writer", "audit-x-prod-backup-reader"}
 

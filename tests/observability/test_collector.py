@@ -36,7 +36,7 @@ def test_collector_config_parses_and_collects_at_the_configured_pace(plan: Plan,
     assert agent["flush_interval"] == f"{monitoring.flush_interval_seconds}s"
     assert (agent["collection_jitter"], agent["flush_jitter"]) == ("0s", "0s")
     assert config["global_tags"] == {"environment": stack}
-    assert set(config["inputs"]) == {"docker", "http_response", "prometheus", "disk"}
+    assert set(config["inputs"]) == {"docker", "http_response", "prometheus", "disk", "internal"}
     assert container(plan, "collector").inputs["command"] == ["telegraf", "--config", TELEGRAF_CONFIG]
 
 

@@ -29,12 +29,13 @@ def secret_names(plan: Plan) -> dict[str, dict]:
     return {r.inputs["name"]: r.inputs for r in plan.of_type(SECRET)}
 
 
-BACKUP_KEYS = ("backup-writer-access-key", "backup-reader-access-key")
+# The access keys of the identities on the host: the backup runner's two, the heartbeat's.
+ACCESS_KEYS = ("backup-writer-access-key", "backup-reader-access-key", "heartbeat-access-key")
 
 
 def test_generated_secrets_are_stored_per_environment(plan: Plan, stack: str) -> None:
     names = secret_names(plan)
-    expected = {f"audit-x/{stack}/{name}" for name in [spec.name for spec in GENERATED_SECRETS] + list(BACKUP_KEYS)}
+    expected = {f"audit-x/{stack}/{name}" for name in [spec.name for spec in GENERATED_SECRETS] + list(ACCESS_KEYS)}
     assert expected == set(names)
     assert len(names) >= 5
 
@@ -65,7 +66,7 @@ def test_generated_passwords_are_long_and_url_safe(plan: Plan) -> None:
 
 def test_secret_versions_carry_secret_values(plan: Plan) -> None:
     versions = plan.of_type("aws:secretsmanager/secretVersion:SecretVersion")
-    assert len(versions) == len(GENERATED_SECRETS) + len(BACKUP_KEYS)
+    assert len(versions) == len(GENERATED_SECRETS) + len(ACCESS_KEYS)
     for version in versions:
         assert version.inputs["secretString"] == "[secret]"
         assert "MOCKSECRET" in version.plain_inputs["secretString"]
