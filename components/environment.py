@@ -188,6 +188,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
             secrets=self.secrets,
             pagerduty_cloudwatch_url=self.secrets.optional_value("pagerduty-cloudwatch-url"),
             kms_deletion_window_days=settings.kms_deletion_window_days,
+            runbook_base_url=settings.alerting.runbook_base_url,
             opts=child,
         )
         self.docker_api = DockerApiProxy(

@@ -188,6 +188,14 @@ def s3_server() -> Iterator[str]:
         yield endpoint
 
 
+@contextlib.contextmanager
+def aws_api_server() -> Iterator[str]:
+    """moto's server, which answers every AWS API it implements (Route 53, CloudWatch, SNS, KMS,
+    IAM besides S3) on one loopback port; yields its endpoint URL."""
+    with s3_server_process() as (endpoint, _):
+        yield endpoint
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) a running process has used so far, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

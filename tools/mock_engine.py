@@ -53,6 +53,7 @@ SECURE_STAND_INS = {
     "audit-x:slackWebhookUrl": "https://hooks.slack.com/services/OFFLINE/PLAN/stand-in",
     "audit-x:pagerdutyRoutingKey": "OfflinePlanStandIn00000000000000",
     "audit-x:smtpPassword": "offline-plan-stand-in",
+    "audit-x:pagerdutyCloudwatchUrl": "https://events.pagerduty.com/integration/OfflinePlanStandIn00000000000000/enqueue",
 }
 GENERIC_STAND_IN = "offline-plan-stand-in"
 

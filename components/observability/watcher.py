@@ -40,7 +40,7 @@ WATCH_REGION = "us-east-1"
 HEARTBEAT_MEASUREMENT = "internal_agent"
 HEARTBEAT_FIELD = "metrics_gathered"
 HEARTBEAT_METRIC = f"{HEARTBEAT_MEASUREMENT}_{HEARTBEAT_FIELD}"
-RUNBOOK = "docs/runbooks.md#the-host-is-unreachable"
+RUNBOOK_SECTION = "the-host-is-unreachable"  # docs/runbooks.md
 # Route 53's HealthCheckStatus and the heartbeat are per minute.
 ALARM_PERIOD_SECONDS = 60
 # Budgets of the delays no config sets (tools.ttd adds them up): CloudWatch has Route 53's
@@ -164,10 +164,12 @@ class ExternalWatcher(pulumi.ComponentResource):
         secrets: Secrets,
         pagerduty_cloudwatch_url: pulumi.Output[str] | None,
         kms_deletion_window_days: int,
+        runbook_base_url: str,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("audit-x:observability:ExternalWatcher", name, None, opts)
         env = ctx.environment
+        runbook = f"{runbook_base_url}#{RUNBOOK_SECTION}"
         # Everything the alarms touch lives in us-east-1 (see the module's docstring).
         self.provider = aws.Provider(
             f"{name}-{WATCH_REGION}", region=WATCH_REGION, opts=pulumi.ResourceOptions(parent=self)
@@ -223,7 +225,7 @@ class ExternalWatcher(pulumi.ComponentResource):
             self.probe_alarms[probe.key] = self._alarm(
                 f"{name}-{probe.key}-unreachable",
                 description=f"{probe.fqdn}{probe.path} stopped answering from outside (Route 53, "
-                f"{len(settings.probe_regions)} regions). Runbook: {RUNBOOK}",
+                f"{len(settings.probe_regions)} regions). Runbook: {runbook}",
                 namespace="AWS/Route53",
                 metric="HealthCheckStatus",
                 dimensions={"HealthCheckId": check.id},
@@ -245,7 +247,7 @@ class ExternalWatcher(pulumi.ComponentResource):
         self.heartbeat_alarm = self._alarm(
             f"{name}-heartbeat-missing",
             description=f"The metrics collector of {env} stopped sending its heartbeat: the host, its "
-            f"Docker daemon or the monitoring itself is down. Runbook: {RUNBOOK}",
+            f"Docker daemon or the monitoring itself is down. Runbook: {runbook}",
             namespace=namespace(env),
             metric=HEARTBEAT_METRIC,
             dimensions={"environment": env},
