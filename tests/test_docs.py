@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from components.settings import load_settings
 from tools.config_reference import END, START, reference_table
@@ -23,10 +24,23 @@ def test_ci_runs_the_readmes_test_command() -> None:
     assert re.search(r"^make test$", ci, re.MULTILINE)
 
 
-def test_links_in_readme_and_docs_point_at_files_that_exist() -> None:
+def anchors(path: Path) -> set[str]:
+    """GitHub's anchors of a Markdown file's headings."""
+    headings = re.findall(r"^#+ (.+)$", path.read_text(), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def test_links_in_readme_and_docs_point_at_files_and_headings_that_exist() -> None:
+    checked = 0
     for document in [REPO_ROOT / "README.md", *(REPO_ROOT / "docs").glob("*.md")]:
-        for target in re.findall(r"\]\(([^)#:]+)\)", document.read_text()):
-            assert (document.parent / target).exists(), f"{document.name} links to missing {target}"
+        for target in re.findall(r"\]\(([^)\s:]+)\)", document.read_text()):
+            path, _, anchor = target.partition("#")
+            linked = document.parent / path if path else document
+            assert linked.exists(), f"{document.name} links to missing {path}"
+            if anchor:
+                assert anchor in anchors(linked), f"{document.name} links to {target}: no such heading"
+            checked += 1
+    assert checked >= 20
 
 
 def test_observability_doc_states_the_time_to_detect_the_tool_computes() -> None:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from components.settings import ConfigError, load_settings
-from tools.mock_engine import load_stack_config, run_program
+from tools.mock_engine import load_stack_config, run_program, try_program
 
 
 def staging_with(**changes: object) -> dict[str, str]:
@@ -178,9 +178,9 @@ def test_every_problem_is_reported_at_once() -> None:
 
 
 def test_invalid_config_declares_nothing() -> None:
-    with pytest.raises(ConfigError):
-        plan = run_program("staging", config=staging_with(**{"app.image": "x:latest"}))
-        assert not plan.resources
+    plan, error = try_program("staging", config=staging_with(**{"app.image": "x:latest"}))
+    assert isinstance(error, ConfigError)
+    assert plan.resources == []
     # A fresh run with the same engine afterwards still works: nothing half-declared lingers.
     assert run_program("staging").resources
 
