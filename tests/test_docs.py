@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from components.settings import load_settings
+from tools import preview as preview_tool
 from tools.config_reference import END, START, reference_table
 from tools.mock_engine import REPO_ROOT, load_stack_config
 from tools.ttd import max_ttd_seconds, rows
@@ -53,3 +56,17 @@ def test_observability_doc_states_the_time_to_detect_the_tool_computes() -> None
         row = re.search(rf"^\| {re.escape(rule.key)}[^|]* \| (\d+) \|", text, re.MULTILINE)
         assert row is not None, f"docs/observability.md has no row for {rule.key}"
         assert int(row.group(1)) == seconds, rule.key
+
+
+@pytest.mark.parametrize(
+    ("document", "marker", "change"),
+    [
+        ("deploy.md", "A release on prod", "app.image=ghcr.io/audit-x/audit_x:1.5.0"),
+        ("secret-rotation.md", "A PostgreSQL rotation on prod", "rotation.postgres-password=1"),
+    ],
+)
+def test_the_preview_output_pasted_in_the_docs_is_the_tools(document: str, marker: str, change: str) -> None:
+    text = (REPO_ROOT / "docs" / document).read_text()
+    start = text.index("```", text.index(marker)) + 4
+    pasted = text[start : text.index("```", start)].strip()
+    assert pasted == preview_tool.render(preview_tool.preview("prod", [change]))

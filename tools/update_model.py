@@ -18,6 +18,7 @@ update shows what every `pulumi preview --refresh` would show.
 from __future__ import annotations
 
 import functools
+import heapq
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -108,8 +109,35 @@ def delete_first(resource: DeclaredResource) -> bool:
     return bool(type_rules(resource.type)["delete_before_replace"])
 
 
+def in_dependency_order(resources: Sequence[DeclaredResource]) -> list[DeclaredResource]:
+    """The resources in an order the engine could register them: each after what it depends on,
+    resources that do not depend on each other by name. (The program's own registration order
+    varies from run to run among independent resources; this one does not.)"""
+    by_urn = {r.urn: r for r in resources}
+    waits_for = {
+        r.urn: ({*r.dependencies, *(u for deps in r.property_dependencies.values() for u in deps)} & set(by_urn))
+        - {r.urn}
+        for r in resources
+    }
+    ready = sorted((r.name, r.urn) for r in resources if not waits_for[r.urn])
+    heapq.heapify(ready)
+    ordered: list[DeclaredResource] = []
+    while ready:
+        _, urn = heapq.heappop(ready)
+        ordered.append(by_urn[urn])
+        for other, pending in waits_for.items():
+            if urn in pending:
+                pending.discard(urn)
+                if not pending:
+                    heapq.heappush(ready, (by_urn[other].name, other))
+    if len(ordered) != len(resources):
+        raise ValueError("the declared resources depend on each other in a cycle")
+    return ordered
+
+
 def plan_steps(old: Sequence[DeclaredResource], new: Sequence[DeclaredResource], *, preview: bool = True) -> list[Step]:
     """The steps `pulumi up` takes from `old` (deployed) to `new` (declared), in order."""
+    old, new = in_dependency_order(old), in_dependency_order(new)
     old_by_urn = {r.urn: r for r in old if not is_component(r)}
     steps: list[Step] = []
     at_end: list[Step] = []
