@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pulumi
@@ -144,27 +145,22 @@ class BackupRunner(pulumi.ComponentResource):
     ) -> None:
         super().__init__("audit-x:backup:BackupRunner", name, None, opts)
         arns = pulumi.Output.all(bucket.arn, kms_key.arn)
-        identity = pulumi.ResourceOptions(parent=self)
-        self.writer = AccessKeyIdentity(
-            f"{name}-writer",
-            ctx=ctx,
-            policy=arns.apply(lambda a: writer_policy(a[0], a[1])),
-            secrets=secrets,
-            stored_as="backup-writer-access-key",
-            purpose="AWS access key of the backup runner's writer identity",
-            type_token="audit-x:backup:BackupIdentity",
-            opts=identity,
-        )
-        self.reader = AccessKeyIdentity(
-            f"{name}-reader",
-            ctx=ctx,
-            policy=arns.apply(lambda a: reader_policy(a[0], a[1])),
-            secrets=secrets,
-            stored_as="backup-reader-access-key",
-            purpose="AWS access key of the backup runner's reader identity",
-            type_token="audit-x:backup:BackupIdentity",
-            opts=identity,
-        )
+
+        def identity(role: str, policy: Callable[[str, str], str]) -> AccessKeyIdentity:
+            return AccessKeyIdentity(
+                f"{name}-{role}",
+                ctx=ctx,
+                policy=arns.apply(lambda a: policy(a[0], a[1])),
+                secrets=secrets,
+                stored_as=f"backup-{role}-access-key",
+                purpose=f"AWS access key of the backup runner's {role} identity",
+                # The token they were created with: their URNs stay.
+                type_token="audit-x:backup:BackupIdentity",
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+
+        self.writer = identity("writer", writer_policy)
+        self.reader = identity("reader", reader_policy)
 
         build_args = {"POSTGRES_IMAGE": postgres_image, "INFLUXDB_IMAGE": influxdb_image}
         self.image = docker.Image(
