@@ -33,6 +33,7 @@ from components.lib.containers import (
 from components.lib.context import LABEL_PREFIX, EnvironmentContext
 from components.lib.files import read_shipped
 from components.settings import AppSettings
+from components.settings.types import image_tag
 
 LIVE_PATH = "/live"
 READY_PATH = "/ready"
@@ -54,13 +55,6 @@ def web_health_command(port: int) -> str:
 def web_slot(index: int) -> str:
     """The stable name the edge reaches a web replica by, whichever release runs in it."""
     return f"web-{index}"
-
-
-def image_tag(reference: str) -> str:
-    """The release name Sentry and the labels use: the tag, or the digest when pinned by digest."""
-    if "@" in reference:
-        return reference.rsplit("@", 1)[1]
-    return reference.rsplit(":", 1)[1]
 
 
 class App(pulumi.ComponentResource):
@@ -86,6 +80,7 @@ class App(pulumi.ComponentResource):
     ) -> None:
         super().__init__("audit-x:app:App", name, None, opts)
         self.image = pinned_image(ctx.name("app", "image"), settings.image, self)
+        # The release name Sentry and APP_RELEASE use: the tag, or the digest when pinned by digest.
         release = image_tag(settings.image)
         common_env = {
             **env,

@@ -4,6 +4,7 @@ a rotation or a resize go through, on both stacks, each asserting the steps and 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -246,9 +247,9 @@ def test_the_model_sees_what_the_old_design_did(stack: str) -> None:
     replaced delete-first, and the engine deletes the web container before it (eagerly)."""
     plan = run_program(stack)
     job, web = container(plan, "migrate"), container(plan, "web-0")
-    old_job = _with(job, delete_before_replace_defined=False)
-    old_web = _with(web, delete_before_replace_defined=False, property_dependencies={"labels": [job.urn]})
-    new_job = _with(old_job, plain_inputs=old_job.plain_inputs | {"image": "sha256:new"})
+    old_job = dataclasses.replace(job, delete_before_replace_defined=False)
+    old_web = dataclasses.replace(web, delete_before_replace_defined=False, property_dependencies={"labels": [job.urn]})
+    new_job = dataclasses.replace(old_job, plain_inputs=old_job.plain_inputs | {"image": "sha256:new"})
     steps = plan_steps([old_job, old_web], [new_job, old_web])
     assert [(s.op, s.resource.name, s.delete_first) for s in steps[:3]] == [
         ("delete-replaced", web.name, True),
@@ -256,10 +257,6 @@ def test_the_model_sees_what_the_old_design_did(stack: str) -> None:
         ("create-replacement", job.name, True),
     ]
     assert sorted(analyse([old_job, old_web], steps).down) == ["web"]
-
-
-def _with(resource: DeclaredResource, **changes: object) -> DeclaredResource:
-    return DeclaredResource(**(resource.__dict__ | changes))  # type: ignore[arg-type]
 
 
 def engine_preview(old: Plan, steps: list[Step]) -> dict:
@@ -329,7 +326,7 @@ def test_a_bad_set_names_what_is_expected() -> None:
 def test_a_logical_replace_alone_is_read_as_create_then_delete(stack: str) -> None:
     deployed = run_program(stack)
     web = container(deployed, "web-0")
-    replaced_web = _with(web, plain_inputs=web.plain_inputs | {"name": f"{web.plain_inputs['name']}-new"})
+    replaced_web = dataclasses.replace(web, plain_inputs=web.plain_inputs | {"name": f"{web.plain_inputs['name']}-new"})
     state = {"urn": web.urn, "type": web.type, "inputs": web.plain_inputs}
     document = {
         "steps": [

@@ -343,13 +343,13 @@ def try_program(
 TEST_STACK = "component-test"
 
 
-def run_component(build: Callable[[], object], *, exit_codes: Mapping[str, int] | None = None) -> Plan:
+def run_component(build: Callable[[], None], *, exit_codes: Mapping[str, int] | None = None) -> Plan:
     """Run `build` (which declares one component) under mocks, alone, and return what it declared.
 
     A failure then points at that component, not at the whole stack. `build` gets no stack
-    config: a component takes everything it needs as arguments (tests.helpers.test_context).
+    config: a component takes everything it needs as arguments (tests.helpers.component_context).
     """
-    plan, error = _run_under_mocks(TEST_STACK, {}, set(), exit_codes or {}, lambda: _discard(build()))
+    plan, error = _run_under_mocks(TEST_STACK, {}, set(), exit_codes or {}, build)
     if error is not None:
         raise error
     return plan
@@ -410,7 +410,3 @@ def iter_strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for v in value:
             yield from iter_strings(v)
-
-
-def _discard(_: object) -> None:
-    """A component's constructor returns the component; the engine's program returns nothing."""

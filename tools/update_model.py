@@ -21,7 +21,7 @@ import functools
 import heapq
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -333,9 +333,7 @@ def analyse(old: Sequence[DeclaredResource], steps: Sequence[Step], *, credentia
     running: dict[tuple[str, str], DeclaredResource] = {(r.urn, "old"): r for r in old if is_service(r)}
     groups = {service_of(r) for r in running.values()}
     routes = next((table for r in old if (table := routing_table(r)) is not None), set())
-    writers: dict[str, DeclaredResource] = {
-        r.urn: r for r in old if any(_writes_credentials_of(r, s) for s in CREDENTIAL_SERVERS)
-    }
+    writers = {r.urn: r for r in old if _writes_any_credentials(r)}
     down: dict[str, list[str]] = {}
 
     def flag(service: str, why: str) -> None:
@@ -374,7 +372,10 @@ def analyse(old: Sequence[DeclaredResource], steps: Sequence[Step], *, credentia
             cut.append(problem)
         if step.op in ("delete", "delete-replaced"):
             running.pop((resource.urn, "old"), None)
-            writers.pop(resource.urn, None) if step.op == "delete" else None
+            # What a job set stays set in its server after the job's container is gone; a server
+            # that holds its own password accepts nothing once it is gone.
+            if is_service(resource):
+                writers.pop(resource.urn, None)
         elif step.op in ("create", "create-replacement", "update"):
             if is_service(resource) and step.op != "update":
                 # Until its create step ends (the provider waits for the health check), the new
@@ -418,7 +419,3 @@ def create_cut_short(resource: DeclaredResource) -> str | None:
 
 def verdict(old: Sequence[DeclaredResource], new: Sequence[DeclaredResource], *, preview: bool = True) -> Verdict:
     return analyse(old, plan_steps(old, new, preview=preview))
-
-
-def by_name(resources: Iterable[DeclaredResource]) -> Mapping[str, DeclaredResource]:
-    return {r.name: r for r in resources}
