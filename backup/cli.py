@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from backup import config as runner_config
-from backup import influxdb, metrics, postgres, state
+from backup import influxdb, metrics, postgres, retention, state
 from backup.config import RunnerConfig, Schedule
 from backup.jobs import BackupError, Clock, checksum_mismatch, choose_backup, latest, utc_now
 from backup.storage import BackupStore, s3_client
@@ -50,8 +50,9 @@ _CLIENT_BUILDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-clien
 
 
 def make_store(config: RunnerConfig, command: str) -> BackupStore:
-    """The bucket, as the identity a command needs: only backups write; the rest read."""
-    profile = config.writer_profile if command in WRITES else config.reader_profile
+    """The bucket, as the identity a command needs: only backups write; the rest read, with the
+    reader's profile where one is given (off the host), else the writer's (which may read)."""
+    profile = config.writer_profile if command in WRITES else (config.reader_profile or config.writer_profile)
     client = _CLIENT_BUILDER.submit(s3_client, config.region, config.s3_endpoint, profile)
     return BackupStore(client, config.bucket, part_size=config.part_size_mb * 1024 * 1024)
 
@@ -191,8 +192,30 @@ def _run_logged(job: Callable[[], Any]) -> None:
 
 
 def run_backup(config: RunnerConfig, store: BackupStore, clock: Clock, kind: str, reason: str) -> dict[str, Any]:
+    """One backup, then the tiers' retention, whether the backup succeeded or not: a failed run
+    is exactly when the newest copies must be kept longer."""
     module = KINDS[kind]
-    return run_recorded(config, kind, reason, clock, lambda: module.backup(config, store, clock, reason=reason))
+    try:
+        return run_recorded(config, kind, reason, clock, lambda: module.backup(config, store, clock, reason=reason))
+    finally:
+        keep_copies(config, store, clock, kind)
+
+
+def keep_copies(config: RunnerConfig, store: BackupStore, clock: Clock, kind: str) -> None:
+    """Extend the newest copies' locks and release the ones past their count (backup/retention.py)."""
+    module = KINDS[kind]
+    try:
+        retention.enforce(
+            store,
+            config.retention,
+            kind=kind,
+            name=backup_name(config, kind),
+            extension=module.EXTENSION,
+            now=clock(),
+        )
+    except Exception:
+        # Never hides the backup's own outcome; the next run tries again, well within a period.
+        log.exception("keeping the %s copies by count failed", kind)
 
 
 def run_verify(config: RunnerConfig, store: BackupStore, clock: Clock, which: str | None) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from backup.retention import LOCK_MODES, RetentionPolicy
+
 
 class ConfigError(ValueError):
     pass
@@ -61,6 +63,7 @@ class RunnerConfig:
     postgres_schedule: Schedule
     influxdb_schedule: Schedule | None
     verify_schedule: Schedule
+    retention: RetentionPolicy
 
     def pg_env(
         self, database: str | None = None, *, host: str | None = None, port: int | None = None
@@ -135,6 +138,15 @@ def load(env: Mapping[str, str] | None = None) -> RunnerConfig:
     except ConfigError as error:
         raise ConfigError(f"backup runner configuration: {error}") from None
 
+    def lock_mode() -> str | None:
+        text = get("BACKUP_LOCK_MODE", "off")
+        if text == "off":
+            return None
+        if text not in LOCK_MODES:
+            problems.append(f"BACKUP_LOCK_MODE={text!r}: expected {', '.join(LOCK_MODES)} or off")
+            return None
+        return text
+
     pg_host = get("PGHOST", "postgres")
     pg_port = int(number("PGPORT", "5432", 1, 65535))
     config = RunnerConfig(
@@ -162,6 +174,14 @@ def load(env: Mapping[str, str] | None = None) -> RunnerConfig:
         postgres_schedule=schedule("BACKUP_SCHEDULE_POSTGRES", "02:00") or Schedule(2, 0),
         influxdb_schedule=schedule("BACKUP_SCHEDULE_INFLUXDB", "02:30"),
         verify_schedule=schedule("BACKUP_SCHEDULE_VERIFY", "sun 04:00") or Schedule(4, 0, 6),
+        retention=RetentionPolicy(
+            copies={
+                "daily": int(number("BACKUP_DAILY_COPIES", "7", 1, 366)),
+                "weekly": int(number("BACKUP_WEEKLY_COPIES", "4", 1, 520)),
+                "monthly": int(number("BACKUP_MONTHLY_COPIES", "12", 1, 1200)),
+            },
+            mode=lock_mode(),
+        ),
     )
     if problems:
         raise ConfigError("backup runner configuration: " + "; ".join(problems))

@@ -57,6 +57,7 @@ def backup(config: RunnerConfig, store: BackupStore, clock: Clock, *, reason: st
             key,
             ["tar", "-C", str(workdir / "backup"), "-czf", "-", "."],
             {"PATH": _path()},
+            retention=config.retention,
             content_type="application/gzip",
         )
     finally:
@@ -74,7 +75,7 @@ def backup(config: RunnerConfig, store: BackupStore, clock: Clock, *, reason: st
         "ended_at": clock().isoformat(),
         "reason": reason,
     }
-    return finish(store, key, manifest, clock)
+    return finish(store, key, manifest, clock, config.retention)
 
 
 def _path() -> str:

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from backup import layout
 from backup.layout import BackupKey
+from backup.retention import RetentionPolicy
 from backup.storage import BackupStore
 
 log = logging.getLogger("backup.jobs")
@@ -72,9 +73,11 @@ def run_producer_to_s3(
     command: Sequence[str],
     env: Mapping[str, str],
     *,
+    retention: RetentionPolicy,
     content_type: str = "application/octet-stream",
 ) -> tuple[int, str]:
-    """Stream `command`'s stdout to `key.data`. Returns (size, sha256); raises BackupError."""
+    """Stream `command`'s stdout to `key.data`, locked for its tier. Returns (size, sha256);
+    raises BackupError."""
     log.info("streaming `%s` to s3://%s/%s", command[0], store.bucket, key.data)
     process = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(env))
     assert process.stdout is not None and process.stderr is not None
@@ -88,7 +91,11 @@ def run_producer_to_s3(
 
     try:
         result = store.upload_stream(
-            key.data, process.stdout, content_type=content_type, before_complete=producer_succeeded
+            key.data,
+            process.stdout,
+            content_type=content_type,
+            before_complete=producer_succeeded,
+            lock=retention.lock(key.tier, key.taken_at),
         )
     except BackupError:
         raise
@@ -101,8 +108,9 @@ def run_producer_to_s3(
     return result.size, result.sha256
 
 
-def promote(store: BackupStore, key: BackupKey, now: datetime) -> list[str]:
-    """Copy a complete backup to the weekly and monthly tiers when it is their period's first."""
+def promote(store: BackupStore, key: BackupKey, now: datetime, retention: RetentionPolicy) -> list[str]:
+    """Copy a complete backup to the weekly and monthly tiers when it is their period's first,
+    each copy locked for its own tier's span."""
 
     def taken(tier: str) -> list[datetime]:
         prefix = layout.tier_prefix(tier, key.kind, key.name)
@@ -111,16 +119,19 @@ def promote(store: BackupStore, key: BackupKey, now: datetime) -> list[str]:
     tiers = layout.promotions(now, taken("weekly"), taken("monthly"))
     for tier in tiers:
         target = key.in_tier(tier)
-        store.copy(key.data, target.data)
-        store.copy(key.manifest, target.manifest)  # the manifest last, as for the daily copy
+        lock = retention.lock(tier, key.taken_at)
+        store.copy(key.data, target.data, lock=lock)
+        store.copy(key.manifest, target.manifest, lock=lock)  # the manifest last, as for the daily copy
         log.info("copied the backup to %s", target.data)
     return tiers
 
 
-def finish(store: BackupStore, key: BackupKey, manifest: dict[str, Any], clock: Clock) -> dict[str, Any]:
+def finish(
+    store: BackupStore, key: BackupKey, manifest: dict[str, Any], clock: Clock, retention: RetentionPolicy
+) -> dict[str, Any]:
     """Write the manifest, then make the weekly and monthly copies."""
-    store.put_json(key.manifest, manifest)
-    manifest["copies"] = promote(store, key, key.taken_at)
+    store.put_json(key.manifest, manifest, lock=retention.lock(key.tier, key.taken_at))
+    manifest["copies"] = promote(store, key, key.taken_at, retention)
     log.info("backup complete: %s (%d bytes, sha256 %s)", key.data, manifest["size_bytes"], manifest["sha256"])
     manifest["finished_at"] = clock().isoformat()
     return manifest

@@ -5,9 +5,9 @@
     weekly/...  monthly/...                      server-side copies of the first run of an ISO
                                                  week / a month, same names
 
-The bucket's lifecycle rules expire each prefix after its copies' span, which keeps 7 daily,
-4 weekly and 12 monthly backups. Everything here is pure and takes the clock as an argument, so
-week and month boundaries are tested without waiting for them.
+How long each copy is kept (7 daily, 4 weekly, 12 monthly, by count) is backup/retention.py's.
+Everything here is pure and takes the clock as an argument, so week and month boundaries are
+tested without waiting for them.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 TIERS = ("daily", "weekly", "monthly")
+# A tier's period: one copy is made per period. Months count as 31 days, so a short month never
+# cuts the time a monthly copy is kept below its count.
+PERIOD_DAYS = {"daily": 1, "weekly": 7, "monthly": 31}
 STAMP_FORMAT = "%Y-%m-%dT%H%M%SZ"
 MANIFEST_SUFFIX = ".manifest.json"
 

@@ -100,7 +100,7 @@ def backup(config: RunnerConfig, store: BackupStore, clock: Clock, *, reason: st
             counter = threading.Thread(target=count, name="row-counts")
             counter.start()
             try:
-                size, sha256 = run_producer_to_s3(store, key, command, config.pg_env())
+                size, sha256 = run_producer_to_s3(store, key, command, config.pg_env(), retention=config.retention)
             finally:
                 counter.join()
             if counter_error:
@@ -120,7 +120,7 @@ def backup(config: RunnerConfig, store: BackupStore, clock: Clock, *, reason: st
         "row_counts": counts,
         "latest_migration": migration,
     }
-    return finish(store, key, manifest, clock)
+    return finish(store, key, manifest, clock, config.retention)
 
 
 @dataclass

@@ -17,6 +17,7 @@ import queue
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Any
 
 from backup.layout import MANIFEST_SUFFIX
@@ -30,8 +31,34 @@ READ_CHUNK = 1024 * 1024
 PART_BUFFERS = 3
 
 
+# The tag that hands a copy to the bucket's lifecycle rule (components/backups/bucket.py): only
+# the runner sets it, on a copy that is past its count and whose lock has run out.
+RELEASE_TAG = ("audit-x-retention", "released")
+
+
 class StorageError(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class Lock:
+    """S3 Object Lock retention for one object version: until then nobody may delete it or, in
+    COMPLIANCE mode, shorten the date (in GOVERNANCE mode only with a bypass permission)."""
+
+    mode: str
+    until: datetime
+
+    def put_args(self) -> dict[str, Any]:
+        return {"ObjectLockMode": self.mode, "ObjectLockRetainUntilDate": self.until}
+
+
+# S3 takes a locked object only with a checksum of its body (Content-MD5 or a flexible checksum,
+# for a put and for each part of a multipart upload); SHA-256, computed by botocore.
+CHECKSUM = "SHA256"
+
+
+def _lock_args(lock: Lock | None) -> dict[str, Any]:
+    return lock.put_args() | {"ChecksumAlgorithm": CHECKSUM} if lock else {}
 
 
 @dataclass(frozen=True)
@@ -92,9 +119,15 @@ class BackupStore:
     # --- writing -----------------------------------------------------------------------------
 
     def upload_stream(
-        self, key: str, stream: IO[bytes], *, content_type: str, before_complete: Callable[[], None]
+        self,
+        key: str,
+        stream: IO[bytes],
+        *,
+        content_type: str,
+        before_complete: Callable[[], None],
+        lock: Lock | None = None,
     ) -> UploadResult:
-        """Upload everything `stream` yields to `key`; abort the upload on any error.
+        """Upload everything `stream` yields to `key`, locked by `lock`; abort the upload on any error.
 
         `before_complete` runs once the stream has ended and every part is stored, and must
         raise if the producer failed: a dump cut short ends its stream like a finished one.
@@ -114,15 +147,21 @@ class BackupStore:
         creating: Future[str] | None = None
 
         def create() -> str:
-            created = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type)
+            created = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, ContentType=content_type, **_lock_args(lock)
+            )
             return created["UploadId"]
 
         def send(upload: Future[str], number: int, body: bytes | bytearray, buffer: bytearray) -> dict[str, Any]:
             try:
+                checksum = {"ChecksumAlgorithm": CHECKSUM} if lock else {}
                 response = self.client.upload_part(
-                    Bucket=self.bucket, Key=key, UploadId=upload.result(), PartNumber=number, Body=body
+                    Bucket=self.bucket, Key=key, UploadId=upload.result(), PartNumber=number, Body=body, **checksum
                 )
-                return {"PartNumber": number, "ETag": response["ETag"]}
+                part = {"PartNumber": number, "ETag": response["ETag"]}
+                if lock:
+                    part["ChecksumSHA256"] = response["ChecksumSHA256"]
+                return part
             finally:
                 free.put(buffer)  # botocore has sent (or given up on) the body: the buffer is free
 
@@ -153,6 +192,10 @@ class BackupStore:
             self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=creating.result(), MultipartUpload={"Parts": parts}
             )
+            if lock:
+                # Set again on the completed object (same date: S3 accepts it): an S3 API that
+                # drops a multipart upload's lock headers (moto's does) leaves nothing unlocked.
+                self.extend_lock(key, lock)
         except BaseException:
             if creating is not None and creating.done() and not creating.exception():
                 self._abort(key, creating.result())
@@ -166,13 +209,38 @@ class BackupStore:
         except Exception:
             log.exception("could not abort the multipart upload of %s; the bucket's lifecycle rule will", key)
 
-    def put_json(self, key: str, document: dict[str, Any]) -> None:
+    def put_json(self, key: str, document: dict[str, Any], *, lock: Lock | None = None) -> None:
         body = json.dumps(document, indent=2, sort_keys=True).encode()
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
+        self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=body, ContentType="application/json", **_lock_args(lock)
+        )
 
-    def copy(self, source: str, destination: str) -> None:
-        """Server-side copy (multipart for large objects): the data never leaves S3."""
+    def copy(self, source: str, destination: str, *, lock: Lock | None = None) -> None:
+        """Server-side copy (multipart for large objects): the data never leaves S3. The lock is
+        set right after: a copy request has no body to checksum (see CHECKSUM), and a copy left
+        unlocked by a crash in between is locked by the next run's retention pass."""
         self.client.copy({"Bucket": self.bucket, "Key": source}, self.bucket, destination)
+        if lock:
+            self.extend_lock(destination, lock)
+
+    # --- retention ---------------------------------------------------------------------------
+
+    def locked_until(self, key: str) -> datetime | None:
+        """The current version's Object Lock date, or None when it is not locked."""
+        head = self.client.head_object(Bucket=self.bucket, Key=key)
+        return head.get("ObjectLockRetainUntilDate")
+
+    def extend_lock(self, key: str, lock: Lock) -> None:
+        """Move the current version's lock to `lock.until`. Only ever later: S3 refuses to shorten
+        a COMPLIANCE lock, and a GOVERNANCE one without a bypass permission the runner lacks."""
+        self.client.put_object_retention(
+            Bucket=self.bucket, Key=key, Retention={"Mode": lock.mode, "RetainUntilDate": lock.until}
+        )
+
+    def release(self, key: str) -> None:
+        """Hand the current version to the bucket's lifecycle rule for released copies."""
+        name, value = RELEASE_TAG
+        self.client.put_object_tagging(Bucket=self.bucket, Key=key, Tagging={"TagSet": [{"Key": name, "Value": value}]})
 
     # --- reading -----------------------------------------------------------------------------
 

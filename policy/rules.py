@@ -10,6 +10,8 @@ is known can violate.
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import json
 import re
 from collections import defaultdict
@@ -17,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import yaml
+from policy_sentry.querying.actions import get_actions_for_service, get_privilege_info
 from pulumi_policy import (
     EnforcementLevel,
     Policy,
@@ -174,25 +177,84 @@ def _as_list(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else list(value or [])
 
 
+# --- IAM, judged by what a policy grants ------------------------------------------------------
+#
+# AWS's own catalogue of actions (through policy_sentry) expands every wildcard, so `s3:Put*` is
+# judged as the 38 actions it grants (among them s3:PutBucketPolicy), not as a string.
+
+
+@functools.cache
+def _actions_of(service: str) -> dict[str, str]:
+    """A service's actions, by lower-case name (IAM matches action names case-insensitively)."""
+    return {action.lower(): action for action in get_actions_for_service(service)}
+
+
+def expand_action(pattern: str) -> list[str]:
+    """The actions an IAM action pattern grants; [] when AWS knows none of that name."""
+    service, _, name = pattern.lower().partition(":")
+    known = _actions_of(service)
+    if "*" not in name and "?" not in name:
+        return [known[pattern.lower()]] if pattern.lower() in known else []
+    return sorted(action for lower, action in known.items() if fnmatch.fnmatchcase(lower, pattern.lower()))
+
+
+@functools.cache
+def _privilege(action: str) -> tuple[str, frozenset[str]]:
+    """An action's access level (Read, List, Write, Tagging, Permissions management) and the
+    resource types it acts on."""
+    service, _, name = action.partition(":")
+    info = get_privilege_info(service, name)
+    return info["access_level"], frozenset(t for t in info["resource_types"] if t)
+
+
+def destroys_backups(action: str) -> bool:
+    """Whether an S3 action can destroy or shorten a stored object, or change a bucket's rules:
+    a delete, the governance-lock bypass, or any write to the bucket itself (its policy,
+    lifecycle, versioning, Object Lock configuration ...)."""
+    service, _, name = action.partition(":")
+    if service != "s3":
+        return False
+    level, resource_types = _privilege(action)
+    return (
+        name.startswith("Delete")
+        or name == "BypassGovernanceRetention"
+        or (level in ("Write", "Permissions management") and "bucket" in resource_types)
+    )
+
+
 def least_privilege_iam(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """Every identity here is a key on the Docker host: none may do everything, change who may
+    do what, or destroy a backup, however its actions are spelled."""
     if args.resource_type not in IAM_POLICIES:
         return
-    user = str(args.props.get("user") or args.props.get("name") or args.name)
     for statement in _statements(args.props.get("policy")):
         if statement.get("Effect") != "Allow":
             continue
-        actions, resources = _as_list(statement.get("Action")), _as_list(statement.get("Resource"))
-        if "*" in actions and "*" in resources:
-            report("allows every action on every resource", None)
-        if "backup-writer" in user and any(a in ("s3:*", "*") or a.startswith("s3:Delete") for a in actions):
-            report("lets the backup writer delete objects", None)
+        patterns, resources = _as_list(statement.get("Action")), _as_list(statement.get("Resource"))
+        if "*" in patterns:
+            report("allows every action" + (" on every resource" if "*" in resources else ""), None)
+            continue
+        granted: set[str] = set()
+        for pattern in patterns:
+            actions = expand_action(pattern)
+            if not actions:
+                report(f"grants {pattern}, which AWS does not know: a typo grants nothing and hides the intent", None)
+            granted.update(actions)
+        managing = sorted(a for a in granted if _privilege(a)[0] == "Permissions management")
+        if managing:
+            report(f"grants permissions management ({', '.join(managing)}): it could change who may do what", None)
+        destroying = sorted(a for a in granted if destroys_backups(a))
+        if destroying:
+            report(f"can destroy or shorten stored objects, or change a bucket's rules: {', '.join(destroying)}", None)
 
 
 def secrets_encrypted_with_a_recovery_window(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type != SECRET:
         return
     minimum = int((args.get_config() or {}).get("minimumRecoveryWindowDays", 7))
-    if "kmsKeyId" in args.props and not args.props.get("kmsKeyId"):
+    # No key named at all is the account's default key too. (A key still being created is
+    # unknown during a preview: the SDK skips the check rather than report it.)
+    if not args.props.get("kmsKeyId"):
         report("is encrypted with the account's default key, not the environment's KMS key", None)
     window = args.props.get("recoveryWindowInDays")
     if isinstance(window, (int, float)) and window < minimum:
@@ -330,7 +392,9 @@ POLICIES: list[Policy] = [
         "published-ports", "Data services publish nothing; only the edge proxy publishes, 80 and 443.", published_ports
     ),
     ResourceValidationPolicy(
-        "least-privilege-iam", "No '*' actions on '*' resources; the backup writer cannot delete.", least_privilege_iam
+        "least-privilege-iam",
+        "No identity may do everything, manage permissions, or destroy a backup, judged by what its actions grant.",
+        least_privilege_iam,
     ),
     ResourceValidationPolicy(
         "secrets-encrypted",

@@ -147,6 +147,9 @@ class DeclaredResource:
     delete_before_replace_defined: bool = False
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     custom_timeouts: dict[str, str] = field(default_factory=dict)
+    # What the (mock) provider answered: the inputs and what only it knows (ids, ARNs). Stack
+    # policies see these, as they see a real resource's outputs.
+    plain_outputs: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "parent": self.parent, "inputs": self.inputs}
@@ -257,6 +260,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                         for op in ("create", "update", "delete")
                         if (value := getattr(request.customTimeouts, op, ""))
                     },
+                    plain_outputs=_decode(json_format.MessageToDict(response.object), reveal=True),
                 )
             )
         return response

@@ -64,11 +64,13 @@ def _options(resource: DeclaredResource) -> PolicyResourceOptions:
 
 
 def _policy_resources(plan: Plan) -> list[PolicyResource]:
+    """The resources as stack policies get them: with their outputs (a key's ARN, a bucket's),
+    which the mock engine made up as a provider would."""
     by_urn: dict[str, PolicyResource] = {}
     for resource in plan.resources:
         by_urn[resource.urn] = PolicyResource(
             resource_type=resource.type,
-            props=resource.plain_inputs,
+            props=resource.plain_outputs,
             urn=resource.urn,
             name=resource.name,
             opts=_options(resource),
@@ -97,9 +99,16 @@ def check(plan: Plan, config: dict[str, dict[str, Any]]) -> list[Violation]:
             violations.append(Violation(policy_name, resource, message, advisory))
 
         if isinstance(policy, ResourceValidationPolicy):
-            for resource in resources:
+            # Resource policies judge the inputs, as `pulumi preview` hands them over.
+            for resource, declared in zip(resources, plan.resources, strict=True):
                 args = ResourceValidationArgs(
-                    resource.resource_type, resource.props, resource.urn, resource.name, resource.opts, None, settings
+                    resource.resource_type,
+                    declared.plain_inputs,
+                    resource.urn,
+                    resource.name,
+                    resource.opts,
+                    None,
+                    settings,
                 )
                 policy.validate(args, lambda message, urn, subject=resource.urn: report(message, urn or subject))
         elif isinstance(policy, StackValidationPolicy):

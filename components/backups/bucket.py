@@ -1,10 +1,17 @@
-"""The environment's S3 bucket for backups, with grandfather-father-son retention.
+"""The environment's S3 bucket for backups: grandfather-father-son copies nobody can destroy early.
 
 The backup jobs write every run under `daily/`, and copy the first of an ISO week under
-`weekly/` and the first of a month under `monthly/`. The lifecycle rules below expire each
-prefix after its copies' span, which keeps 7 daily, 4 weekly and 12 monthly backups (counts from
-config). Versioning guards against an overwrite or a delete; noncurrent versions are expired
-after a grace period so the guard does not keep everything forever.
+`weekly/` and the first of a month under `monthly/`, each object under S3 Object Lock until its
+tier's span has passed (COMPLIANCE in prod: not even the account's root user can delete or
+shorten it; GOVERNANCE in staging). The runner keeps 7 daily, 4 weekly and 12 monthly copies by
+count (backup/retention.py): it extends the newest copies' locks while newer ones are missing,
+and tags a copy `audit-x-retention=released` once it is past its count and its lock has run out.
+Only then does a lifecycle rule below expire it: no age-based rule can hide the newest copies.
+
+Versioning keeps an overwritten or deleted object as a noncurrent version, still under its
+lock; noncurrent versions are expired after `noncurrentVersionDays`, never before their lock.
+The bucket has no default retention, on purpose: a prefix whose tool must delete (pgBackRest's
+repository) stays outside the lock, protected by versioning and its own identity instead.
 
 Only the current S3 resources are used (pulumi-aws 7 deprecates the `*V2` ones).
 """
@@ -16,25 +23,13 @@ import json
 import pulumi
 import pulumi_aws as aws
 
+from backup.layout import TIERS
+from backup.storage import RELEASE_TAG
 from components.lib.context import EnvironmentContext
 from components.settings import BackupSettings
 
-DAILY_PREFIX = "daily/"
-WEEKLY_PREFIX = "weekly/"
-MONTHLY_PREFIX = "monthly/"
-
-
-def retention_days(settings: BackupSettings) -> dict[str, int]:
-    """Days after which each prefix's objects expire.
-
-    A copy is made every day, week or month; keeping N copies means expiring a copy once it is
-    N periods old. Months are taken as 31 days so that short months never cut the count below N.
-    """
-    return {
-        DAILY_PREFIX: settings.daily_copies,
-        WEEKLY_PREFIX: settings.weekly_copies * 7,
-        MONTHLY_PREFIX: settings.monthly_copies * 31,
-    }
+# The prefixes the runner writes (backup/layout.py), one per tier.
+TIER_PREFIXES = tuple(f"{tier}/" for tier in TIERS)
 
 
 def tls_only_policy(bucket_arn: str) -> str:
@@ -58,14 +53,19 @@ def tls_only_policy(bucket_arn: str) -> str:
 
 
 def lifecycle_rules(settings: BackupSettings) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
+    tag, released = RELEASE_TAG
     rules = [
+        # Only what the runner released (past its count, its lock run out) expires; the day is
+        # the lifecycle's smallest step. The version it leaves stays for noncurrentVersionDays.
         aws.s3.BucketLifecycleConfigurationRuleArgs(
-            id=f"expire-{prefix.rstrip('/')}",
+            id=f"expire-released-{prefix.rstrip('/')}",
             status="Enabled",
-            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=prefix),
-            expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=days),
+            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(
+                and_=aws.s3.BucketLifecycleConfigurationRuleFilterAndArgs(prefix=prefix, tags={tag: released})
+            ),
+            expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=1),
         )
-        for prefix, days in retention_days(settings).items()
+        for prefix in TIER_PREFIXES
     ]
     rules += [
         aws.s3.BucketLifecycleConfigurationRuleArgs(
@@ -98,6 +98,7 @@ class BackupBucket(pulumi.ComponentResource):
     encryption: aws.s3.BucketServerSideEncryptionConfiguration
     policy: aws.s3.BucketPolicy
     lifecycle: aws.s3.BucketLifecycleConfiguration
+    object_lock: aws.s3.BucketObjectLockConfiguration
 
     def __init__(
         self,
@@ -161,6 +162,16 @@ class BackupBucket(pulumi.ComponentResource):
             policy=self.bucket.arn.apply(tls_only_policy),
             # S3 rejects a policy while the public access block is being applied.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.public_access_block]),
+        )
+        # Enables Object Lock on the bucket, existing or new, without replacing it (the bucket's
+        # own `object_lock_enabled` would force a new bucket). No default retention: the runner
+        # locks each copy for its tier (see the module's docstring). Once on, it cannot be undone.
+        self.object_lock = aws.s3.BucketObjectLockConfiguration(
+            f"{name}-object-lock",
+            bucket=self.bucket.id,
+            object_lock_enabled="Enabled",
+            # Object Lock needs versioning on first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.versioning]),
         )
         self.lifecycle = aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",

@@ -4,10 +4,15 @@ The runner (backup/) dumps PostgreSQL and InfluxDB to the environment's bucket o
 runs a weekly restore drill, and writes every outcome to InfluxDB. Its container is healthy only
 while the last successful backup is younger than `backup.maxAgeHours`.
 
-The Docker host is not on AWS, so the runner authenticates with IAM access keys, kept in Secrets
-Manager and handed to the container as a shared-credentials file (mode 0400) with two profiles:
-`writer` may only add objects under daily/, weekly/ and monthly/ (no delete, no lifecycle or
-policy change); `reader`, used by verify and restore, may only read.
+The Docker host is not on AWS, so the runner authenticates with an IAM access key, kept in
+Secrets Manager and handed to the container as a shared-credentials file (mode 0400). Only the
+`writer` identity is on the host: it may add copies under daily/, weekly/ and monthly/, read
+them (server-side copies, the weekly drill, a restore on this host), extend their Object Lock
+and release them; it may not delete, shorten a lock, or touch the bucket's configuration. The
+`reader` identity (read only) is not on the host: its key stays in Secrets Manager, for a
+restore on another machine (docs/backup-restore.md). The trade-off: the host can read every
+copy, which holds nothing the live database on the same host does not, and in exchange a
+stolen host key can neither destroy a copy nor read anything beyond the backups.
 
 Where config says so (prod), a fresh backup runs as a one-shot job before every migration, and
 the migration only starts once it succeeded.
@@ -24,7 +29,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from components.backups.bucket import DAILY_PREFIX, MONTHLY_PREFIX, WEEKLY_PREFIX
+from components.backups.bucket import TIER_PREFIXES
 from components.lib.containers import (
     SECRETS_DIR,
     ContainerSpec,
@@ -70,21 +75,41 @@ def image_tag_for(build_args: dict[str, str], directory: Path = RUNNER_DIR) -> s
 
 
 def writer_policy(bucket_arn: str, key_arn: str) -> str:
-    """Add backups, copy them between tiers, nothing else: no delete, no bucket configuration."""
-    tiers = [f"{bucket_arn}/{prefix}*" for prefix in (DAILY_PREFIX, WEEKLY_PREFIX, MONTHLY_PREFIX)]
+    """Add, read, keep and release copies; nothing that deletes or shortens one, and no bucket
+    configuration: a compromised host cannot destroy a backup before its time."""
+    tiers = [f"{bucket_arn}/{prefix}*" for prefix in TIER_PREFIXES]
     return json.dumps(
         {
             "Version": "2012-10-17",
             "Statement": [
-                {"Sid": "ListBackups", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket_arn},
+                {
+                    "Sid": "ListBackups",
+                    "Effect": "Allow",
+                    "Action": ["s3:ListBucket"],
+                    "Resource": bucket_arn,
+                    "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in TIER_PREFIXES]}},
+                },
                 {
                     "Sid": "AddBackups",
                     "Effect": "Allow",
                     "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
                     "Resource": tiers,
                 },
-                # Server-side copies to weekly/ and monthly/ read their source.
-                {"Sid": "ReadDailyForCopies", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": tiers[0]},
+                # Server-side copies to weekly/ and monthly/, the weekly drill, lock dates.
+                {
+                    "Sid": "ReadBackups",
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:GetObjectRetention"],
+                    "Resource": tiers,
+                },
+                # Extending a lock is all it can do: S3 refuses to shorten a COMPLIANCE lock, and
+                # a GOVERNANCE one without s3:BypassGovernanceRetention, which it does not have.
+                {
+                    "Sid": "KeepAndReleaseBackups",
+                    "Effect": "Allow",
+                    "Action": ["s3:PutObjectRetention", "s3:PutObjectTagging"],
+                    "Resource": tiers,
+                },
                 {
                     "Sid": "EncryptWithTheEnvironmentsKey",
                     "Effect": "Allow",
@@ -188,7 +213,10 @@ class BackupRunner(pulumi.ComponentResource):
             "AWS_REGION": region,
             "AWS_SHARED_CREDENTIALS_FILE": CREDENTIALS_FILE,
             "BACKUP_WRITER_PROFILE": "writer",
-            "BACKUP_READER_PROFILE": "reader",
+            "BACKUP_LOCK_MODE": settings.object_lock_mode,
+            "BACKUP_DAILY_COPIES": str(settings.daily_copies),
+            "BACKUP_WEEKLY_COPIES": str(settings.weekly_copies),
+            "BACKUP_MONTHLY_COPIES": str(settings.monthly_copies),
             "BACKUP_PART_SIZE_MB": str(settings.part_size_mb),
             "BACKUP_STATE_DIR": STATE_DIR,
             "BACKUP_MAX_AGE_HOURS": str(settings.max_age_hours),
@@ -208,7 +236,8 @@ class BackupRunner(pulumi.ComponentResource):
         files = [
             SecretFile(
                 CREDENTIALS_FILE,
-                pulumi.Output.concat(self.writer.profile("writer"), "\n", self.reader.profile("reader")),
+                # The writer only: the reader's key is not on the host (see the module's docstring).
+                self.writer.profile("writer"),
                 owner=RUNNER_UID,
             ),
             SecretFile(PG_PASSWORD_FILE, postgres_password, owner=RUNNER_UID),

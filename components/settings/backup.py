@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
@@ -34,6 +34,9 @@ class BackupSettings(ConfigModel):
     weekly_copies: int = Field(default=4, ge=1, le=520)
     monthly_copies: int = Field(default=12, ge=1, le=1200)
     noncurrent_version_days: int = Field(default=30, ge=1, le=3650)
+    # S3 Object Lock on every backup copy (backup/retention.py): COMPLIANCE can be shortened by
+    # nobody; GOVERNANCE by an identity with s3:BypassGovernanceRetention (none on the host).
+    object_lock_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
     abort_incomplete_upload_days: int = Field(default=1, ge=1, le=30)
     postgres_schedule: BackupSchedule = "02:00"
     influxdb_schedule: BackupSchedule = "02:30"

@@ -69,25 +69,26 @@ def test_runner_container_is_scheduled_health_checked_and_wired(plan: Plan, stac
     assert variables["PGDATABASE"] == f"audit_x_{stack}"
     assert variables["PGPASSWORD_FILE"] == "/run/secrets/postgres-password"
     assert variables["INFLUX_URL"] == "http://influxdb:8086"
-    assert (variables["BACKUP_WRITER_PROFILE"], variables["BACKUP_READER_PROFILE"]) == ("writer", "reader")
+    assert variables["BACKUP_WRITER_PROFILE"] == "writer"
+    assert "BACKUP_READER_PROFILE" not in variables  # the reader's key is not on the host
     assert not any(key.startswith("AWS_SECRET") or key == "AWS_ACCESS_KEY_ID" for key in variables)
     assert set(network_names(runner)) == {f"audit-x-{stack}-data", f"audit-x-{stack}-app"}
     mounts = {v["containerPath"]: v["volumeName"] for v in runner.inputs["volumes"]}
     assert mounts == {"/var/lib/audit-x-backup": f"audit-x-{stack}-backup-state"}
 
 
-def test_aws_credentials_reach_the_runner_as_a_secret_file_with_two_profiles(plan: Plan, stack: str) -> None:
+def test_only_the_writers_credentials_reach_the_runner_as_a_secret_file(plan: Plan, stack: str) -> None:
     runner = container(plan, "backup")
     masked = {u["file"]: u for u in runner.inputs["uploads"]}["/run/secrets/aws-credentials"]
     assert masked["content"] == "[secret]"
     assert (masked["permissions"], masked["owner"]) == ("0400", "999")
     content = {u["file"]: u["content"] for u in runner.plain_inputs["uploads"]}["/run/secrets/aws-credentials"]
-    assert "[writer]\naws_access_key_id = AKIA" in content
-    assert "[reader]\naws_access_key_id = AKIA" in content
+    assert content.startswith("[writer]\naws_access_key_id = AKIA")
+    assert content.count("aws_access_key_id") == 1 and "[reader]" not in content
     assert env(runner)["AWS_SHARED_CREDENTIALS_FILE"] == "/run/secrets/aws-credentials"
 
 
-def test_writer_can_only_add_backups(plan: Plan, stack: str) -> None:
+def test_writer_can_add_keep_and_release_backups_but_never_delete_or_shorten_them(plan: Plan, stack: str) -> None:
     document = policy(plan, stack, "writer")
     assert actions(document) == {
         "s3:ListBucket",
@@ -95,15 +96,21 @@ def test_writer_can_only_add_backups(plan: Plan, stack: str) -> None:
         "s3:AbortMultipartUpload",
         "s3:ListMultipartUploadParts",
         "s3:GetObject",
+        "s3:GetObjectRetention",
+        "s3:PutObjectRetention",
+        "s3:PutObjectTagging",
         "kms:GenerateDataKey",
         "kms:Decrypt",
     }
     bucket_arn = plan.outputs["backupBucketArn"]
-    put = next(s for s in document["Statement"] if "s3:PutObject" in s["Action"])
-    assert put["Resource"] == [f"{bucket_arn}/daily/*", f"{bucket_arn}/weekly/*", f"{bucket_arn}/monthly/*"]
+    tiers = [f"{bucket_arn}/daily/*", f"{bucket_arn}/weekly/*", f"{bucket_arn}/monthly/*"]
     for statement in document["Statement"]:
-        assert statement["Resource"] != "*"
-        assert not any("Delete" in a or "Lifecycle" in a or "Policy" in a for a in statement["Action"])
+        if statement["Action"][0].startswith("s3:") and statement["Action"] != ["s3:ListBucket"]:
+            assert statement["Resource"] == tiers
+    listing = next(s for s in document["Statement"] if s["Action"] == ["s3:ListBucket"])
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["daily/*", "weekly/*", "monthly/*"]}}
+    # What it lacks is the point: no delete, no governance bypass, no bucket configuration.
+    assert not actions(document) & {"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention"}
     kms = next(s for s in document["Statement"] if s["Sid"] == "EncryptWithTheEnvironmentsKey")
     assert kms["Resource"] == plan.outputs["kmsKeyArn"]
 

@@ -1,11 +1,12 @@
-"""The backup bucket: private, encrypted, versioned, TLS-only, and 7/4/12 retention by prefix."""
+"""The backup bucket: private, encrypted, versioned, TLS-only, Object Lock on, and only released copies expire."""
 
 from __future__ import annotations
 
 import json
 
 from components.settings import load_settings
-from tools.mock_engine import Plan, load_stack_config, run_program
+from tests.helpers import container, env
+from tools.mock_engine import Plan, load_stack_config
 
 
 def bucket_part(plan: Plan, stack: str, part: str) -> dict:
@@ -55,26 +56,35 @@ def rules_by_id(plan: Plan, stack: str) -> dict[str, dict]:
     return {rule["id"]: rule for rule in bucket_part(plan, stack, "lifecycle")["rules"]}
 
 
-def test_lifecycle_keeps_7_daily_4_weekly_12_monthly(plan: Plan, stack: str) -> None:
+def test_lifecycle_expires_only_what_the_runner_released(plan: Plan, stack: str) -> None:
     rules = rules_by_id(plan, stack)
-    assert rules["expire-daily"]["filter"] == {"prefix": "daily/"}
-    assert rules["expire-daily"]["expiration"] == {"days": 7}
-    assert rules["expire-weekly"]["filter"] == {"prefix": "weekly/"}
-    assert rules["expire-weekly"]["expiration"] == {"days": 28}
-    assert rules["expire-monthly"]["filter"] == {"prefix": "monthly/"}
-    assert rules["expire-monthly"]["expiration"] == {"days": 372}
-    for rule in rules.values():
+    for tier in ("daily", "weekly", "monthly"):
+        rule = rules.pop(f"expire-released-{tier}")
+        assert rule["filter"] == {"and": {"prefix": f"{tier}/", "tags": {"audit-x-retention": "released"}}}
+        assert rule["expiration"] == {"days": 1}
         assert rule["status"] == "Enabled"
+    # Nothing else expires a current version: no rule can hide the newest copies by age.
+    assert sorted(rules) == ["abort-incomplete-multipart-uploads", "expire-noncurrent-versions"]
+    assert all("days" not in (rule.get("expiration") or {}) for rule in rules.values())
 
 
-def test_lifecycle_lengths_come_from_config() -> None:
-    config = load_stack_config("staging")
-    backup = json.loads(config["audit-x:backup"]) | {"dailyCopies": 14, "weeklyCopies": 8, "monthlyCopies": 24}
-    plan = run_program("staging", overrides={"audit-x:backup": json.dumps(backup)})
-    rules = rules_by_id(plan, "staging")
-    assert rules["expire-daily"]["expiration"] == {"days": 14}
-    assert rules["expire-weekly"]["expiration"] == {"days": 56}
-    assert rules["expire-monthly"]["expiration"] == {"days": 744}
+def test_object_lock_is_enabled_without_replacing_the_bucket_or_a_default_retention(plan: Plan, stack: str) -> None:
+    lock = plan.named(f"audit-x-{stack}-backups-object-lock")
+    assert lock.inputs["objectLockEnabled"] == "Enabled"
+    # No default retention: each copy is locked by the runner for its tier, and a prefix whose
+    # tool must delete (pgBackRest's) stays outside the lock.
+    assert "rule" not in lock.inputs
+    assert plan.named(f"audit-x-{stack}-backups-versioning").urn in lock.dependencies
+    bucket = next(r for r in plan.resources if r.type == "aws:s3/bucket:Bucket")
+    assert "objectLockEnabled" not in bucket.inputs  # ForceNew on the bucket: it would replace it
+
+
+def test_lock_mode_and_copies_reach_the_runner(plan: Plan, stack: str) -> None:
+    settings = load_settings(load_stack_config(stack))
+    assert settings.backup.object_lock_mode == {"prod": "COMPLIANCE", "staging": "GOVERNANCE"}[stack]
+    variables = env(container(plan, "backup"))
+    assert variables["BACKUP_LOCK_MODE"] == settings.backup.object_lock_mode
+    assert tuple(variables[f"BACKUP_{tier}_COPIES"] for tier in ("DAILY", "WEEKLY", "MONTHLY")) == ("7", "4", "12")
 
 
 def test_noncurrent_versions_expire_and_incomplete_uploads_are_aborted(plan: Plan, stack: str) -> None:
