@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import json
+import posixpath
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -42,10 +43,9 @@ VOLUME = "docker:index/volume:Volume"
 IAM_POLICIES = ("aws:iam/userPolicy:UserPolicy", "aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")
 STATEFUL = (VOLUME, BUCKET, SECRET, KMS_KEY)
 DATA_SERVICES = {"postgres", "redis", "redpanda", "influxdb"}
-DOCKER_SOCKET = "/var/run/docker.sock"
-# Host paths that hand over the Docker socket when mounted: the socket under either name, or a
-# directory holding it.
-SOCKET_PATHS = {DOCKER_SOCKET, "/run/docker.sock", "/var/run", "/run", "/var/run/", "/run/"}
+# Host directories a Docker daemon's socket lives under (`/var/run` is a link to `/run`): mounting
+# one of them, or the root, hands over the socket whatever its name.
+SOCKET_DIRECTORIES = {"/", "/var", "/run", "/var/run"}
 # The one service that may hold the socket: the read-only API proxy (components/platform/docker_api.py).
 SOCKET_HOLDER = "docker-api"
 _WRITE_METHODS = ("POST", "PUT", "DELETE", "PATCH")
@@ -99,10 +99,28 @@ def hardened_containers(args: ResourceValidationArgs, report: ReportViolation) -
             report(f"is long-running with restart policy {props.get('restart')!r}", None)
 
 
+def reaches_the_daemon(host_path: str) -> bool:
+    """Whether mounting `host_path` hands over a container daemon's API: any socket file (docker,
+    containerd, podman: `*.sock`, wherever it is), a daemon's own run directory, or a directory
+    above the sockets. `..` and trailing slashes do not hide one."""
+    if not host_path:  # a named volume, not a host path
+        return False
+    path = posixpath.normpath("/" + host_path.lstrip("/"))
+    return (
+        path.endswith(".sock")
+        or path in SOCKET_DIRECTORIES
+        or path.startswith(("/run/docker", "/var/run/docker", "/run/containerd", "/var/run/containerd"))
+    )
+
+
 def _mounts_docker_socket(props: dict[str, Any]) -> list[bool]:
-    """For each mount of the Docker socket (or of a directory holding it): whether it is read-only."""
-    found = [bool(v.get("readOnly")) for v in props.get("volumes") or [] if v.get("hostPath") in SOCKET_PATHS]
-    found += [bool(m.get("readOnly")) for m in props.get("mounts") or [] if m.get("source") in SOCKET_PATHS]
+    """For each mount that reaches the Docker daemon (see reaches_the_daemon): whether it is read-only."""
+    found = [
+        bool(v.get("readOnly")) for v in props.get("volumes") or [] if reaches_the_daemon(str(v.get("hostPath") or ""))
+    ]
+    found += [
+        bool(m.get("readOnly")) for m in props.get("mounts") or [] if reaches_the_daemon(str(m.get("source") or ""))
+    ]
     return found
 
 
@@ -132,6 +150,11 @@ def docker_socket(args: ResourceValidationArgs, report: ReportViolation) -> None
         report("is privileged: it can reach the Docker socket and the whole host", None)
     if props.get("networkMode") == "host":
         report("shares the host's network: the Docker API proxy's private network is bypassed", None)
+    if props.get("pidMode") == "host":
+        report("shares the host's process namespace: it can reach the daemon through /proc", None)
+    added = (props.get("capabilities") or {}).get("adds") or []
+    if added:
+        report(f"adds capabilities {sorted(added)}: each widens what it can do to the host", None)
     mounts = _mounts_docker_socket(props)
     if not mounts:
         return
@@ -277,8 +300,8 @@ def _denies_plain_http(statement: dict[str, Any]) -> bool:
 
 
 def hardened_buckets(args: StackValidationArgs, report: ReportViolation) -> None:
-    """Every bucket is versioned, KMS-encrypted, private, TLS-only and has lifecycle rules,
-    by the resources declared beside it (its component's children)."""
+    """Every bucket is versioned, KMS-encrypted, private, TLS-only, has lifecycle rules and Object
+    Lock, by the resources declared beside it (its component's children)."""
     for siblings in _by_parent(args.resources).values():
         for bucket in (r for r in siblings if r.resource_type == BUCKET):
             kinds = {r.resource_type.rsplit(":", 1)[-1]: r.props for r in siblings}
@@ -303,14 +326,19 @@ def hardened_buckets(args: StackValidationArgs, report: ReportViolation) -> None
                 missing("does not deny requests without TLS")
             if not (kinds.get("BucketLifecycleConfiguration", {}).get("rules")):
                 missing("has no lifecycle rules")
+            if kinds.get("BucketObjectLockConfiguration", {}).get("objectLockEnabled") != "Enabled":
+                missing("has no Object Lock: a stolen key could destroy what it holds")
 
 
 def _critical_receivers(resources: Iterable[PolicyResource]) -> list[str] | None:
     """The receiver types of the critical contact point Grafana is provisioned with, or None
     when no Grafana is declared."""
     for resource in resources:
+        # Reads only what it judges: a value unknown during a preview elsewhere stops nothing.
+        if resource.resource_type != CONTAINER:
+            continue
         props = dict(resource.props)
-        if resource.resource_type != CONTAINER or labels_of(props).get(f"{LABEL}.service") != "grafana":
+        if labels_of(props).get(f"{LABEL}.service") != "grafana":
             continue
         for upload in props.get("uploads") or []:
             if not str(upload.get("file", "")).endswith("/alerting/audit-x.yaml"):
@@ -327,9 +355,15 @@ def watched_from_outside(args: StackValidationArgs, report: ReportViolation) -> 
     the collector's heartbeat that counts silence as failure, and someone subscribed to the topic."""
     if not (args.get_config() or {}).get("required", False):
         return
+    judged = {
+        "aws:route53/healthCheck:HealthCheck",
+        "aws:cloudwatch/metricAlarm:MetricAlarm",
+        "aws:sns/topicSubscription:TopicSubscription",
+    }
     by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for resource in args.resources:
-        by_type[resource.resource_type].append(dict(resource.props))
+        if resource.resource_type in judged:  # only these: an unknown elsewhere stops nothing
+            by_type[resource.resource_type].append(dict(resource.props))
     probes = [p for p in by_type["aws:route53/healthCheck:HealthCheck"] if p.get("type") == "HTTPS"]
     if not any(p.get("resourcePath") == "/health" for p in probes):
         report("nothing probes the app's /health from outside the host (Route 53 health check)", None)
@@ -406,7 +440,7 @@ POLICIES: list[Policy] = [
     ),
     StackValidationPolicy(
         "hardened-buckets",
-        "Buckets are versioned, KMS-encrypted, private, TLS-only, with lifecycle rules.",
+        "Buckets are versioned, KMS-encrypted, private, TLS-only, with lifecycle rules and Object Lock.",
         hardened_buckets,
     ),
     StackValidationPolicy(

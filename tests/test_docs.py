@@ -52,10 +52,29 @@ def test_observability_doc_states_the_time_to_detect_the_tool_computes() -> None
     assert f"max_ttd_s={max_ttd_seconds(prod)} in prod" in text
     assert f"prod detects every critical failure within {max_ttd_seconds(prod)} s" in README
     assert f"its maximum is {max_ttd_seconds(load_settings(load_stack_config('staging')))} s" in text
-    for rule, seconds in rows(prod):
-        row = re.search(rf"^\| {re.escape(rule.key)}[^|]* \| (\d+) \|", text, re.MULTILINE)
-        assert row is not None, f"docs/observability.md has no row for {rule.key}"
-        assert int(row.group(1)) == seconds, rule.key
+    for rule, seconds in rows(prod, include_warnings=True):
+        name = rule.key if rule.severity == "critical" else f"{rule.key} (warning)"
+        row = re.search(rf"^\| {re.escape(name)} \| (\d+) \|", text, re.MULTILINE)
+        assert row is not None, f"docs/observability.md has no row for {name}"
+        assert int(row.group(1)) == seconds, name
+
+
+def test_the_dr_plan_states_the_backup_alerts_time_to_detect_from_the_tool() -> None:
+    text = (REPO_ROOT / "docs" / "disaster-recovery.md").read_text()
+    detection = next(line for line in text.splitlines() if line.startswith("| detection |"))
+    ttd = {
+        (rule.key, rule.severity): seconds
+        for rule, seconds in rows(load_settings(load_stack_config("prod")), include_warnings=True)
+    }
+    assert f"a stale backup pages within {ttd['backup-stale', 'critical']} s" in detection
+    assert f"a failed run warns within {ttd['backup-failed', 'warning']} s" in detection
+    assert "< 5 min" not in text
+
+
+def test_the_readme_counts_the_invalid_configs_the_tests_hold() -> None:
+    from tests.settings.test_settings import INVALID_CONFIGS  # noqa: PLC0415
+
+    assert f"and {len(INVALID_CONFIGS)} invalid configs that must each" in README.replace("\n", " ")
 
 
 @pytest.mark.parametrize(

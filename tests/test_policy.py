@@ -1,289 +1,451 @@
-"""The policy pack: each policy reports a violating resource and passes a compliant one, and the
-real stacks pass it whole while a broken copy of a stack's config does not."""
+"""The policy pack, probed as a reviewer would: every branch of every policy is made to fire on a
+real plan (a stack as the program declares it), altered the way an attacker or a careless edit
+would alter it, and the unaltered stacks pass the whole pack."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from pulumi_policy import (
-    PolicyCustomTimeouts,
-    PolicyResource,
-    PolicyResourceOptions,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
 
 from components.settings import GENERATED_SECRET_NAMES, load_settings
-from policy.rules import CONTAINER, POLICIES
+from policy.rules import CONTAINER, expand_action
 from tools import policy as policy_tool
-from tools.mock_engine import load_stack_config, run_program
+from tools import pulumi_sdk
+from tools.mock_engine import DeclaredResource, Plan, load_stack_config, run_program
 
-POLICY = {p.name: p for p in POLICIES}
+Props = dict[str, Any]
+Change = Callable[[Props], Props]
 
-
-def options(protect: bool = False, parent: str | None = None) -> PolicyResourceOptions:
-    return PolicyResourceOptions(protect, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], parent)
-
-
-def violations_of(
-    name: str, resource_type: str, props: dict[str, Any], config: dict[str, Any] | None = None
-) -> list[str]:
-    found: list[str] = []
-    policy = POLICY[name]
-    assert isinstance(policy, ResourceValidationPolicy)
-    args = ResourceValidationArgs(resource_type, props, "urn:x::r", "r", options(), None, config or {})
-    policy.validate(args, lambda message, urn: found.append(message))
-    return found
+USER_POLICY = "aws:iam/userPolicy:UserPolicy"
+SECRET = "aws:secretsmanager/secret:Secret"
 
 
-def stack_violations(name: str, resources: list[PolicyResource], config: dict[str, Any] | None = None) -> list[str]:
-    found: list[str] = []
-    policy = POLICY[name]
-    assert isinstance(policy, StackValidationPolicy)
-    policy.validate(StackValidationArgs(resources, config or {}), lambda message, urn: found.append(message))
-    return found
+def altered(plan: Plan, type_: str, name: str, change: Change) -> Plan:
+    """`plan` with one resource's inputs and outputs changed by `change` (on copies)."""
+    matches = [r for r in plan.resources if (r.type, r.name) == (type_, name)]
+    assert len(matches) == 1, f"{len(matches)} {type_} named {name}"
 
-
-def resource(
-    type_: str, name: str, props: dict[str, Any], *, parent: PolicyResource | None = None, protect: bool = False
-) -> PolicyResource:
-    return PolicyResource(type_, props, f"urn:x::{name}", name, options(protect), None, parent, [], {})
-
-
-def labels(**values: str) -> list[dict[str, str]]:
-    return [{"label": f"io.audit-x.{k}", "value": v} for k, v in values.items()]
-
-
-GOOD_CONTAINER = {
-    "restart": "unless-stopped",
-    "memory": 256,
-    "logDriver": "json-file",
-    "logOpts": {"max-size": "20m", "max-file": "3"},
-    "healthcheck": {"tests": ["CMD-SHELL", "true"]},
-    "labels": labels(service="app", role="web"),
-}
-
-
-def test_pinned_images() -> None:
-    remote = "docker:index/remoteImage:RemoteImage"
-    assert violations_of("pinned-images", remote, {"name": "postgres:17.6-bookworm"}) == []
-    assert violations_of("pinned-images", remote, {"name": "postgres:latest"}) == [
-        "image 'postgres:latest' is not pinned to a version tag or digest"
-    ]
-    assert violations_of("pinned-images", remote, {"name": "postgres"})
-    built = "docker:index/image:Image"
-    assert (
-        violations_of(
-            "pinned-images", built, {"imageName": "x:abc", "build": {"args": {"POSTGRES_IMAGE": "postgres:17.6"}}}
+    def edit(resource: DeclaredResource) -> DeclaredResource:
+        if resource is not matches[0]:
+            return resource
+        return dataclasses.replace(
+            resource,
+            plain_inputs=change(copy.deepcopy(resource.plain_inputs)),
+            plain_outputs=change(copy.deepcopy(resource.plain_outputs)),
         )
-        == []
-    )
-    assert violations_of(
-        "pinned-images", built, {"imageName": "x:abc", "build": {"args": {"POSTGRES_IMAGE": "postgres"}}}
-    )
+
+    return dataclasses.replace(plan, resources=[edit(r) for r in plan.resources])
 
 
-@pytest.mark.parametrize(
-    ("change", "why"),
-    [
-        ({"privileged": True}, "runs privileged"),
-        ({"memory": 0}, "has no memory limit"),
-        ({"logOpts": {}}, "has no log rotation"),
-        ({"healthcheck": None}, "without a health check"),
-        ({"restart": "no"}, "restart policy 'no'"),
-    ],
-)
-def test_hardened_containers(change: dict[str, Any], why: str) -> None:
-    assert violations_of("hardened-containers", CONTAINER, GOOD_CONTAINER) == []
-    found = violations_of("hardened-containers", CONTAINER, GOOD_CONTAINER | change)
-    assert len(found) == 1 and why in found[0]
+def fired(plan: Plan) -> list[str]:
+    """`policy: resource: message` of every mandatory violation of the stack's pack."""
+    found = policy_tool.check(plan, policy_tool.policy_config(plan.stack))
+    return [f"{v.policy}: {v.resource}: {v.message}" for v in found if not v.advisory]
 
 
-def test_one_shot_jobs_need_no_health_check_or_restart() -> None:
-    job = GOOD_CONTAINER | {"attach": True, "restart": "no", "healthcheck": None}
-    assert violations_of("hardened-containers", CONTAINER, job) == []
+def setting(**values: Any) -> Change:
+    return lambda props: props | values
 
 
-SOCKET = {"hostPath": "/var/run/docker.sock", "containerPath": "/var/run/docker.sock", "readOnly": True}
+def with_upload(file_suffix: str, edit: Callable[[str], str]) -> Change:
+    def change(props: Props) -> Props:
+        for upload in props["uploads"]:
+            if str(upload["file"]).endswith(file_suffix):
+                upload["content"] = edit(str(upload["content"]))
+        return props
+
+    return change
 
 
-def proxy_with(config: str) -> dict[str, Any]:
-    return GOOD_CONTAINER | {
-        "labels": labels(service="docker-api"),
-        "volumes": [SOCKET],
-        "uploads": [{"file": "/usr/local/etc/haproxy/haproxy.cfg.template", "content": config}],
-    }
+def with_statement(**statement: Any) -> Change:
+    """An identity's policy with one more Allow statement, as a careless edit would add it."""
+
+    def change(props: Props) -> Props:
+        document = json.loads(props["policy"])
+        document["Statement"].append({"Effect": "Allow"} | statement)
+        return props | {"policy": json.dumps(document)}
+
+    return change
 
 
-def test_only_the_docker_api_proxy_holds_the_socket_and_only_as_the_program_writes_it(plans: dict) -> None:
-    proxy = next(c for c in plans["prod"].of_type(CONTAINER) if c.name == "audit-x-prod-docker-api")
-    assert violations_of("docker-socket", CONTAINER, proxy.inputs) == []
-    collector = GOOD_CONTAINER | {"labels": labels(service="collector")}
-    assert violations_of("docker-socket", CONTAINER, collector | {"volumes": [SOCKET]}) == [
-        "mounts the Docker socket but is 'collector', not the read-only API proxy (docker-api)"
-    ]
+def without(key: str) -> Change:
+    return lambda props: {k: v for k, v in props.items() if k != key}
 
 
-@pytest.mark.parametrize(
-    "mount",
-    [
-        {"hostPath": "/run/docker.sock", "containerPath": "/s", "readOnly": True},
-        {"hostPath": "/var/run", "containerPath": "/host-run", "readOnly": True},
-    ],
-)
-def test_the_socket_under_another_path_is_still_the_socket(mount: dict[str, Any]) -> None:
-    assert violations_of("docker-socket", CONTAINER, GOOD_CONTAINER | {"volumes": [mount]}) == [
-        "mounts the Docker socket but is 'app', not the read-only API proxy (docker-api)"
-    ]
+BUCKET_ARN = "arn:aws:s3:::audit-x-prod-backups-euw1"
+PROXY_CONFIG = "haproxy.cfg.template"
 
-
-def test_a_privileged_or_host_network_container_is_refused() -> None:
-    assert violations_of("docker-socket", CONTAINER, GOOD_CONTAINER | {"privileged": True}) == [
-        "is privileged: it can reach the Docker socket and the whole host"
-    ]
-    assert violations_of("docker-socket", CONTAINER, GOOD_CONTAINER | {"networkMode": "host"}) == [
-        "shares the host's network: the Docker API proxy's private network is bypassed"
-    ]
-
-
-@pytest.mark.parametrize(
-    ("config", "problem"),
-    [
-        ("frontend f\n    http-request allow if { path /info }\n    http-request deny\n", "its first rule is not"),
+# (resource type, resource name in prod, the alteration, what the pack must say)
+ALTERATIONS = [
+    # pinned-images
+    (
+        "docker:index/remoteImage:RemoteImage",
+        "audit-x-prod-redis-image",
+        setting(name="redis:latest"),
+        "pinned-images: audit-x-prod-redis-image: image 'redis:latest' is not pinned to a version tag or digest",
+    ),
+    (
+        "docker:index/remoteImage:RemoteImage",
+        "audit-x-prod-redis-image",
+        setting(name="redis"),
+        "pinned-images: audit-x-prod-redis-image: image 'redis' is not pinned",
+    ),
+    (
+        "docker:index/image:Image",
+        "audit-x-prod-backup-image",
+        setting(imageName="audit-x-prod-backup:latest"),
+        "pinned-images: audit-x-prod-backup-image: built image 'audit-x-prod-backup:latest' is tagged latest",
+    ),
+    (
+        "docker:index/image:Image",
+        "audit-x-prod-backup-image",
+        lambda p: p | {"build": p["build"] | {"args": p["build"]["args"] | {"POSTGRES_IMAGE": "postgres"}}},
+        "pinned-images: audit-x-prod-backup-image: built from POSTGRES_IMAGE='postgres', which is not pinned",
+    ),
+    # hardened-containers
+    (
+        CONTAINER,
+        "audit-x-prod-web-0",
+        setting(memory=0),
+        "hardened-containers: audit-x-prod-web-0: has no memory limit",
+    ),
+    (
+        CONTAINER,
+        "audit-x-prod-web-0",
+        setting(logOpts={}),
+        "hardened-containers: audit-x-prod-web-0: has no log rotation",
+    ),
+    (
+        CONTAINER,
+        "audit-x-prod-web-0",
+        setting(logDriver="syslog"),
+        "hardened-containers: audit-x-prod-web-0: has no log rotation",
+    ),
+    (
+        CONTAINER,
+        "audit-x-prod-web-0",
+        without("healthcheck"),
+        "hardened-containers: audit-x-prod-web-0: is long-running without a health check",
+    ),
+    (
+        CONTAINER,
+        "audit-x-prod-web-0",
+        setting(restart="no"),
+        "hardened-containers: audit-x-prod-web-0: is long-running with restart policy 'no'",
+    ),
+    (
+        CONTAINER,
+        "audit-x-prod-web-0",
+        setting(privileged=True),
+        "hardened-containers: audit-x-prod-web-0: runs privileged",
+    ),
+    # docker-socket: every way to the daemon
+    (
+        CONTAINER,
+        "audit-x-prod-web-0",
+        setting(privileged=True),
+        "docker-socket: audit-x-prod-web-0: is privileged: it can reach the Docker socket and the whole host",
+    ),
+    (
+        CONTAINER,
+        "audit-x-prod-collector",
+        setting(networkMode="host"),
+        "docker-socket: audit-x-prod-collector: shares the host's network",
+    ),
+    (
+        CONTAINER,
+        "audit-x-prod-collector",
+        setting(pidMode="host"),
+        "docker-socket: audit-x-prod-collector: shares the host's process namespace",
+    ),
+    (
+        CONTAINER,
+        "audit-x-prod-collector",
+        setting(capabilities={"adds": ["SYS_ADMIN"]}),
+        "docker-socket: audit-x-prod-collector: adds capabilities ['SYS_ADMIN']",
+    ),
+    *[
         (
-            "frontend f\n    http-request deny unless METH_GET\n    http-request allow if { method DELETE }\n"
-            "    http-request deny\n",
-            "it names DELETE",
-        ),
-        ("frontend f\n    http-request deny unless METH_GET\n    http-request allow\n", "its last rule is not"),
+            CONTAINER,
+            "audit-x-prod-collector",
+            setting(volumes=[{"hostPath": path, "containerPath": "/host", "readOnly": True}]),
+            "docker-socket: audit-x-prod-collector: mounts the Docker socket but is 'collector', not the read-only API proxy",
+        )
+        for path in (
+            "/var/run/docker.sock",
+            "/run/docker.sock",
+            "/srv/docker/api.sock",
+            "/run/containerd/containerd.sock",
+            "/var/run",
+            "/run/",
+            "/var",
+            "/",
+            "/var/lib/../run/docker.sock",
+            "/run/docker",
+        )
     ],
-)
-def test_a_proxy_that_could_let_a_write_through_is_refused(config: str, problem: str) -> None:
-    found = violations_of("docker-socket", CONTAINER, proxy_with(config))
-    assert len(found) == 1 and problem in found[0], found
-
-
-def test_published_ports() -> None:
-    edge = GOOD_CONTAINER | {"labels": labels(service="edge")}
-    web_ports = [{"internal": 80, "external": 80}, {"internal": 443, "external": 443}]
-    assert violations_of("published-ports", CONTAINER, edge | {"ports": web_ports}) == []
-    assert violations_of("published-ports", CONTAINER, edge | {"ports": [{"internal": 8080, "external": 8080}]})
-    postgres = GOOD_CONTAINER | {"labels": labels(service="postgres"), "ports": [{"internal": 5432, "external": 5432}]}
-    assert violations_of("published-ports", CONTAINER, postgres) == [
-        "is a data service (postgres) and publishes [5432]"
-    ]
-    assert violations_of("published-ports", CONTAINER, GOOD_CONTAINER | {"ports": web_ports})
-
-
-def test_least_privilege_iam() -> None:
-    user_policy = "aws:iam/userPolicy:UserPolicy"
-    admin = json.dumps({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
-    assert violations_of("least-privilege-iam", user_policy, {"user": "ops", "policy": admin}) == [
-        "allows every action on every resource"
-    ]
-    delete = json.dumps(
-        {
-            "Statement": [
-                {"Effect": "Allow", "Action": ["s3:PutObject", "s3:DeleteObject"], "Resource": "arn:aws:s3:::b/*"}
-            ]
-        }
-    )
-    assert violations_of("least-privilege-iam", user_policy, {"user": "audit-x-prod-backup-writer", "policy": delete})
-    put = json.dumps(
-        {"Statement": [{"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": "arn:aws:s3:::b/daily/*"}]}
-    )
-    assert (
-        violations_of("least-privilege-iam", user_policy, {"user": "audit-x-prod-backup-writer", "policy": put}) == []
-    )
-
-
-def test_secrets_encrypted_with_a_recovery_window() -> None:
-    secret = "aws:secretsmanager/secret:Secret"
-    good = {"name": "audit-x/prod/x", "kmsKeyId": "arn:aws:kms:eu-west-1:1:key/k", "recoveryWindowInDays": 30}
-    config = {"minimumRecoveryWindowDays": 30}
-    assert violations_of("secrets-encrypted", secret, good, config) == []
-    assert violations_of("secrets-encrypted", secret, good | {"recoveryWindowInDays": 7}, config) == [
-        "has a recovery window of 7 days; at least 30 required"
-    ]
-    assert violations_of("secrets-encrypted", secret, good | {"kmsKeyId": ""}, config)
-
-
-def bucket_family(**overrides: dict[str, Any]) -> list[PolicyResource]:
-    component = resource("audit-x:backup:BackupBucket", "backups", {})
-    props = {
-        "Bucket": {"bucket": "b"},
-        "BucketVersioning": {"versioningConfiguration": {"status": "Enabled"}},
-        "BucketServerSideEncryptionConfiguration": {
-            "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms"}}]
-        },
-        "BucketPublicAccessBlock": dict.fromkeys(
-            ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"), True
+    (
+        CONTAINER,
+        "audit-x-prod-collector",
+        setting(mounts=[{"source": "/run", "target": "/host-run", "type": "bind", "readOnly": True}]),
+        "docker-socket: audit-x-prod-collector: mounts the Docker socket but is 'collector'",
+    ),
+    (
+        CONTAINER,
+        "audit-x-prod-docker-api",
+        lambda p: p | {"volumes": [v | {"readOnly": False} for v in p["volumes"]]},
+        "docker-socket: audit-x-prod-docker-api: mounts the Docker socket writable",
+    ),
+    (
+        CONTAINER,
+        "audit-x-prod-docker-api",
+        with_upload(
+            PROXY_CONFIG, lambda c: c.replace("http-request deny unless METH_GET", "http-request allow if TRUE", 1)
         ),
-        "BucketPolicy": {
-            "policy": json.dumps(
-                {"Statement": [{"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
-            )
-        },
-        "BucketLifecycleConfiguration": {"rules": [{"id": "expire-daily"}]},
-    } | overrides
-    types = {
-        "Bucket": "aws:s3/bucket:Bucket",
-        "BucketVersioning": "aws:s3/bucketVersioning:BucketVersioning",
-        "BucketServerSideEncryptionConfiguration": "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-        "BucketPublicAccessBlock": "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
-        "BucketPolicy": "aws:s3/bucketPolicy:BucketPolicy",
-        "BucketLifecycleConfiguration": "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
-    }
-    return [component] + [resource(types[k], k, v, parent=component) for k, v in props.items()]
+        "docker-socket: audit-x-prod-docker-api: the Docker API proxy could let a write through: its first rule is not",
+    ),
+    (
+        CONTAINER,
+        "audit-x-prod-docker-api",
+        with_upload(
+            PROXY_CONFIG,
+            lambda c: c.replace(
+                "http-request deny unless METH_GET",
+                "http-request deny unless METH_GET\n    http-request allow if { method POST }",
+                1,
+            ),
+        ),
+        "docker-socket: audit-x-prod-docker-api: the Docker API proxy could let a write through: it names POST",
+    ),
+    (
+        CONTAINER,
+        "audit-x-prod-docker-api",
+        with_upload(PROXY_CONFIG, lambda c: c.rstrip() + "\n    http-request allow\n"),
+        "docker-socket: audit-x-prod-docker-api: the Docker API proxy could let a write through: its last rule is not",
+    ),
+    # published-ports
+    (
+        CONTAINER,
+        "audit-x-prod-postgres",
+        setting(ports=[{"internal": 5432, "external": 5432}]),
+        "published-ports: audit-x-prod-postgres: is a data service (postgres) and publishes [5432]",
+    ),
+    (
+        CONTAINER,
+        "audit-x-prod-grafana",
+        setting(ports=[{"internal": 3000, "external": 3000}]),
+        "published-ports: audit-x-prod-grafana: publishes [3000], but only the edge proxy publishes ports",
+    ),
+    (
+        CONTAINER,
+        "audit-x-prod-edge",
+        lambda p: p | {"ports": [*p["ports"], {"internal": 8080, "external": 8080}]},
+        "published-ports: audit-x-prod-edge: the edge publishes [80, 443, 8080]; only 80 and 443 are allowed",
+    ),
+    (
+        CONTAINER,
+        "audit-x-prod-web-0",
+        setting(publishAllPorts=True),
+        "published-ports: audit-x-prod-web-0: publishes all its ports",
+    ),
+    # least-privilege-iam: judged by what the actions grant
+    (
+        USER_POLICY,
+        "audit-x-prod-backup-writer-policy",
+        with_statement(Action="*", Resource="*"),
+        "least-privilege-iam: audit-x-prod-backup-writer-policy: allows every action on every resource",
+    ),
+    (
+        USER_POLICY,
+        "audit-x-prod-backup-writer-policy",
+        with_statement(Action="s3:Del*", Resource=f"{BUCKET_ARN}/*"),
+        "least-privilege-iam: audit-x-prod-backup-writer-policy: can destroy or shorten stored objects, or change a "
+        "bucket's rules: s3:DeleteAccessGrant",
+    ),
+    (
+        USER_POLICY,
+        "audit-x-prod-backup-writer-policy",
+        with_statement(Action="s3:DELETEOBJECTVERSION", Resource=f"{BUCKET_ARN}/*"),
+        "least-privilege-iam: audit-x-prod-backup-writer-policy: can destroy or shorten stored objects, or change a "
+        "bucket's rules: s3:DeleteObjectVersion",
+    ),
+    (
+        USER_POLICY,
+        "audit-x-prod-backup-writer-policy",
+        with_statement(Action="s3:Put*", Resource=BUCKET_ARN),
+        "least-privilege-iam: audit-x-prod-backup-writer-policy: grants permissions management (",
+    ),
+    (
+        USER_POLICY,
+        "audit-x-prod-backup-writer-policy",
+        with_statement(Action="s3:Put*Configuration", Resource=BUCKET_ARN),
+        "s3:PutLifecycleConfiguration",
+    ),
+    (
+        USER_POLICY,
+        "audit-x-prod-backup-writer-policy",
+        with_statement(Action="s3:BypassGovernanceRetention", Resource=f"{BUCKET_ARN}/*"),
+        "least-privilege-iam: audit-x-prod-backup-writer-policy: grants permissions management (s3:BypassGovernanceRetention)",
+    ),
+    (
+        USER_POLICY,
+        "audit-x-prod-watcher-heartbeat-policy",
+        with_statement(Action="iam:*AccessKey*", Resource="*"),
+        "least-privilege-iam: audit-x-prod-watcher-heartbeat-policy: grants permissions management (iam:CreateAccessKey",
+    ),
+    (
+        USER_POLICY,
+        "audit-x-prod-backup-reader-policy",
+        with_statement(Action="s3:GetObjekt", Resource=f"{BUCKET_ARN}/*"),
+        "least-privilege-iam: audit-x-prod-backup-reader-policy: grants s3:GetObjekt, which AWS does not know",
+    ),
+    # secrets-encrypted
+    (
+        SECRET,
+        "audit-x-prod-secret-postgres-password",
+        without("kmsKeyId"),
+        "secrets-encrypted: audit-x-prod-secret-postgres-password: is encrypted with the account's default key",
+    ),
+    (
+        SECRET,
+        "audit-x-prod-secret-postgres-password",
+        setting(kmsKeyId=""),
+        "secrets-encrypted: audit-x-prod-secret-postgres-password: is encrypted with the account's default key",
+    ),
+    (
+        SECRET,
+        "audit-x-prod-secret-postgres-password",
+        setting(recoveryWindowInDays=7),
+        "secrets-encrypted: audit-x-prod-secret-postgres-password: has a recovery window of 7 days; at least 30 required",
+    ),
+    # one-key-per-environment: the key's ARN is an output, which the pack now gets
+    (
+        SECRET,
+        "audit-x-prod-secret-postgres-password",
+        setting(kmsKeyId="arn:aws:kms:eu-west-1:999999999999:key/0123456789abcdef0123456789abcdef"),
+        "one-key-per-environment: audit-x-prod-secret-postgres-password: audit-x/prod/postgres-password is encrypted "
+        "with a key from outside this environment",
+    ),
+    # hardened-buckets
+    *[
+        (
+            type_,
+            f"audit-x-prod-backups-{part}",
+            change,
+            f"hardened-buckets: audit-x-prod-backups: bucket audit-x-prod-backups-euw1 {why}",
+        )
+        for type_, part, change, why in (
+            (
+                "aws:s3/bucketVersioning:BucketVersioning",
+                "versioning",
+                setting(versioningConfiguration={"status": "Suspended"}),
+                "is not versioned",
+            ),
+            (
+                "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+                "encryption",
+                setting(rules=[{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]),
+                "is not encrypted with KMS",
+            ),
+            (
+                "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+                "public-access-block",
+                setting(restrictPublicBuckets=False),
+                "does not block public access",
+            ),
+            (
+                "aws:s3/bucketPolicy:BucketPolicy",
+                "policy",
+                setting(policy=json.dumps({"Statement": []})),
+                "does not deny requests without TLS",
+            ),
+            (
+                "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+                "lifecycle",
+                setting(rules=[]),
+                "has no lifecycle rules",
+            ),
+            (
+                "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
+                "object-lock",
+                setting(objectLockEnabled="Disabled"),
+                "has no Object Lock",
+            ),
+        )
+    ],
+    # stateful-protected
+    (
+        "docker:index/volume:Volume",
+        "audit-x-prod-postgres-data",
+        lambda p: p,
+        "stateful-protected: audit-x-prod-postgres-data: audit-x-prod-postgres-data holds state and is not protected",
+    ),
+]
+
+
+def unprotect(plan: Plan, name: str) -> Plan:
+    return dataclasses.replace(
+        plan, resources=[dataclasses.replace(r, protect=False) if r.name == name else r for r in plan.resources]
+    )
 
 
 @pytest.mark.parametrize(
-    ("override", "why"),
-    [
-        ({"BucketVersioning": {"versioningConfiguration": {"status": "Suspended"}}}, "is not versioned"),
-        (
-            {
-                "BucketServerSideEncryptionConfiguration": {
-                    "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]
-                }
-            },
-            "is not encrypted with KMS",
-        ),
-        ({"BucketPublicAccessBlock": {"blockPublicAcls": True}}, "does not block public access"),
-        ({"BucketPolicy": {"policy": json.dumps({"Statement": []})}}, "does not deny requests without TLS"),
-        ({"BucketLifecycleConfiguration": {"rules": []}}, "has no lifecycle rules"),
-    ],
+    ("type_", "name", "change", "expected"),
+    ALTERATIONS,
+    ids=[f"{i:02d}-{a[3].split(':')[0]}-{a[1].removeprefix('audit-x-prod-')}" for i, a in enumerate(ALTERATIONS)],
 )
-def test_hardened_buckets(override: dict[str, Any], why: str) -> None:
-    assert stack_violations("hardened-buckets", bucket_family()) == []
-    found = stack_violations("hardened-buckets", bucket_family(**override))
-    assert found == [f"bucket b {why}"]
+def test_each_alteration_of_prods_plan_is_caught(
+    plans: dict, type_: str, name: str, change: Change, expected: str
+) -> None:
+    prod = plans["prod"]
+    assert fired(prod) == []
+    plan = altered(prod, type_, name, change)
+    if expected.startswith("stateful-protected"):
+        plan = unprotect(plan, name)
+    found = fired(plan)
+    assert any(expected in message for message in found), found
 
 
-def test_stateful_protected_where_required() -> None:
-    volume = resource("docker:index/volume:Volume", "postgres-data", {})
-    protected = resource("docker:index/volume:Volume", "postgres-data", {}, protect=True)
-    assert stack_violations("stateful-protected", [volume], {"required": False}) == []
-    assert stack_violations("stateful-protected", [protected], {"required": True}) == []
-    assert stack_violations("stateful-protected", [volume], {"required": True}) == [
-        "postgres-data holds state and is not protected"
+def test_a_second_key_for_some_secrets_is_caught(plans: dict) -> None:
+    prod = plans["prod"]
+    watcher_key = next(r for r in prod.of_type("aws:kms/key:Key") if r.name == "audit-x-prod-watcher-key")
+    other = str(watcher_key.plain_outputs["arn"])  # a key of this stack, but not the secrets' own
+    plan = altered(prod, SECRET, "audit-x-prod-secret-postgres-password", setting(kmsKeyId=other))
+    assert "one-key-per-environment: (stack): secrets use 2 different KMS keys; one per environment expected" in fired(
+        plan
+    )
+
+
+def test_a_policy_document_still_unknown_during_a_preview_is_not_judged(plans: dict) -> None:
+    """A new identity's policy is an unknown value in a first preview: the SDK notes that the
+    policy could not run (advisory) and reports no violation, and so does tools.policy."""
+    plan = altered(
+        plans["prod"], USER_POLICY, "audit-x-prod-backup-writer-policy", setting(policy=pulumi_sdk.UNKNOWN_STRING)
+    )
+    found = policy_tool.check(plan, policy_tool.policy_config("prod"))
+    assert [v for v in found if not v.advisory] == []
+    assert [v.policy for v in found if "can't run during preview" in v.message] == ["least-privilege-iam"]
+
+
+def test_staging_pages_nobody_and_the_advisory_policy_says_so(plans: dict) -> None:
+    found = policy_tool.check(plans["staging"], policy_tool.policy_config("staging"))
+    advisory = [v.message for v in found if v.advisory]
+    assert advisory == [
+        "critical alerts reach email but page nobody: set `pulumi config set --secret pagerdutyRoutingKey <key>`"
     ]
 
 
-def test_one_key_per_environment() -> None:
-    key = resource("aws:kms/key:Key", "kms", {"arn": "arn:aws:kms:r:1:key/a"})
-    mine = resource("aws:secretsmanager/secret:Secret", "s1", {"name": "n1", "kmsKeyId": "arn:aws:kms:r:1:key/a"})
-    foreign = resource(
-        "aws:secretsmanager/secret:Secret", "s2", {"name": "n2", "kmsKeyId": "arn:aws:kms:r:1:key/other"}
-    )
-    assert stack_violations("one-key-per-environment", [key, mine]) == []
-    found = stack_violations("one-key-per-environment", [key, mine, foreign])
-    assert "n2 is encrypted with a key from outside this environment" in found
+def test_wildcards_are_expanded_by_aws_s_catalogue() -> None:
+    puts = expand_action("s3:Put*")
+    assert {"s3:PutObject", "s3:PutBucketPolicy", "s3:PutLifecycleConfiguration"} <= set(puts)
+    assert len(puts) > 30
+    assert expand_action("S3:getobject") == ["s3:GetObject"]  # IAM names are case-insensitive
+    assert expand_action("s3:NoSuchThing") == []
 
 
 @pytest.mark.parametrize("stack", ["staging", "prod"])

@@ -124,3 +124,16 @@ def test_pr_previews_post_what_the_change_would_take_down() -> None:
     assert "gh pr comment" in verdict["run"]
     assert verdict["env"]["STACK"] == "${{ matrix.stack }}"
     assert job["permissions"]["pull-requests"] == "write"
+
+
+def test_a_failed_prod_deploy_pages_the_on_call_naming_the_approver() -> None:
+    deploy = yaml.safe_load((WORKFLOWS / "deploy.yml").read_text())
+    prod = deploy["jobs"]["prod"]
+    assert prod["environment"] == "production"
+    assert prod["permissions"]["actions"] == "read"  # the approvals API
+    last = prod["steps"][-1]
+    assert last["if"] == "failure()"
+    assert last["run"] == "python3 -m tools.deploy_page"
+    assert last["env"]["PAGERDUTY_ROUTING_KEY"] == "${{ secrets.PAGERDUTY_ROUTING_KEY }}"
+    # Staging's failure pages nobody: it stops prod, and whoever pushed is told by GitHub.
+    assert all("deploy_page" not in str(step.get("run", "")) for step in deploy["jobs"]["staging"]["steps"])

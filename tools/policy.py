@@ -31,6 +31,7 @@ from pulumi_policy import (
 
 from components.settings import ConfigError
 from policy.rules import POLICIES
+from tools import pulumi_sdk
 from tools.mock_engine import REPO_ROOT, DeclaredResource, Plan, run_program, stack_names
 
 
@@ -70,7 +71,7 @@ def _policy_resources(plan: Plan) -> list[PolicyResource]:
     for resource in plan.resources:
         by_urn[resource.urn] = PolicyResource(
             resource_type=resource.type,
-            props=resource.plain_outputs,
+            props=pulumi_sdk.unknown_checking_proxy(resource.plain_outputs),
             urn=resource.urn,
             name=resource.name,
             opts=_options(resource),
@@ -98,21 +99,34 @@ def check(plan: Plan, config: dict[str, dict[str, Any]]) -> list[Violation]:
             resource = (urn or "").rsplit("::", 1)[-1] or "(stack)"
             violations.append(Violation(policy_name, resource, message, advisory))
 
+        def cannot_run(error: Exception, policy_name: str = policy.name) -> None:
+            # What the SDK does with an unknown value: an advisory note, never a violation.
+            unknown = getattr(error, "message", "") or str(error)
+            violations.append(
+                Violation(policy_name, "(preview)", f"can't run during preview: {unknown}", advisory=True)
+            )
+
         if isinstance(policy, ResourceValidationPolicy):
             # Resource policies judge the inputs, as `pulumi preview` hands them over.
             for resource, declared in zip(resources, plan.resources, strict=True):
                 args = ResourceValidationArgs(
                     resource.resource_type,
-                    declared.plain_inputs,
+                    pulumi_sdk.unknown_checking_proxy(declared.plain_inputs),
                     resource.urn,
                     resource.name,
                     resource.opts,
                     None,
                     settings,
                 )
-                policy.validate(args, lambda message, urn, subject=resource.urn: report(message, urn or subject))
+                try:
+                    policy.validate(args, lambda message, urn, subject=resource.urn: report(message, urn or subject))
+                except pulumi_sdk.UnknownValueError as error:
+                    cannot_run(error)
         elif isinstance(policy, StackValidationPolicy):
-            policy.validate(StackValidationArgs(resources, settings), report)
+            try:
+                policy.validate(StackValidationArgs(resources, settings), report)
+            except pulumi_sdk.UnknownValueError as error:
+                cannot_run(error)
     return violations
 
 

@@ -16,6 +16,7 @@ import pulumi
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime import stack as runtime_stack
+from pulumi_policy import proxy as policy_proxy
 
 # How a secret travels on the wire: {SECRET_SIGNATURE_KEY: SECRET_SIGNATURE, "value": ...}.
 SECRET_SIGNATURE_KEY: str = rpc._special_sig_key
@@ -41,6 +42,12 @@ async def run_in_stack(program: Callable[[], None]) -> None:
     await runtime_stack.run_pulumi_func(program)
 
 
+# How the policy SDK hands a pack a value that is unknown during a preview: the proxy raises
+# UnknownValueError when a policy reads one, and the SDK turns that into an advisory diagnostic.
+UNKNOWN_STRING: str = policy_proxy.UNKNOWN_STRING_VALUE
+UnknownValueError = policy_proxy.UnknownValueError
+unknown_checking_proxy = policy_proxy.unknown_checking_proxy
+
 # What tests/test_pulumi_sdk.py checks exists, by the name the SDK gives it.
 USED = {
     "pulumi.runtime.rpc._special_sig_key": lambda: rpc._special_sig_key,
@@ -49,4 +56,7 @@ USED = {
     "pulumi.runtime.settings.SETTINGS.outputs": pending_outputs,
     "pulumi.runtime.settings.get_root_resource": lambda: runtime_settings.get_root_resource,
     "pulumi.runtime.stack.run_pulumi_func": lambda: runtime_stack.run_pulumi_func,
+    "pulumi_policy.proxy.UNKNOWN_STRING_VALUE": lambda: policy_proxy.UNKNOWN_STRING_VALUE,
+    "pulumi_policy.proxy.UnknownValueError": lambda: policy_proxy.UnknownValueError,
+    "pulumi_policy.proxy.unknown_checking_proxy": lambda: policy_proxy.unknown_checking_proxy,
 }

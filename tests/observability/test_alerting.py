@@ -5,6 +5,7 @@ is written into any file."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import subprocess
@@ -14,11 +15,13 @@ from typing import Any
 import pytest
 import yaml
 
+from backup.metrics import RunOutcome
 from components.observability.alerting import alert_rules, alerting_file
 from components.observability.dashboard import dashboard
 from components.observability.logs import LABELS
 from components.settings import Settings, load_settings
 from tests.helpers import container, containers, env, seconds, uploaded
+from tools import telegraf_catalogue
 from tools.mock_engine import REPO_ROOT, Plan, fake_secret, load_stack_config, run_program
 
 ALERTING = "/etc/grafana/provisioning/alerting/audit-x.yaml"
@@ -197,22 +200,116 @@ def test_every_flux_query_passes_fluxs_own_checker(plans: dict[str, Plan]) -> No
     assert len(scripts) > 20
 
 
-def test_queries_read_only_what_the_collector_and_backups_write(plan: Plan) -> None:
-    """Each measurement a query filters on comes from an input of the collector's config or the runner."""
-    produced = {
-        "docker": {"docker", "docker_container_status", "docker_container_health", "docker_container_cpu",
-                   "docker_container_mem"},
-        "http_response": {"http_response"},
-        "prometheus": {"redpanda"},
-        "disk": {"disk"},
-        "internal": {"internal_agent"},  # the heartbeat, which goes to CloudWatch only
-    }  # fmt: skip
-    inputs = tomllib.loads(uploaded(container(plan, "collector"), "/etc/telegraf/telegraf.conf"))["inputs"]
-    available = {"audit_x_backup"}.union(*(produced[name] for name in inputs))
-    for rule in rules_of(grafana_file(plan, ALERTING)):
-        text = rule["data"][0]["model"].get("query", "")
-        for measurement in re.findall(r'r\._measurement == "([^"]+)"', text):
-            assert measurement in available, (rule["uid"], measurement)
+def written_metrics(plan: Plan, stack: str) -> dict[str, dict[str, set[str]]]:
+    """What reaches the metrics bucket: the collector's inputs as Telegraf's source at the pinned
+    version emits them under this config (tools/telegraf_catalogue.py), and the backup runner's
+    own point, as its code writes it (backup/metrics.py)."""
+    catalogue = telegraf_catalogue.load()
+    image = settings_of(stack).monitoring.collector_image
+    assert image.split(":", 1)[1].startswith(catalogue["telegraf"] + "-"), (
+        f"the collector runs {image}, the catalogue is of Telegraf {catalogue['telegraf']}: regenerate it"
+    )
+    config = tomllib.loads(uploaded(container(plan, "collector"), "/etc/telegraf/telegraf.conf"))
+    container_labels = {item["label"] for c in containers(plan) for item in c.inputs.get("labels", [])}
+    written = telegraf_catalogue.emitted(config, catalogue, container_labels)
+    # The heartbeat goes to CloudWatch only: the InfluxDB output drops it.
+    for dropped in config["outputs"]["influxdb_v2"][0].get("namedrop", []):
+        written.pop(dropped, None)
+    point = RunOutcome("postgres", "scheduled", True, 1.0, 10).line(stack, 0)
+    head, fields, _ = point.split(" ")
+    measurement, *tags = head.split(",")
+    written[measurement] = {
+        "tags": {t.split("=")[0] for t in tags},
+        "fields": {f.split("=")[0] for f in fields.split(",")},
+    }
+    return written
+
+
+def _matches(name: str, names: set[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in names)
+
+
+def unknown_references(query: str, written: dict[str, dict[str, set[str]]]) -> list[str]:
+    """Every measurement, field and tag a Flux query reads that nothing writes."""
+    problems = []
+    measurements = re.findall(r'r\._measurement == "([^"]+)"', query)
+    for measurement in measurements:
+        if measurement not in written:
+            problems.append(f"measurement {measurement}")
+    schema = {"tags": set(), "fields": set()}
+    for measurement in measurements:
+        for kind in ("tags", "fields"):
+            schema[kind] |= written.get(measurement, {}).get(kind, set())
+    for field in re.findall(r'r\._field == "([^"]+)"', query):
+        if not _matches(field, schema["fields"]):
+            problems.append(f"field {field}")
+    pivoted = "pivot(" in query
+    for line in query.splitlines():
+        step = line.strip().removeprefix("|> ")
+        if not step.startswith(("filter(", "group(", "map(")):
+            continue
+        columns = re.findall(r"\br\.([a-z_][a-z0-9_]*)", step) + re.findall(r'r\["([^"]+)"\]', step)
+        columns += [c for group in re.findall(r"columns: \[([^\]]*)\]", step) for c in re.findall(r'"([^"]+)"', group)]
+        for column in columns:
+            if column.startswith("_"):
+                continue  # _measurement, _field, _value, _time: every point has them
+            # After a pivot, fields are columns too.
+            readable = schema["tags"] | (schema["fields"] if pivoted and step.startswith("map(") else set())
+            if not _matches(column, readable):
+                problems.append(f"column {column}")
+    return problems
+
+
+def flux_queries(plan: Plan) -> dict[str, str]:
+    """Every Flux query Grafana runs: the alert rules' and the dashboard panels'."""
+    queries = {
+        rule["uid"]: rule["data"][0]["model"]["query"]
+        for rule in rules_of(grafana_file(plan, ALERTING))
+        if rule["data"][0]["model"].get("query") and "_measurement" in rule["data"][0]["model"]["query"]
+    }
+    for panel in grafana_file(plan, DASHBOARD)["panels"]:
+        for index, target in enumerate(panel.get("targets", [])):
+            if "_measurement" in str(target.get("query", "")):
+                queries[f"panel {panel['title']} #{index}"] = target["query"]
+    return queries
+
+
+def test_queries_read_only_measurements_fields_and_tags_that_are_written(plan: Plan, stack: str) -> None:
+    written = written_metrics(plan, stack)
+    queries = flux_queries(plan)
+    assert len(queries) > 20
+    problems = {name: found for name, query in queries.items() if (found := unknown_references(query, written))}
+    assert problems == {}
+
+
+def test_the_heartbeat_sent_to_cloudwatch_is_a_metric_telegraf_emits(plan: Plan) -> None:
+    """The external watcher alarms on `internal_agent_metrics_gathered`: a field the `internal`
+    input really emits, passed by the CloudWatch output's filters."""
+    config = tomllib.loads(uploaded(container(plan, "collector"), "/etc/telegraf/telegraf.conf"))
+    written = telegraf_catalogue.emitted(config, telegraf_catalogue.load(), set())
+    cloudwatch = config["outputs"]["cloudwatch"][0]
+    (measurement,) = cloudwatch["namepass"]
+    (field,) = cloudwatch["fieldinclude"]
+    assert field in written[measurement]["fields"]
+    assert set(written) - {measurement} and measurement == "internal_agent"
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (('r._field == "restart_count"', 'r._field == "restarts"'), "field restarts"),
+        (('r._measurement == "disk"', 'r._measurement == "disks"'), "measurement disks"),
+        (('r.path == "/"', 'r.mountpoint == "/"'), "column mountpoint"),
+        (('group(columns: ["container_name"])', 'group(columns: ["container"])'), "column container"),
+    ],
+)
+def test_a_query_reading_what_nothing_writes_is_caught(
+    plan: Plan, stack: str, edit: tuple[str, str], problem: str
+) -> None:
+    written = written_metrics(plan, stack)
+    query = next(q for q in flux_queries(plan).values() if edit[0] in q)
+    assert unknown_references(query, written) == []
+    assert problem in unknown_references(query.replace(edit[0], edit[1]), written)
 
 
 def test_loki_queries_use_only_the_labels_alloy_sets(plan: Plan, stack: str) -> None:
