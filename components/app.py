@@ -57,11 +57,17 @@ def web_slot(index: int) -> str:
     return f"web-{index}"
 
 
+def canary_slot(index: int) -> str:
+    return f"web-canary-{index}"
+
+
 class App(pulumi.ComponentResource):
     image: docker.RemoteImage
+    canary_image: docker.RemoteImage | None
     migration: docker.Container
     pre_migration_backup: docker.Container | None
     web: list[docker.Container]
+    canary: list[docker.Container]
     workers: dict[str, list[docker.Container]]
 
     def __init__(
@@ -80,8 +86,8 @@ class App(pulumi.ComponentResource):
     ) -> None:
         super().__init__("audit-x:app:App", name, None, opts)
         self.image = pinned_image(ctx.name("app", "image"), settings.image, self)
-        # The release name Sentry and APP_RELEASE use: the tag, or the digest when pinned by digest.
-        release = image_tag(settings.image)
+        canary = settings.canary
+        self.canary_image = pinned_image(ctx.name("app", "canary", "image"), canary.image, self) if canary else None
         common_env = {
             **env,
             "RAILS_ENV": settings.rails_env,
@@ -90,10 +96,16 @@ class App(pulumi.ComponentResource):
             "RAILS_LOG_TO_STDOUT": "true",
             "RAILS_LOG_LEVEL": "info",
             "LOG_FORMAT": "json",
-            "APP_RELEASE": release,
         }
-        if "SENTRY_DSN" in secrets:
-            common_env |= {"SENTRY_ENVIRONMENT": ctx.environment, "SENTRY_RELEASE": release}
+
+        def release_env(image: str) -> dict[str, str]:
+            # The release name Sentry and APP_RELEASE use: the tag, or the digest when pinned by digest.
+            release = image_tag(image)
+            sentry = (
+                {"SENTRY_ENVIRONMENT": ctx.environment, "SENTRY_RELEASE": release} if "SENTRY_DSN" in secrets else {}
+            )
+            return {"APP_RELEASE": release, **sentry}
+
         # Secrets as files, readable by the app's user alone; the environment names the files.
         secret_files = {name: f"{SECRETS_DIR}/{name.lower().replace('_', '-')}" for name in sorted(secrets)}
         common_env |= {f"{name}_FILE": path for name, path in secret_files.items()}
@@ -111,6 +123,7 @@ class App(pulumi.ComponentResource):
             memory_mb: int,
             health: HealthCheck | None,
             *,
+            image: tuple[str, docker.RemoteImage] = (settings.image, self.image),
             command: list[str] | None = None,
             extra_env: Mapping[str, str] | None = None,
             extra_labels: Mapping[str, pulumi.Input[str]] | None = None,
@@ -119,13 +132,14 @@ class App(pulumi.ComponentResource):
             run_timeout_seconds: int = 600,
             stop_grace_seconds: int = 30,
         ) -> ContainerSpec:
+            reference, pulled = image
             return ContainerSpec(
                 service="app",
                 role=role,
-                image=self.image.image_id,
+                image=pulled.image_id,
                 memory_mb=memory_mb,
                 networks=[on_network(data_network), on_network(app_network, role, *aliases)],
-                env={**common_env, "APP_ROLE": role, **(extra_env or {})},
+                env={**common_env, **release_env(reference), "APP_ROLE": role, **(extra_env or {})},
                 # The launcher first, then the image's own entrypoint and the role's command.
                 entrypoint=[LAUNCHER, *settings.entrypoint],
                 command=command,
@@ -137,10 +151,13 @@ class App(pulumi.ComponentResource):
                 stop_grace_seconds=stop_grace_seconds,
             )
 
+        newest = (canary.image, self.canary_image) if canary and self.canary_image else (settings.image, self.image)
         migration_spec = spec(
             "migrate",
             settings.migration_memory_limit_mb,
             None,
+            # A canary's migrations run before it starts; expand-only, so stable runs on them too.
+            image=newest,
             command=MIGRATION_COMMAND,
             run_timeout_seconds=settings.migration_timeout_seconds,
         )
@@ -161,14 +178,18 @@ class App(pulumi.ComponentResource):
         after_migration = pulumi.ResourceOptions(parent=self, depends_on=[succeeded(self.migration)])
 
         web = settings.web
-        self.web = [
-            long_running_container(
+
+        def web_container(
+            name: str, slot: str, image: tuple[str, docker.RemoteImage], track: dict[str, str]
+        ) -> docker.Container:
+            return long_running_container(
                 ctx,
-                ctx.name("web", str(index)),
+                name,
                 spec(
                     "web",
                     web.memory_limit_mb,
                     HealthCheck(web_health_command(web.port), start_period="60s"),
+                    image=image,
                     command=web.command,
                     extra_env={"PORT": str(web.port)},
                     extra_labels={
@@ -176,9 +197,10 @@ class App(pulumi.ComponentResource):
                         f"{LABEL_PREFIX}.probe.live": LIVE_PATH,
                         f"{LABEL_PREFIX}.probe.ready": READY_PATH,
                         f"{LABEL_PREFIX}.probe.health": HEALTH_PATH,
+                        **track,
                     },
                     # The collector probes each slot by this alias; the edge routes by container name.
-                    aliases=(web_slot(index),),
+                    aliases=(slot,),
                     wait_timeout_seconds=web.health_timeout_seconds,
                     # SIGTERM, then this long to finish requests in flight before SIGKILL.
                     stop_grace_seconds=web.drain_seconds,
@@ -186,8 +208,27 @@ class App(pulumi.ComponentResource):
                 after_migration,
                 rolling=True,
             )
+
+        self.web = [
+            web_container(ctx.name("web", str(index)), web_slot(index), (settings.image, self.image), {})
             for index in range(web.replicas)
         ]
+        # The canary's web containers: the same role, the new image, their own names and slots.
+        # Their weight lives in the edge's routes alone, so a weight change touches neither them
+        # nor the stable ones.
+        self.canary = (
+            [
+                web_container(
+                    ctx.name("web", "canary", str(index)),
+                    canary_slot(index),
+                    (canary.image, self.canary_image),
+                    {f"{LABEL_PREFIX}.track": "canary"},
+                )
+                for index in range(canary.replicas)
+            ]
+            if canary and self.canary_image
+            else []
+        )
         self.workers = {
             worker.name: [
                 long_running_container(
@@ -213,6 +254,7 @@ class App(pulumi.ComponentResource):
             {
                 "migration": self.migration.name,
                 "web": [c.name for c in self.web],
+                "canary": [c.name for c in self.canary],
                 "workers": {name: [c.name for c in cs] for name, cs in self.workers.items()},
             }
         )

@@ -216,6 +216,8 @@ class AuditXEnvironment(pulumi.ComponentResource):
             domain=settings.domain,
             web=self.app.web,
             web_port=settings.app.web.port,
+            canary=self.app.canary,
+            canary_weight=settings.app.canary.weight if settings.app.canary else 0,
             grafana_host="grafana",
             app_network=self.networks.app,
             opts=child,

@@ -1,6 +1,6 @@
 """The offline preview of a change: what `pulumi up` would do to the running stack.
 
-    python -m tools.preview STACK [--set KEY=VALUE ...] [--json]
+    python -m tools.preview STACK [--from KEY=VALUE ...] [--set KEY=VALUE ...] [--rm KEY ...] [--json]
     python -m tools.preview STACK --from-preview FILE [--json]
 
 Runs the program under mocks twice, with the stack's config as it is (the deployed stack, read
@@ -8,7 +8,9 @@ back as a refresh would) and with the changes (keys as `pulumi config set --path
 `app.image=registry.example/audit_x:1.2.4`, `rotation.postgres-password=2`), and applies the
 providers' and the engine's update rules (tools/provider_behaviour.yaml, tools/update_model.py).
 It prints the ordered steps, why a service would be down, and ends with `replaced=N` and
-`down=none` or `down=<service,...>`.
+`down=none` or `down=<service,...>`. `--from` describes a deployed stack whose config differs from
+the stack file (a canary already running: `--from app.canary.image=... --from app.canary.weight=0`);
+`--set` applies on top of it, and `--rm` removes a key (`pulumi config rm --path`).
 
 `--from-preview FILE` reads what `pulumi preview --json` printed instead (its steps: op, urn,
 old and new state) and gives the same verdict for the real engine's steps; the PR preview
@@ -54,16 +56,36 @@ def apply_setting(config: dict[str, str], assignment: str) -> None:
     config[key] = json.dumps(document)
 
 
-def changed_config(stack: str, assignments: Sequence[str]) -> dict[str, str]:
+def remove_setting(config: dict[str, str], path: str) -> None:
+    """`app.canary` the way `pulumi config rm --path app.canary` removes it."""
+    head, *rest = path.split(".")
+    key = head if ":" in head else f"{NAMESPACE}:{head}"
+    if not rest:
+        config.pop(key, None)
+        return
+    document = json.loads(config.get(key, "{}"))
+    node = document
+    for part in rest[:-1]:
+        node = node.get(part, {}) if isinstance(node, dict) else {}
+    if isinstance(node, dict):
+        node.pop(rest[-1], None)
+    config[key] = json.dumps(document)
+
+
+def changed_config(
+    stack: str, assignments: Sequence[str], base: Sequence[str] = (), removals: Sequence[str] = ()
+) -> dict[str, str]:
     config = load_stack_config(stack)
-    for assignment in assignments:
+    for assignment in [*base, *assignments]:
         apply_setting(config, assignment)
+    for path in removals:
+        remove_setting(config, path)
     return config
 
 
-def preview(stack: str, assignments: Sequence[str]) -> Verdict:
-    deployed = run_program(stack)
-    changed = run_program(stack, config=changed_config(stack, assignments))
+def preview(stack: str, assignments: Sequence[str], base: Sequence[str] = (), removals: Sequence[str] = ()) -> Verdict:
+    deployed = run_program(stack, config=changed_config(stack, [], base))
+    changed = run_program(stack, config=changed_config(stack, assignments, base, removals))
     return verdict(deployed.resources, changed.resources)
 
 
@@ -142,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.preview", description="The offline preview of a change.")
     parser.add_argument("stack", choices=stack_names())
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--from", dest="base", action="append", default=[], metavar="KEY=VALUE", help="the deployed stack's config"
+    )
+    parser.add_argument("--rm", dest="removals", action="append", default=[], metavar="KEY", help="a key to remove")
     parser.add_argument("--from-preview", type=Path, metavar="FILE", help="the output of `pulumi preview --json`")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -149,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.from_preview:
             result = verdict_from_engine(json.loads(args.from_preview.read_text()))
         else:
-            result = preview(args.stack, args.assignments)
+            result = preview(args.stack, args.assignments, args.base, args.removals)
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 1

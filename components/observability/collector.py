@@ -37,6 +37,7 @@ from components.lib.containers import (
 from components.lib.context import LABEL_PREFIX, EnvironmentContext
 from components.observability.watcher import HEARTBEAT_FIELD, HEARTBEAT_MEASUREMENT, Heartbeat
 from components.platform.docker_api import DockerApiProxy
+from components.platform.edge import METRICS_PORT as EDGE_METRICS_PORT
 from components.settings import MonitoringSettings
 
 CONFIG_PATH = "/etc/telegraf/telegraf.conf"
@@ -49,11 +50,14 @@ HEARTBEAT_CREDENTIALS_FILE = f"{SECRETS_DIR}/aws-heartbeat-credentials"
 COLLECTOR_UID = "999"
 HEALTH_PORT = 8080
 REDPANDA_METRICS_URL = "http://redpanda:9644/public_metrics"
+# The edge's per-service request counts and latency histograms (components/platform/edge.py).
+EDGE_METRICS_URL = f"http://edge:{EDGE_METRICS_PORT}/metrics"
 # Every state, so a container that stopped is reported as stopped instead of vanishing.
 CONTAINER_STATES = ["created", "restarting", "running", "removing", "paused", "exited", "dead"]
 PROBE_PATHS = {"live": "/live", "ready": "/ready", "health": "/health"}
 # Measurement names the alert rules and the dashboard query (components/observability/alerting.py).
 REDPANDA_MEASUREMENT = "redpanda"
+EDGE_MEASUREMENT = "traefik"
 PROBE_MEASUREMENT = "http_response"
 HEALTH_COMMAND = f"wget -q -O /dev/null http://127.0.0.1:{HEALTH_PORT}/"
 
@@ -160,7 +164,15 @@ def telegraf_config(
                     "name_override": REDPANDA_MEASUREMENT,
                     "fieldinclude": ["redpanda_kafka_consumer_group_*"],
                     "response_timeout": "5s",
-                }
+                },
+                {
+                    "urls": [EDGE_METRICS_URL],
+                    "metric_version": 2,
+                    "name_override": EDGE_MEASUREMENT,
+                    # Requests by service and status code, and the latency histogram: stable vs canary.
+                    "fieldinclude": ["traefik_service_requests_total", "traefik_service_request_duration_seconds_*"],
+                    "response_timeout": "5s",
+                },
             ],
             "disk": [{"mount_points": ["/"], "tagexclude": ["device", "mode"]}],
             "internal": [

@@ -47,6 +47,15 @@ NEW_ROUTES_FILE = "/run/audit-x/routes.yml"
 ROUTES_SCRIPT = read_shipped(__file__, "edge_routes.sh")
 ACME_DIR = "/var/lib/traefik"
 PING_PORT = 8082
+# Prometheus metrics (per service: requests by status code, a latency histogram), scraped by the
+# collector into InfluxDB: how a canary is compared with the stable version (tools/canary.py).
+METRICS_PORT = 8083
+# The services of the app's traffic, as Traefik's metrics label them (`<name>@file`).
+STABLE_SERVICE = "web-stable"
+CANARY_SERVICE = "web-canary"
+CANARY_HEADER = "X-Canary"
+# Latency buckets (seconds) fine enough to tell a p99 of 0.25 s from 0.3 s.
+LATENCY_BUCKETS = [0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0]
 HEALTH_COMMAND = f"wget -q -O- http://127.0.0.1:{PING_PORT}/ping | grep -qx OK"
 READY_PATH = "/ready"
 
@@ -60,6 +69,16 @@ def static_config(settings: EdgeSettings) -> dict[str, Any]:
             },
             "websecure": {"address": ":443"},
             "ping": {"address": f":{PING_PORT}"},
+            "metrics": {"address": f":{METRICS_PORT}"},
+        },
+        "metrics": {
+            "prometheus": {
+                "entryPoint": "metrics",
+                "addServicesLabels": True,
+                "addEntryPointsLabels": False,
+                "addRoutersLabels": False,
+                "buckets": LATENCY_BUCKETS,
+            }
         },
         "providers": {"file": {"directory": ROUTES_DIR, "watch": True}},
         "certificatesResolvers": {
@@ -79,11 +98,73 @@ def static_config(settings: EdgeSettings) -> dict[str, Any]:
     }
 
 
+def web_services(
+    web_servers: list[str], canary_servers: list[str], canary_weight: int, web_port: int
+) -> dict[str, Any]:
+    """The app's traffic: `web` splits it by weight between the stable and the canary servers.
+
+    Each side checks its servers' `/ready`; the weighted service's own `healthCheck: {}` makes
+    it follow its children's health, so a side with no healthy server gets nothing (Traefik's
+    wrr balancer). A side of weight 0 is left out of the split: Traefik ignores a non-positive
+    weight anyway ("A handler with a non-positive weight is ignored", pkg/server/service/
+    loadbalancer/wrr), and leaving it out says so in the file.
+    """
+
+    def pool(servers: list[str]) -> dict[str, Any]:
+        return {
+            "loadBalancer": {
+                "servers": [{"url": f"http://{server}:{web_port}"} for server in servers],
+                "healthCheck": {"path": READY_PATH, "interval": "5s", "timeout": "3s"},
+                "passHostHeader": True,
+            }
+        }
+
+    weights = (
+        {STABLE_SERVICE: 100 - canary_weight, CANARY_SERVICE: canary_weight}
+        if canary_servers
+        else {STABLE_SERVICE: 100}
+    )
+    services: dict[str, Any] = {
+        "web": {
+            "weighted": {
+                "services": [{"name": name, "weight": weight} for name, weight in weights.items() if weight > 0],
+                "healthCheck": {},
+            }
+        },
+        STABLE_SERVICE: pool(web_servers),
+    }
+    if canary_servers:
+        services[CANARY_SERVICE] = pool(canary_servers)
+    return services
+
+
 def dynamic_config(
-    settings: EdgeSettings, *, domain: str, web_servers: list[str], web_port: int, grafana_host: str
+    settings: EdgeSettings,
+    *,
+    domain: str,
+    web_servers: list[str],
+    web_port: int,
+    grafana_host: str,
+    canary_servers: list[str] | None = None,
+    canary_weight: int = 0,
 ) -> dict[str, Any]:
     middlewares = ["rate-limit", "security-headers", "retry"]
     tls = {"certResolver": "letsencrypt"}
+    canary_routers = (
+        {
+            # `X-Canary: 1` always reaches the canary, at any weight: smoke tests before any user.
+            "app-canary": {
+                "rule": f"Host(`{domain}`) && Header(`{CANARY_HEADER}`, `1`)",
+                "priority": 1000,
+                "entryPoints": ["websecure"],
+                "service": CANARY_SERVICE,
+                "middlewares": middlewares,
+                "tls": tls,
+            }
+        }
+        if canary_servers
+        else {}
+    )
     return {
         "http": {
             "routers": {
@@ -94,6 +175,7 @@ def dynamic_config(
                     "middlewares": middlewares,
                     "tls": tls,
                 },
+                **canary_routers,
                 "grafana": {
                     "rule": f"Host(`grafana.{domain}`)",
                     "entryPoints": ["websecure"],
@@ -124,13 +206,7 @@ def dynamic_config(
                 "retry": {"retry": {"attempts": 2, "initialInterval": "100ms"}},
             },
             "services": {
-                "web": {
-                    "loadBalancer": {
-                        "servers": [{"url": f"http://{server}:{web_port}"} for server in web_servers],
-                        "healthCheck": {"path": READY_PATH, "interval": "5s", "timeout": "3s"},
-                        "passHostHeader": True,
-                    }
-                },
+                **web_services(web_servers, canary_servers or [], canary_weight, web_port),
                 "grafana": {"loadBalancer": {"servers": [{"url": f"http://{grafana_host}:3000"}]}},
             },
         }
@@ -153,6 +229,8 @@ class Edge(pulumi.ComponentResource):
         domain: str,
         web: list[docker.Container],
         web_port: int,
+        canary: list[docker.Container] | None = None,
+        canary_weight: int = 0,
         grafana_host: str,
         app_network: docker.Network,
         opts: pulumi.ResourceOptions | None = None,
@@ -179,10 +257,18 @@ class Edge(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions(parent=self),
         )
-        routes = pulumi.Output.all(*[container.name for container in web]).apply(
+        canary = canary or []
+        names = [container.name for container in [*web, *canary]]
+        routes = pulumi.Output.all(*names).apply(
             lambda servers: yaml.safe_dump(
                 dynamic_config(
-                    settings, domain=domain, web_servers=list(servers), web_port=web_port, grafana_host=grafana_host
+                    settings,
+                    domain=domain,
+                    web_servers=list(servers[: len(web)]),
+                    web_port=web_port,
+                    grafana_host=grafana_host,
+                    canary_servers=list(servers[len(web) :]),
+                    canary_weight=canary_weight,
                 ),
                 sort_keys=False,
             )
@@ -203,6 +289,6 @@ class Edge(pulumi.ComponentResource):
                 run_timeout_seconds=60,
             ),
             # Created once every web container it names is healthy (the provider waits for that).
-            pulumi.ResourceOptions(parent=self, depends_on=list(web)),
+            pulumi.ResourceOptions(parent=self, depends_on=[*web, *canary]),
         )
         self.register_outputs({"container": self.container.name})

@@ -9,7 +9,7 @@ the program looks at the stack's name.
 - `root`: the `Settings` model that holds them; `loader`: reading and reporting.
 """
 
-from components.settings.app import AppSettings, EdgeSettings, WebSettings, WorkerSettings
+from components.settings.app import AppSettings, CanaryPolicy, CanarySettings, EdgeSettings, WebSettings, WorkerSettings
 from components.settings.backup import RUNNER_BASE_MEMORY_MB, BackupSettings
 from components.settings.data import InfluxDbSettings, PostgresSettings, RedisSettings, RedpandaSettings
 from components.settings.loader import NAMESPACE, ConfigError, load_settings, read_pulumi_config
@@ -46,6 +46,8 @@ __all__ = [
     "AlertingSettings",
     "AppSettings",
     "BackupSettings",
+    "CanaryPolicy",
+    "CanarySettings",
     "ConfigError",
     "DeploySettings",
     "EdgeSettings",

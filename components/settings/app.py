@@ -55,6 +55,39 @@ class WorkerSettings(ConfigModel):
     )
 
 
+class CanarySettings(ConfigModel):
+    """A canary release in progress: web containers of `image` beside the stable ones, taking
+    `weight` % of the app's traffic at the edge (and every request with `X-Canary: 1`). Set and
+    cleared by `python -m tools.canary`; absent when no canary runs."""
+
+    image: PinnedImage
+    weight: int = Field(default=0, ge=0, le=100, description="% of the app's traffic the canary takes")
+    replicas: int = Field(default=1, ge=1, le=20)
+
+
+class CanaryPolicy(ConfigModel):
+    """How `python -m tools.canary` steps a canary and judges it against the stable version."""
+
+    steps: list[int] = Field(default_factory=lambda: [5, 25, 50], min_length=1)
+    interval_seconds: Seconds = Field(default=300, ge=30, le=3600, description="how long each step is watched")
+    # Below this many canary requests in a step, nothing is judged: the step is watched again.
+    min_requests: int = Field(default=200, ge=1, le=10_000_000)
+    max_waits: int = Field(default=2, ge=0, le=10, description="extra intervals a quiet step may wait, then abort")
+    max_error_ratio: float = Field(default=0.01, ge=0, le=1, description="5xx share always allowed")
+    error_ratio_factor: float = Field(default=2.0, ge=1, le=100, description="... or this many times stable's")
+    latency_factor: float = Field(default=1.2, ge=1, le=100, description="canary p99 at most this times stable's")
+    smoke_paths: list[Annotated[str, StringConstraints(pattern=r"^/\S*$")]] = Field(
+        default_factory=lambda: ["/health"], min_length=1
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing_percentages(cls, steps: list[int]) -> list[int]:
+        if any(not 0 < step < 100 for step in steps) or steps != sorted(set(steps)):
+            raise ValueError(f"expected increasing percentages between 1 and 99, got {steps}")
+        return steps
+
+
 class AppSettings(ConfigModel):
     image: PinnedImage
     # The image's own entrypoint, run by the launcher (a Rails 7.1+ Dockerfile's); [] for none.
@@ -69,6 +102,20 @@ class AppSettings(ConfigModel):
     migration_timeout_seconds: Seconds = Field(
         default=1800, ge=60, le=6 * 3600, description="how long `bin/rails db:migrate` may run before the update fails"
     )
+    canary: CanarySettings | None = None
+    canary_policy: CanaryPolicy = Field(default_factory=CanaryPolicy)
+
+    @model_validator(mode="after")
+    def _canary_is_another_version(self) -> AppSettings:
+        if self.canary is not None and self.canary.image == self.image:
+            raise ValueError(f"canary.image is the stable image ({self.image}): a canary must be another version")
+        return self
+
+    @property
+    def migration_image(self) -> str:
+        """The newest version's image: a canary's migrations run before it starts (they must be
+        expand-only, so the stable version runs on the same schema: docs/deploy.md)."""
+        return self.canary.image if self.canary else self.image
 
     @field_validator("workers")
     @classmethod

@@ -72,7 +72,8 @@ def test_every_web_slot_is_probed_on_live_ready_and_health(plan: Plan, stack: st
 
 def test_redpanda_lag_is_scraped_and_switched_on_at_the_same_interval(plan: Plan, stack: str, tmp_path: Path) -> None:
     interval = settings_of(stack).monitoring.collection_interval_seconds
-    (scrape,) = telegraf(plan)["inputs"]["prometheus"]
+    scrape, edge = telegraf(plan)["inputs"]["prometheus"]
+    assert edge["urls"] == ["http://edge:8083/metrics"] and edge["name_override"] == "traefik"
     assert scrape["urls"] == ["http://redpanda:9644/public_metrics"]
     assert scrape["fieldinclude"] == ["redpanda_kafka_consumer_group_*"]
     assert scrape["name_override"] == "redpanda"

@@ -27,7 +27,8 @@ def test_edge_routes_the_domain_to_every_web_container_by_its_own_name(plan: Pla
     dynamic = routes(plan)["http"]
     assert dynamic["routers"]["app"]["rule"] == f"Host(`{settings.domain}`)"
     assert dynamic["routers"]["app"]["tls"] == {"certResolver": "letsencrypt"}
-    servers = [s["url"] for s in dynamic["services"]["web"]["loadBalancer"]["servers"]]
+    assert dynamic["services"]["web"]["weighted"]["services"] == [{"name": "web-stable", "weight": 100}]
+    servers = [s["url"] for s in dynamic["services"]["web-stable"]["loadBalancer"]["servers"]]
     # The Docker names carry each container's revision: a new container is not reachable under a
     # name an old one has, so the edge never sends it a request before the routes name it.
     names = [container(plan, "web", str(i)).inputs["name"] for i in range(settings.app.web.replicas)]
@@ -68,8 +69,11 @@ def test_the_routes_job_replaces_the_file_in_one_rename(plan: Plan, tmp_path: Pa
 
 
 def test_edge_sends_traffic_only_to_ready_containers(plan: Plan) -> None:
-    balancer = routes(plan)["http"]["services"]["web"]["loadBalancer"]
+    services = routes(plan)["http"]["services"]
+    balancer = services["web-stable"]["loadBalancer"]
     assert balancer["healthCheck"] == {"path": "/ready", "interval": "5s", "timeout": "3s"}
+    # The split follows its sides' health: a side with no ready server gets nothing.
+    assert services["web"]["weighted"]["healthCheck"] == {}
 
 
 def test_rate_limit_comes_from_config(plan: Plan, stack: str) -> None:
