@@ -72,10 +72,19 @@ def test_deploy_goes_staging_then_prod_never_overlapping() -> None:
     assert jobs["staging"]["needs"] == ["test", "scan"]
     assert jobs["prod"]["needs"] == "staging"
     assert jobs["prod"]["environment"] == "production"
+    up = next(s for s in jobs["staging"]["steps"] if str(s.get("uses", "")).startswith("pulumi/actions"))
+    assert (up["with"]["command"], up["with"]["stack-name"]) == ("up", "staging")
+    # Prod goes through the canary driver, behind the approval environment; the action only
+    # installs the CLI the driver's Automation API runs.
+    prod_steps = jobs["prod"]["steps"]
+    cli = next(s for s in prod_steps if str(s.get("uses", "")).startswith("pulumi/actions"))
+    assert "with" not in cli
+    canary = next(s for s in prod_steps if "tools.canary" in str(s.get("run", "")))
+    assert canary["run"] == ".venv/bin/python -m tools.canary prod"
+    assert set(canary["env"]) == {"PULUMI_ACCESS_TOKEN", "GRAFANA_URL", "GRAFANA_TOKEN"}
+    assert prod_steps.index(cli) < prod_steps.index(canary)
     for stage in ("staging", "prod"):
         steps = jobs[stage]["steps"]
-        up = next(s for s in steps if str(s.get("uses", "")).startswith("pulumi/actions"))
-        assert (up["with"]["command"], up["with"]["stack-name"]) == ("up", stage)
         assert any("/health" in s.get("run", "") and "--fail" in s.get("run", "") for s in steps)
     assert any(s.get("with", {}).get("path") == "loadtest/smoke.js" for s in jobs["staging"]["steps"])
 
