@@ -196,6 +196,83 @@ def aws_api_server() -> Iterator[str]:
         yield endpoint
 
 
+@dataclass
+class TlsTerminator:
+    """nginx with a throwaway certificate in front of a plain-HTTP server (moto's), so that a
+    client that speaks only TLS (pgBackRest's S3 client) reaches it. `stop()` and `start()`
+    take the endpoint away and bring it back: S3 going down and returning."""
+
+    port: int
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["nginx", "-c", str(self.workdir / "nginx.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for_port(self.port, self.process)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        self.process = None
+
+
+@contextlib.contextmanager
+def tls_terminator(upstream: str) -> Iterator[TlsTerminator]:
+    """TLS on 127.0.0.1:<free port>, proxied to `upstream` (http://host:port); yields it running."""
+    if shutil.which("nginx") is None:
+        raise RuntimeError("nginx is not installed: apt-get install nginx-light (tools/system_packages.sh)")
+    workdir = Path(tempfile.mkdtemp(prefix="audit-x-tls-"))
+    terminator = TlsTerminator(port=free_port(), workdir=workdir)
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"),
+            *("-keyout", str(workdir / "key.pem"), "-out", str(workdir / "cert.pem")),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    temp = {name: workdir / name for name in ("client", "proxy", "fastcgi", "uwsgi", "scgi")}
+    (workdir / "nginx.conf").write_text(
+        f"""daemon off;
+worker_processes 1;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_max_body_size 0;
+    proxy_request_buffering off;
+    proxy_buffering off;
+    client_body_temp_path {temp["client"]};
+    proxy_temp_path {temp["proxy"]};
+    fastcgi_temp_path {temp["fastcgi"]};
+    uwsgi_temp_path {temp["uwsgi"]};
+    scgi_temp_path {temp["scgi"]};
+    server {{
+        listen 127.0.0.1:{terminator.port} ssl;
+        ssl_certificate {workdir}/cert.pem;
+        ssl_certificate_key {workdir}/key.pem;
+        location / {{
+            proxy_pass {upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Host $http_host;
+        }}
+    }}
+}}
+"""
+    )
+    terminator.start()
+    try:
+        yield terminator
+    finally:
+        terminator.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) a running process has used so far, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

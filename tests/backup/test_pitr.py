@@ -1,0 +1,276 @@
+"""Point-in-time recovery (backup/pitr.py) against real servers on loopback: PostgreSQL 15
+archiving through pgBackRest (Debian's) to moto's S3 server, behind a TLS terminator (nginx),
+as pgBackRest's S3 client needs TLS. The repository is encrypted by pgBackRest; the config is
+the one the module renders, secrets in their own include file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import boto3
+import psycopg
+import pytest
+
+from backup import pitr
+from tools.local_services import (
+    PostgresCluster,
+    TlsTerminator,
+    _as_postgres_user,
+    free_port,
+    postgres_bindir,
+    postgres_cluster,
+    s3_server,
+    tls_terminator,
+)
+
+pytestmark = pytest.mark.services
+
+BUCKET = "audit-x-pitr-test"
+ACCESS_KEY, SECRET_KEY = "AKIAPITRTEST0000000", "pitr-secret-access-key-0000000000000000"
+PASSPHRASE = "pitr-cipher-passphrase-0123456789abcdef"
+QUEUE_MAX_MB = 64
+
+
+@dataclass
+class Rig:
+    pg: PostgresCluster
+    tls: TlsTerminator
+    s3_endpoint: str
+    work: Path
+    config: Path
+    settings: pitr.Settings
+
+    @property
+    def pgbackrest(self) -> pitr.PgBackRest:
+        return pitr.PgBackRest(str(self.work), prefix=_as_postgres_user([]))
+
+    def sql(self, statement: str) -> str:
+        return self.pg.psql(statement).strip()
+
+    def archived_through(self, timeout: float = 60) -> None:
+        """Force a WAL switch and wait until that segment is in the repository."""
+        self.pgbackrest.run("check", timeout=timeout)
+
+    def owned_dir(self, name: str) -> Path:
+        path = self.work / name
+        path.mkdir(mode=0o700)
+        shutil.chown(path, "postgres", "postgres")
+        return path
+
+
+def as_postgres(path: Path, text: str, mode: int) -> None:
+    path.write_text(text)
+    shutil.chown(path, "postgres", "postgres")
+    os.chmod(path, mode)
+
+
+@pytest.fixture(scope="module")
+def rig() -> Iterator[Rig]:
+    work = Path(tempfile.mkdtemp(prefix="audit-x-pitr-"))
+    shutil.chown(work, "postgres", "postgres")
+    config = work / "pgbackrest.conf"
+    include = work / "conf.d"
+    include.mkdir()
+    shutil.chown(include, "postgres", "postgres")
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        s3_server() as endpoint,
+        tls_terminator(endpoint) as tls,
+        postgres_cluster(pitr.server_flags(60, config_path=str(work))) as pg,
+    ):
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        boto3.client("s3", endpoint_url=endpoint, region_name="eu-west-1").create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+        settings = pitr.Settings(
+            repository=pitr.Repository(
+                bucket=BUCKET,
+                region="eu-west-1",
+                endpoint="127.0.0.1",
+                port=tls.port,
+                verify_tls=False,
+                path_style=True,
+            ),
+            retention_days=7,
+            queue_max_mb=QUEUE_MAX_MB,
+            pg_path=str(pg.datadir),
+            pg_socket_path=str(pg.datadir),
+            pg_port=pg.port,
+            spool_path=str(work / "spool"),
+            lock_path=str(work / "lock"),
+            log_path=str(work / "log"),
+            archive_push_timeout_seconds=5,
+        )
+        for name in ("spool", "lock", "log"):
+            (work / name).mkdir()
+            shutil.chown(work / name, "postgres", "postgres")
+        as_postgres(config, pitr.render_config(settings), 0o600)
+        as_postgres(
+            include / "secrets.conf",
+            pitr.render_secrets(access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY, cipher_pass=PASSPHRASE),
+            0o400,
+        )
+        rig = Rig(pg, tls, endpoint, work, config, settings)
+        rig.pgbackrest.stanza_create()
+        rig.pgbackrest.check()
+        rig.pgbackrest.backup("full")
+        try:
+            yield rig
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def restored(rig: Rig, target: pitr.Target) -> Iterator[psycopg.Connection]:
+    """Restore into a scratch directory, start a server there on a private socket, yield a
+    connection once it has reached the target and promoted, then stop and remove it."""
+    scratch = rig.owned_dir(f"restore-{time.monotonic_ns()}")
+    rig.pgbackrest.restore(target, pg_path=str(scratch))
+    port = free_port()
+    options = f"-p {port} -k {scratch} -c listen_addresses='' -c archive_mode=off"
+    pg_ctl = str(postgres_bindir() / "pg_ctl")
+    subprocess.run(
+        _as_postgres_user(
+            [pg_ctl, "-D", str(scratch), "-o", options, "-l", str(scratch / "log"), "-w", "-t", "120", "start"]
+        ),
+        check=True,
+        capture_output=True,
+        timeout=150,
+    )
+    try:
+        connection = psycopg.connect(host=str(scratch), port=port, user="postgres", dbname="postgres", autocommit=True)
+        deadline = time.monotonic() + 60
+        while connection.execute("SELECT pg_is_in_recovery()").fetchone() == (True,):
+            assert time.monotonic() < deadline, "the restored server never left recovery"
+            time.sleep(0.2)
+        yield connection
+        connection.close()
+    finally:
+        stop = _as_postgres_user([pg_ctl, "-D", str(scratch), "-m", "immediate", "stop"])
+        subprocess.run(stop, capture_output=True, timeout=60, check=False)  # gone already is fine
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def now(rig: Rig) -> datetime:
+    return datetime.fromisoformat(
+        rig.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '+00:00'")
+    )
+
+
+def test_restore_to_a_time_between_two_writes_brings_back_what_came_before_and_not_the_delete(rig: Rig) -> None:
+    rig.sql("CREATE TABLE events (id int PRIMARY KEY, body text)")
+    rig.sql("INSERT INTO events SELECT n, 'e' || n FROM generate_series(1, 1000) n")
+    time.sleep(1.1)
+    target = now(rig)
+    time.sleep(1.1)
+    rig.sql("DELETE FROM events WHERE id > 10")  # the erroneous DELETE at 15:02
+    rig.pgbackrest.backup("diff")
+    rig.archived_through()
+    info = rig.pgbackrest.info()
+    kinds = [b["type"] for b in pitr.backups(info)]
+    assert kinds[-2:] == ["full", "diff"]
+    full, diff = pitr.last_backup_stop(info, "full"), pitr.last_backup_stop(info, "diff")
+    assert full is not None and diff is not None and diff >= full
+    with restored(rig, pitr.Target.time(target)) as connection:
+        assert connection.execute("SELECT count(*) FROM events").fetchone() == (1000,)
+    assert rig.sql("SELECT count(*) FROM events") == "10"  # prod was not touched
+
+
+def test_restore_to_the_latest_and_to_a_restore_point(rig: Rig) -> None:
+    rig.sql("CREATE TABLE releases (version text); INSERT INTO releases VALUES ('1.4.2')")
+    with psycopg.connect(
+        host=str(rig.pg.datadir), port=rig.pg.port, user="postgres", dbname="postgres", autocommit=True
+    ) as connection:
+        pitr.create_restore_point(connection, "before-1.5.0")
+    rig.sql("DROP TABLE releases")  # a migration gone wrong
+    rig.sql("CREATE TABLE after_release (id int); INSERT INTO after_release VALUES (1)")
+    rig.archived_through()
+    with restored(rig, pitr.Target.name("before-1.5.0")) as connection:
+        assert connection.execute("SELECT version FROM releases").fetchall() == [("1.4.2",)]
+        assert connection.execute("SELECT to_regclass('after_release')").fetchone() == (None,)
+    with restored(rig, pitr.Target.latest()) as connection:
+        assert connection.execute("SELECT to_regclass('releases')").fetchone() == (None,)
+        assert connection.execute("SELECT count(*) FROM after_release").fetchone() == (1,)
+
+
+def ready_segments(rig: Rig) -> list[str]:
+    status = rig.pg.datadir / "pg_wal" / "archive_status"
+    return sorted(p.name for p in status.iterdir() if p.name.endswith(".ready"))
+
+
+def archiver(rig: Rig) -> pitr.ArchiverStatus:
+    with psycopg.connect(host=str(rig.pg.datadir), port=rig.pg.port, user="postgres", dbname="postgres") as connection:
+        return pitr.archiver_status(connection)
+
+
+def test_s3_down_archiving_fails_nothing_is_lost_and_it_catches_up(rig: Rig) -> None:
+    rig.sql("CREATE TABLE during_outage (id int)")
+    before = archiver(rig)
+    rig.tls.stop()  # S3 unreachable
+    try:
+        for n in range(3):
+            rig.sql(f"INSERT INTO during_outage VALUES ({n}); SELECT pg_switch_wal()")
+        deadline = time.monotonic() + 60
+        while archiver(rig).failed_count == before.failed_count:
+            assert time.monotonic() < deadline, "archiving never reported a failure"
+            time.sleep(0.5)
+        during = archiver(rig)
+        assert during.failing
+        waiting = ready_segments(rig)
+        assert len(waiting) >= 1  # the WAL waits in pg_wal, well within the queue's cap
+        assert len(waiting) * 16 <= QUEUE_MAX_MB
+        assert rig.sql("SELECT count(*) FROM during_outage") == "3"  # writes went on
+    finally:
+        rig.tls.start()  # S3 is back
+    deadline = time.monotonic() + 120
+    while ready_segments(rig):
+        assert time.monotonic() < deadline, f"archiving did not catch up: {ready_segments(rig)}"
+        time.sleep(0.5)
+    after = archiver(rig)
+    assert not after.failing and after.archived_count > before.archived_count
+    rig.archived_through()
+    with restored(rig, pitr.Target.latest()) as connection:
+        assert connection.execute("SELECT count(*) FROM during_outage").fetchone() == (3,)
+
+
+def test_the_config_holds_no_secret_and_the_secrets_file_holds_only_them(rig: Rig) -> None:
+    plain = rig.config.read_text()
+    for secret in (ACCESS_KEY, SECRET_KEY, PASSPHRASE):
+        assert secret not in plain
+    assert "repo1-cipher-type=aes-256-cbc" in plain and "archive-push-queue-max=64MiB" in plain
+    secrets = (rig.work / "conf.d" / "secrets.conf").read_text().splitlines()
+    assert [line.split("=", 1)[0] for line in secrets[1:]] == list(pitr.SECRET_OPTIONS)
+    assert oct((rig.work / "conf.d" / "secrets.conf").stat().st_mode & 0o777) == "0o400"
+    # The repository is encrypted: no table name appears in any stored file.
+    s3 = boto3.client("s3", endpoint_url=rig.s3_endpoint, region_name="eu-west-1")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="pgbackrest/")["Contents"]]
+    assert keys and all(k.startswith("pgbackrest/") for k in keys)
+    manifest = next(k for k in keys if k.endswith("backup.manifest"))
+    assert b"pg_data" not in s3.get_object(Bucket=BUCKET, Key=manifest)["Body"].read()
+
+
+def test_a_corrupted_file_in_the_repository_fails_verify(rig: Rig) -> None:
+    rig.pgbackrest.verify()  # clean first
+    s3 = boto3.client("s3", endpoint_url=rig.s3_endpoint, region_name="eu-west-1")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="pgbackrest/archive/")["Contents"]]
+    victim = next(k for k in keys if "/0000" in k and k.endswith(".zst"))
+    original = s3.get_object(Bucket=BUCKET, Key=victim)["Body"].read()
+    flipped = bytearray(original)
+    flipped[len(flipped) // 2] ^= 0xFF
+    s3.put_object(Bucket=BUCKET, Key=victim, Body=bytes(flipped))
+    try:
+        with pytest.raises(pitr.PitrError, match="verify"):
+            rig.pgbackrest.verify()
+    finally:
+        s3.put_object(Bucket=BUCKET, Key=victim, Body=original)
+    rig.pgbackrest.verify()
