@@ -7,8 +7,8 @@ to any moment of the retention window: `restore(..., Target.time(...))`.
 
 The configuration is two files, so that no secret is ever in a plain one: `pgbackrest.conf`
 (everything but secrets: the repository, retention, the spool and its cap) and a secrets file in
-pgBackRest's include directory (the S3 key of pgBackRest's own identity, and the repository's
-encryption passphrase), mode 0400 for the user PostgreSQL runs as.
+a directory every command includes (`--config-include-path`): the S3 key of pgBackRest's own
+identity and the repository's encryption passphrase, mode 0400 for the user PostgreSQL runs as.
 
 The cap on the local queue (`archive-push-queue-max`): while S3 is unreachable, WAL waits in
 pg_wal; past the cap pgBackRest drops it from the queue (and says so in the log and in
@@ -27,10 +27,11 @@ from typing import Any
 
 STANZA = "audit-x"
 REPOSITORY_PREFIX = "pgbackrest"
-# pgBackRest's configuration directory: pgbackrest.conf, and conf.d/ whose files it includes.
-CONFIG_PATH = "/etc/pgbackrest"
-CONFIG_FILE = f"{CONFIG_PATH}/pgbackrest.conf"
-SECRETS_FILE = f"{CONFIG_PATH}/conf.d/secrets.conf"
+CONFIG_FILE = "/etc/pgbackrest/pgbackrest.conf"
+# The secrets' own directory, included by every command (`--config-include-path`): with the
+# other secret files, mode 0400 for the database's user alone.
+SECRETS_DIR = "/run/secrets/pgbackrest"
+SECRETS_FILE = f"{SECRETS_DIR}/secrets.conf"
 SECRET_OPTIONS = ("repo1-s3-key", "repo1-s3-key-secret", "repo1-cipher-pass")
 
 
@@ -70,7 +71,7 @@ class Settings:
 
 
 def render_config(settings: Settings) -> str:
-    """`pgbackrest.conf`: everything but the secrets, which live in conf.d/ beside it."""
+    """`pgbackrest.conf`: everything but the secrets (SECRETS_DIR)."""
     repo = settings.repository
     options = {
         "repo1-type": "s3",
@@ -106,7 +107,7 @@ def render_config(settings: Settings) -> str:
         "pg1-socket-path": settings.pg_socket_path,
         "pg1-port": str(settings.pg_port),
     }
-    lines = ["# Written by the audit-x Pulumi program; no secret here (see conf.d/).", "[global]"]
+    lines = ["# Written by the audit-x Pulumi program; no secret here (see --config-include-path).", "[global]"]
     lines += [f"{key}={value}" for key, value in options.items()]
     lines += ["", f"[{settings.stanza}]"]
     lines += [f"{key}={value}" for key, value in stanza.items()]
@@ -118,18 +119,29 @@ def render_secrets(*, access_key_id: str, secret_access_key: str, cipher_pass: s
     return "[global]\n" + "".join(f"{key}={value}\n" for key, value in values.items())
 
 
-def archive_command(stanza: str = STANZA, config_path: str = CONFIG_PATH) -> str:
-    return f"pgbackrest --config-path={config_path} --stanza={stanza} archive-push %p"
+def config_options(config_file: str = CONFIG_FILE, secrets_dir: str = SECRETS_DIR) -> list[str]:
+    """How every pgBackRest command is pointed at the two files."""
+    return [f"--config={config_file}", f"--config-include-path={secrets_dir}"]
 
 
-def server_flags(archive_timeout_seconds: int, *, stanza: str = STANZA, config_path: str = CONFIG_PATH) -> list[str]:
-    """PostgreSQL's `-c` settings for continuous archiving (wal_level replica is the default)."""
-    return [
-        "archive_mode=on",
-        f"archive_command='{archive_command(stanza, config_path)}'",
+def archive_command(stanza: str = STANZA, config_file: str = CONFIG_FILE, secrets_dir: str = SECRETS_DIR) -> str:
+    return " ".join(["pgbackrest", *config_options(config_file, secrets_dir), f"--stanza={stanza}", "archive-push %p"])
+
+
+def server_settings(
+    archive_timeout_seconds: int,
+    *,
+    stanza: str = STANZA,
+    config_file: str = CONFIG_FILE,
+    secrets_dir: str = SECRETS_DIR,
+) -> dict[str, str]:
+    """PostgreSQL's settings for continuous archiving (wal_level replica is the default)."""
+    return {
+        "archive_mode": "on",
+        "archive_command": archive_command(stanza, config_file, secrets_dir),
         # A quiet database still closes a segment this often: the most a lost host loses.
-        f"archive_timeout={archive_timeout_seconds}",
-    ]
+        "archive_timeout": str(archive_timeout_seconds),
+    }
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -165,8 +177,15 @@ class Target:
 class PgBackRest:
     """pgBackRest's commands for one stanza; `prefix` runs them as the database's user."""
 
-    def __init__(self, config_path: str = CONFIG_PATH, *, stanza: str = STANZA, prefix: Sequence[str] = ()) -> None:
-        self.config_path = config_path
+    def __init__(
+        self,
+        config_file: str = CONFIG_FILE,
+        secrets_dir: str = SECRETS_DIR,
+        *,
+        stanza: str = STANZA,
+        prefix: Sequence[str] = (),
+    ) -> None:
+        self.config = config_options(config_file, secrets_dir)
         self.stanza = stanza
         self.prefix = list(prefix)
 
@@ -174,7 +193,7 @@ class PgBackRest:
         argv = [
             *self.prefix,
             "pgbackrest",
-            f"--config-path={self.config_path}",
+            *self.config,
             f"--stanza={self.stanza}",
             command,
             *options,

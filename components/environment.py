@@ -13,6 +13,7 @@ import pulumi_docker as docker
 
 from components.app import App, web_slot
 from components.backups.bucket import BackupBucket
+from components.backups.pitr import PitrRepository
 from components.backups.runner import BackupRunner
 from components.data.influxdb import InfluxDb
 from components.data.postgres import Postgres
@@ -82,6 +83,17 @@ class AuditXEnvironment(pulumi.ComponentResource):
         self.networks = Networks(ctx.name("networks"), ctx=ctx, opts=child)
         data_network = self.networks.data
 
+        # pgBackRest's repository: its identity and configuration, before the server that archives.
+        self.pitr = PitrRepository(
+            ctx.name("pgbackrest"),
+            settings.pitr,
+            ctx=ctx,
+            bucket_name=settings.backup.bucket_name,
+            region=settings.aws_region,
+            kms_key=self.secrets.kms_key,
+            secrets=self.secrets,
+            opts=child,
+        )
         self.postgres = Postgres(
             ctx.name("postgres"),
             settings.postgres,
@@ -91,6 +103,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
             logins=self.secrets.alternating("postgres-password"),
             active_login=active_slot(generation(settings.rotation, "postgres-password")),
             data_network=data_network,
+            archiving=self.pitr.archiving(),
             opts=child,
         )
         self.redis = Redis(
@@ -243,6 +256,8 @@ class AuditXEnvironment(pulumi.ComponentResource):
         }
         if self.app.pre_migration_backup:
             jobs["pre-migration-backup"] = self.app.pre_migration_backup
+        if self.postgres.stanza_job:
+            jobs["pgbackrest-stanza"] = self.postgres.stanza_job
         return jobs
 
     def app_env(self) -> dict[str, pulumi.Input[str]]:

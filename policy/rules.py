@@ -245,6 +245,22 @@ def destroys_backups(action: str) -> bool:
     )
 
 
+# pgBackRest's expire deletes what falls out of its time window, under its own prefix, outside
+# the Object Lock of the logical copies; versioning keeps what it deletes (components/backups/pitr.py).
+PGBACKREST_PREFIX = "/pgbackrest/*"
+
+
+def pgbackrest_expiring(policy_name: str, destroying: list[str], resources: list[str]) -> bool:
+    """Whether a statement is the PITR repository's exception: pgBackRest's identity (its policy
+    resource is named `<env>-pgbackrest-policy`), deleting objects, only under `pgbackrest/`."""
+    return (
+        policy_name.endswith("-pgbackrest-policy")
+        and destroying == ["s3:DeleteObject"]
+        and bool(resources)
+        and all(resource.endswith(PGBACKREST_PREFIX) for resource in resources)
+    )
+
+
 def least_privilege_iam(args: ResourceValidationArgs, report: ReportViolation) -> None:
     """Every identity here is a key on the Docker host: none may do everything, change who may
     do what, or destroy a backup, however its actions are spelled."""
@@ -267,6 +283,8 @@ def least_privilege_iam(args: ResourceValidationArgs, report: ReportViolation) -
         if managing:
             report(f"grants permissions management ({', '.join(managing)}): it could change who may do what", None)
         destroying = sorted(a for a in granted if destroys_backups(a))
+        if destroying and pgbackrest_expiring(args.name, destroying, resources):
+            continue  # the one exception, exactly as components/backups/pitr.py grants it
         if destroying:
             report(f"can destroy or shorten stored objects, or change a bucket's rules: {', '.join(destroying)}", None)
 

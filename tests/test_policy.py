@@ -304,6 +304,28 @@ ALTERATIONS = [
         with_statement(Action="s3:GetObjekt", Resource=f"{BUCKET_ARN}/*"),
         "least-privilege-iam: audit-x-prod-backup-reader-policy: grants s3:GetObjekt, which AWS does not know",
     ),
+    # least-privilege-iam: pgBackRest's exception holds exactly, nothing beside it
+    (
+        USER_POLICY,
+        "audit-x-prod-pgbackrest-policy",
+        with_statement(Action="s3:DeleteObject", Resource=f"{BUCKET_ARN}/daily/*"),
+        "least-privilege-iam: audit-x-prod-pgbackrest-policy: can destroy or shorten stored objects, or change a "
+        "bucket's rules: s3:DeleteObject",
+    ),
+    (
+        USER_POLICY,
+        "audit-x-prod-pgbackrest-policy",
+        with_statement(Action="s3:DeleteObjectVersion", Resource=f"{BUCKET_ARN}/pgbackrest/*"),
+        "least-privilege-iam: audit-x-prod-pgbackrest-policy: can destroy or shorten stored objects, or change a "
+        "bucket's rules: s3:DeleteObjectVersion",
+    ),
+    (
+        USER_POLICY,
+        "audit-x-prod-backup-writer-policy",
+        with_statement(Action="s3:DeleteObject", Resource=f"{BUCKET_ARN}/pgbackrest/*"),
+        "least-privilege-iam: audit-x-prod-backup-writer-policy: can destroy or shorten stored objects, or change a "
+        "bucket's rules: s3:DeleteObject",
+    ),
     # secrets-encrypted
     (
         SECRET,
@@ -462,8 +484,8 @@ def test_a_broken_copy_of_prods_config_is_reported(capsys: pytest.CaptureFixture
     violations = policy_tool.check(run_program("prod", config=broken), policy_tool.policy_config("prod"))
     policies = {v.policy for v in violations if not v.advisory}
     assert policies == {"stateful-protected", "secrets-encrypted"}
-    # Every secret: the generated ones and the three access keys (backup writer, reader, heartbeat).
-    assert len([v for v in violations if v.policy == "secrets-encrypted"]) == len(GENERATED_SECRET_NAMES) + 3
+    # Every secret: the generated ones and the four access keys (backup writer, reader, heartbeat, pgBackRest).
+    assert len([v for v in violations if v.policy == "secrets-encrypted"]) == len(GENERATED_SECRET_NAMES) + 4
 
 
 def test_policy_config_agrees_with_the_stacks() -> None:

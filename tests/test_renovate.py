@@ -52,6 +52,8 @@ def tracked_images() -> set[str]:
     """repo:tag of every image the custom managers find in the files they look at."""
     found = set()
     for manager in renovate()["customManagers"]:
+        if manager["datasourceTemplate"] != "docker":
+            continue
         files = [p for p in REPO_ROOT.rglob("*") if p.is_file() and ".venv" not in p.parts]
         matching = [
             p for p in files if any(re.search(f, p.relative_to(REPO_ROOT).as_posix()) for f in manager["fileMatch"])
@@ -86,3 +88,13 @@ def test_the_bot_keeps_actions_pinned_and_covers_every_pin_file() -> None:
     for name in pip_files:
         assert (REPO_ROOT / name).exists(), name
         assert any(re.search(f, name) for f in config["pip_requirements"]["fileMatch"]), name
+
+
+def test_the_bot_tracks_pgbackrests_package() -> None:
+    from components.settings.backup import PGBACKREST_VERSION  # noqa: PLC0415
+
+    (manager,) = [m for m in renovate()["customManagers"] if m["datasourceTemplate"] == "deb"]
+    assert manager["depNameTemplate"] == "pgbackrest" and "apt-archive.postgresql.org" in manager["registryUrlTemplate"]
+    text = (REPO_ROOT / "components/settings/backup.py").read_text()
+    (found,) = [m.group("currentValue") for m in python_pattern(manager["matchStrings"][0]).finditer(text)]
+    assert found == PGBACKREST_VERSION

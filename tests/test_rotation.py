@@ -38,6 +38,7 @@ def test_generated_secrets_are_the_settings_names() -> None:
         "redis-password-b",
         "influxdb-admin-password",
         "influxdb-operator-token",
+        "pgbackrest-cipher-pass",
     }
 
 

@@ -19,7 +19,14 @@ from tools.mock_engine import SECURE_STAND_INS, Plan, load_stack_config, run_pro
 
 # The user each long-running service reads its secret files as (uid in its official image, or the
 # one the program runs it as).
-SECRET_READERS = {"app": "1000", "grafana": "472", "influxdb": "1000", "collector": "999", "backup": "999"}
+SECRET_READERS = {
+    "app": "1000",
+    "grafana": "472",
+    "influxdb": "1000",
+    "collector": "999",
+    "backup": "999",
+    "postgres": "999",
+}
 SECURE_KEYS = ("sentryDsn", "slackWebhookUrl", "pagerdutyRoutingKey", "smtpPassword", "pagerdutyCloudwatchUrl")
 
 

@@ -104,7 +104,11 @@ def test_the_image_list_is_every_image_the_stacks_run(plans: dict[str, Plan]) ->
         for resource in containers(plan):
             reference = image_reference(plan, resource)
             # A locally built image is scanned through what it is built FROM.
-            running |= set(built[reference].inputs["build"]["args"].values()) if reference in built else {reference}
+            if reference in built:
+                args = built[reference].inputs["build"]["args"]
+                running |= {value for name, value in args.items() if name.endswith("_IMAGE")}
+            else:
+                running.add(reference)
     assert declared_images() == sorted(running)
 
 

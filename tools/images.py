@@ -2,9 +2,9 @@
 
     python -m tools.images [--json]
 
-Pulled images by their pinned reference; the backup runner, which is built on each Docker host,
-by the images it is built FROM (its build arguments), since those carry its operating system
-and PostgreSQL client. No hand-kept list: add a service and it is scanned.
+Pulled images by their pinned reference; the images built on each Docker host (the backup runner,
+PostgreSQL with pgBackRest) by the images they are built FROM (their `*_IMAGE` build arguments),
+since those carry their operating system and PostgreSQL. No hand-kept list: add a service and it is scanned.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ def declared_images(stacks: list[str] | None = None) -> list[str]:
         plan = run_program(stack)
         images |= {r.plain_inputs["name"] for r in plan.of_type(PULLED)}
         for built in plan.of_type(BUILT):
-            images |= set(built.plain_inputs["build"].get("args", {}).values())
+            args = built.plain_inputs["build"].get("args", {})
+            # The images it is built FROM (`*_IMAGE`); other arguments are package versions.
+            images |= {value for name, value in args.items() if name.endswith("_IMAGE")}
     return sorted(images)
 
 

@@ -20,16 +20,15 @@ the migration only starts once it succeeded.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
 from components.backups.bucket import TIER_PREFIXES
+from components.lib.build import REPO_ROOT, built_image
 from components.lib.containers import (
     SECRETS_DIR,
     ContainerSpec,
@@ -45,10 +44,8 @@ from components.platform.identity import AccessKeyIdentity
 from components.platform.secrets import Secrets
 from components.settings import BackupSettings
 
-RUNNER_DIR = Path(__file__).resolve().parents[2] / "backup"
-# Relative to the project, where Pulumi runs the program: an absolute path would differ between
-# a laptop and CI and show up as a change in every preview.
 BUILD_CONTEXT = "backup"
+RUNNER_DIR = REPO_ROOT / BUILD_CONTEXT
 STATE_DIR = "/var/lib/audit-x-backup"
 CREDENTIALS_FILE = f"{SECRETS_DIR}/aws-credentials"
 PG_PASSWORD_FILE = f"{SECRETS_DIR}/postgres-password"
@@ -56,22 +53,6 @@ INFLUX_TOKEN_FILE = f"{SECRETS_DIR}/influxdb-token"
 # The image runs as `postgres` (uid 999 in the official image it is built from).
 RUNNER_UID = "999"
 HEALTH_COMMAND = "python -m backup healthcheck"
-
-
-def source_digest(directory: Path = RUNNER_DIR) -> str:
-    """A hash of the runner's sources: the image tag, so a code change means a new image."""
-    digest = hashlib.sha256()
-    for path in sorted(directory.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(path.relative_to(directory).as_posix().encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def image_tag_for(build_args: dict[str, str], directory: Path = RUNNER_DIR) -> str:
-    """The runner image's tag: its sources and the images it is built from."""
-    inputs = json.dumps(build_args, sort_keys=True)
-    return hashlib.sha256(f"{source_digest(directory)}|{inputs}".encode()).hexdigest()[:16]
 
 
 def writer_policy(bucket_arn: str, key_arn: str) -> str:
@@ -188,23 +169,10 @@ class BackupRunner(pulumi.ComponentResource):
         self.reader = identity("reader", reader_policy)
 
         build_args = {"POSTGRES_IMAGE": postgres_image, "INFLUXDB_IMAGE": influxdb_image}
-        self.image = docker.Image(
-            f"{name}-image",
-            # The tag names the sources and the images built from: a new postgres image is a new
-            # tag, so the runner is replaced and never keeps an older pg_dump (the provider
-            # rebuilds a changed build under the same name, which would not replace it).
-            image_name=f"{name}:{image_tag_for(build_args)}",
-            build=docker.DockerBuildArgs(
-                context=BUILD_CONTEXT,
-                dockerfile=f"{BUILD_CONTEXT}/Dockerfile",
-                # The server's own image: pg_dump and pg_restore match its major version.
-                args=build_args,
-                platform="linux/amd64",
-            ),
-            # Built on the environment's Docker host and used there: no registry involved.
-            skip_push=True,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        # Built FROM the server's own image: pg_dump and pg_restore match its major version. The
+        # tag names the sources and the images built from: a new postgres image is a new tag, so
+        # the runner is replaced and never keeps an older pg_dump.
+        self.image = built_image(name, BUILD_CONTEXT, build_args, self)
         self.volume = named_volume(ctx, f"{name}-state", "backup", "state", self)
 
         env: dict[str, pulumi.Input[str]] = {

@@ -21,12 +21,16 @@ password. This is the alternating-users scheme of AWS Secrets Manager's own rota
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
 
+from backup import pitr
+from components.lib.build import built_image
 from components.lib.containers import (
     SECRETS_DIR,
+    ConfigFile,
     ContainerSpec,
     HealthCheck,
     SecretFile,
@@ -51,6 +55,22 @@ NEW_PASSWORD_FILE = f"{SECRETS_DIR}/postgres-password"
 SOCKET_DIR = "/var/run/postgresql"
 # uid/gid of the `postgres` user in the official Debian-based image.
 POSTGRES_UID = "999"
+PGDATA = f"{DATA_DIR}/pgdata"  # a subdirectory, so initdb never trips over lost+found
+# The image with pgBackRest (its Dockerfile), and where pgBackRest keeps its WAL queue.
+SERVER_IMAGE_CONTEXT = "components/data/postgres_image"
+SPOOL_DIR = "/var/spool/pgbackrest"
+
+
+@dataclass(frozen=True)
+class Archiving:
+    """Continuous WAL archiving through pgBackRest (components/backups/pitr.py): the version to
+    build the server's image with, how often a segment is closed, and pgBackRest's two files."""
+
+    pgbackrest_version: str
+    archive_timeout_seconds: int
+    config: pulumi.Input[str]
+    secrets: pulumi.Output[str]
+
 
 # Runs inside the container with its environment. PGPORT is honoured by libpq when set, which is
 # how the tests point the very same command at a throwaway server.
@@ -63,6 +83,7 @@ HEALTH_COMMAND = (
 # The jobs' scripts, beside this file, run with `sh -c` in the postgres image.
 PASSWORD_JOB_SCRIPT = read_shipped(__file__, "postgres_password.sh")
 LOGINS_JOB_SCRIPT = read_shipped(__file__, "postgres_logins.sh")
+STANZA_JOB_SCRIPT = read_shipped(__file__, "pgbackrest_stanza.sh")
 
 
 def login_role(owner: str, slot: str) -> str:
@@ -96,6 +117,9 @@ class Postgres(pulumi.ComponentResource):
     credentials_volume: docker.Volume
     socket_volume: docker.Volume
     image: docker.RemoteImage
+    server_image: docker.Image | None
+    spool_volume: docker.Volume
+    stanza_job: docker.Container | None
     password_job: docker.Container
     container: docker.Container
     logins_job: docker.Container
@@ -117,6 +141,7 @@ class Postgres(pulumi.ComponentResource):
         logins: Mapping[str, pulumi.Output[str]],
         active_login: str,
         data_network: docker.Network,
+        archiving: Archiving | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("audit-x:data:Postgres", name, None, opts)
@@ -129,7 +154,7 @@ class Postgres(pulumi.ComponentResource):
         self.credentials_volume = named_volume(ctx, f"{name}-credentials", "postgres", "credentials", self)
         self.socket_volume = named_volume(ctx, f"{name}-socket", "postgres", "socket", self)
         self.image = pinned_image(f"{name}-image", settings.image, self)
-        pgdata = f"{DATA_DIR}/pgdata"  # a subdirectory, so initdb never trips over lost+found
+        pgdata = PGDATA
         shared = {
             DATA_DIR: self.volume.name,
             CREDENTIALS_DIR: self.credentials_volume.name,
@@ -166,6 +191,30 @@ class Postgres(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions(parent=self),
         )
+        # With archiving, the server runs the pinned image plus pgBackRest, built on the host; its
+        # data volume is the same one, so changing to it keeps the data (the container is
+        # replaced once). pgBackRest's queue gets a volume of its own.
+        server_image: pulumi.Input[str] = self.image.image_id
+        server_files: list[SecretFile | ConfigFile] = []
+        server_volumes = dict(shared)
+        command = server_flags(settings)
+        self.server_image = None
+        if archiving is not None:
+            self.server_image = built_image(
+                f"{name}-server",
+                SERVER_IMAGE_CONTEXT,
+                {"POSTGRES_IMAGE": settings.image, "PGBACKREST_VERSION": archiving.pgbackrest_version},
+                self,
+            )
+            server_image = self.server_image.image_name
+            self.spool_volume = named_volume(ctx, f"{name}-spool", "postgres", "spool", self)
+            server_volumes[SPOOL_DIR] = self.spool_volume.name
+            server_files = [
+                ConfigFile(pitr.CONFIG_FILE, archiving.config),
+                SecretFile(pitr.SECRETS_FILE, archiving.secrets, owner=POSTGRES_UID),
+            ]
+            for key, value in pitr.server_settings(archiving.archive_timeout_seconds).items():
+                command += ["-c", f"{key}={value}"]
         # The server is never replaced for a password: none of its inputs carries one. It waits
         # for the password file through depends_on alone.
         self.container = long_running_container(
@@ -174,11 +223,12 @@ class Postgres(pulumi.ComponentResource):
             ContainerSpec(
                 service="postgres",
                 role="database",
-                image=self.image.image_id,
+                image=server_image,
                 memory_mb=settings.memory_limit_mb,
                 shm_size_mb=settings.shm_size_mb,
                 networks=[on_network(data_network, HOSTNAME)],
-                command=server_flags(settings),
+                command=command,
+                files=server_files,
                 env={
                     "POSTGRES_USER": settings.user,
                     "POSTGRES_DB": database,
@@ -190,13 +240,33 @@ class Postgres(pulumi.ComponentResource):
                     "POSTGRES_INITDB_ARGS": "--auth-host=scram-sha-256",
                     "PGDATA": pgdata,
                 },
-                volumes=shared,
+                volumes=server_volumes,
                 healthcheck=HealthCheck(HEALTH_COMMAND, start_period="60s"),
                 # A clean shutdown checkpoints; give it time rather than SIGKILL mid-write.
                 stop_grace_seconds=60,
             ),
             pulumi.ResourceOptions(parent=self, depends_on=[succeeded(self.password_job)]),
         )
+        self.stanza_job = None
+        if archiving is not None and self.server_image is not None:
+            # Archiving fails until the stanza exists: create it once the server is up, and prove
+            # a segment reaches the repository. Its failure fails the update, loudly.
+            self.stanza_job = one_shot_container(
+                ctx,
+                f"{name}-pgbackrest",
+                script_job(
+                    service="postgres",
+                    role="pgbackrest",
+                    image=self.server_image.image_name,
+                    script=STANZA_JOB_SCRIPT,
+                    networks=[on_network(data_network)],
+                    env={"STANZA": pitr.STANZA, "CONFIG_FILE": pitr.CONFIG_FILE, "SECRETS_DIR": pitr.SECRETS_DIR},
+                    files=server_files,
+                    volumes=server_volumes,
+                    run_timeout_seconds=300,
+                ),
+                pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
+            )
         login_names = {slot: login_role(settings.user, slot) for slot in logins}
         self.logins_job = one_shot_container(
             ctx,

@@ -39,6 +39,7 @@ _LENGTHS_AND_PURPOSES = {
     "influxdb-operator-token": (64, "InfluxDB operator (all-access) token"),
     "grafana-admin-password": (40, "Grafana admin password"),
     "secret-key-base": (128, "Rails SECRET_KEY_BASE"),
+    "pgbackrest-cipher-pass": (64, "pgBackRest repository encryption passphrase (never rotated)"),
 }
 # The names are the settings' (where `rotation` is validated against them).
 GENERATED_SECRETS: tuple[GeneratedSecret, ...] = tuple(

@@ -14,6 +14,8 @@ from components.settings.types import ConfigModel, Megabytes, Seconds
 # The backup runner's memory besides its part buffers: Python, boto3 and psycopg, with a margin
 # (tools/bench_backup.py measured a peak RSS of about 110 MB with three 8 MiB parts).
 RUNNER_BASE_MEMORY_MB = 128
+# pgBackRest's Debian package, from the PostgreSQL project's archive (renovate.json moves it).
+PGBACKREST_VERSION = "2.56.0-1.pgdg12+1"
 
 
 def _schedule(value: str) -> str:
@@ -57,4 +59,38 @@ class BackupSettings(ConfigModel):
                 f"memoryLimitMb ({self.memory_limit_mb}) must hold {PART_BUFFERS} parts of partSizeMb "
                 f"({self.part_size_mb}) plus {RUNNER_BASE_MEMORY_MB} MB for the runner itself: at least {needed}"
             )
+        return self
+
+
+class PitrSettings(ConfigModel):
+    """Point-in-time recovery: WAL archived continuously by pgBackRest, full and differential
+    backups on schedule, all under `pgbackrest/` in the backup bucket (backup/pitr.py)."""
+
+    # pgBackRest from the PostgreSQL project's Debian repository (its archive keeps every
+    # version, so the pin stays installable when the main repository moves on).
+    pgbackrest_version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+(\.\d+)?-\d+\.pgdg\d+\+\d+$")] = (
+        PGBACKREST_VERSION
+    )
+    # The most a lost host loses: a quiet database still closes a WAL segment this often.
+    archive_timeout_seconds: Seconds = Field(default=60, ge=15, le=3600)
+    retention_days: int = Field(default=14, ge=1, le=365, description="days any moment can be restored to")
+    full_schedule: BackupSchedule = "sun 01:00"
+    diff_schedule: BackupSchedule = "01:00"
+    # WAL waiting in pg_wal while S3 is unreachable, at most: past it pgBackRest drops segments
+    # from the queue instead of letting the data volume fill and stop the database.
+    archive_queue_max_mb: Megabytes = Field(default=4096, ge=256, le=1048576)
+    # What the RTO is computed for (docs/disaster-recovery.md).
+    expected_database_gb: int = Field(default=50, ge=1, le=100000)
+
+    @model_validator(mode="after")
+    def _full_is_weekly_diff_daily(self) -> PitrSettings:
+        full = Schedule.parse("fullSchedule", self.full_schedule)
+        diff = Schedule.parse("diffSchedule", self.diff_schedule)
+        if full.weekday is None or diff.weekday is not None:
+            raise ValueError(
+                f"fullSchedule ({self.full_schedule!r}) must name a day and diffSchedule "
+                f"({self.diff_schedule!r}) must not: a weekly full backup, a daily differential"
+            )
+        if self.retention_days < 7:
+            raise ValueError(f"retentionDays ({self.retention_days}) must cover a week: a full backup is weekly")
         return self

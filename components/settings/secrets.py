@@ -31,6 +31,7 @@ GENERATED_SECRET_NAMES = (
     "influxdb-operator-token",
     "grafana-admin-password",
     "secret-key-base",
+    "pgbackrest-cipher-pass",
 )
 # Those the program can rotate so that the new value takes effect where it is used. InfluxDB
 # applies its user's password and operator token only at setup: a new value would lock every
@@ -41,6 +42,7 @@ NOT_ROTATABLE = {
     "redis-password-b": "rotation.redis-password rotates the two passwords in turn",
     "influxdb-admin-password": "InfluxDB sets it only at first setup",
     "influxdb-operator-token": "InfluxDB sets it only at first setup",
+    "pgbackrest-cipher-pass": "pgBackRest encrypts its repository with it: a new one cannot read the backups made",
 }
 ROTATABLE_SECRETS = tuple(name for name in GENERATED_SECRET_NAMES if name not in NOT_ROTATABLE)
 

@@ -51,7 +51,7 @@ class Rig:
 
     @property
     def pgbackrest(self) -> pitr.PgBackRest:
-        return pitr.PgBackRest(str(self.work), prefix=_as_postgres_user([]))
+        return pitr.PgBackRest(str(self.config), str(self.work / "conf.d"), prefix=_as_postgres_user([]))
 
     def sql(self, statement: str) -> str:
         return self.pg.psql(statement).strip()
@@ -85,7 +85,12 @@ def rig() -> Iterator[Rig]:
         pytest.MonkeyPatch.context() as patch,
         s3_server() as endpoint,
         tls_terminator(endpoint) as tls,
-        postgres_cluster(pitr.server_flags(60, config_path=str(work))) as pg,
+        postgres_cluster(
+            [
+                f"{key}='{value}'"
+                for key, value in pitr.server_settings(60, config_file=str(config), secrets_dir=str(include)).items()
+            ]
+        ) as pg,
     ):
         patch.setenv("AWS_ACCESS_KEY_ID", "testing")
         patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pulumi
 
-from components.backups.runner import RUNNER_DIR, image_tag_for, source_digest
+from components.backups.runner import RUNNER_DIR
+from components.lib.build import image_tag_for, source_digest
 from components.lib.durations import go_duration
 from components.settings import load_settings
 from tests.helpers import BUILT_IMAGE, CONTAINER, container, env, labels, network_names
@@ -25,14 +26,14 @@ def actions(document: dict) -> set[str]:
 
 def test_image_is_built_from_the_servers_own_postgres_image(plan: Plan, stack: str) -> None:
     settings = load_settings(load_stack_config(stack))
-    (image,) = plan.of_type(BUILT_IMAGE)
+    (image,) = [i for i in plan.of_type(BUILT_IMAGE) if i.name == f"audit-x-{stack}-backup-image"]
     build = image.inputs["build"]
     assert build["args"] == {"POSTGRES_IMAGE": settings.postgres.image, "INFLUXDB_IMAGE": settings.influxdb.image}
     assert (build["context"], build["dockerfile"]) == ("backup", "backup/Dockerfile")  # same path everywhere
     assert (REPO_ROOT / build["dockerfile"]).resolve() == RUNNER_DIR / "Dockerfile"
     assert image.inputs["skipPush"] is True
     build_args = {"POSTGRES_IMAGE": "postgres:17.6-bookworm", "INFLUXDB_IMAGE": "influxdb:2.7.11-alpine"}
-    assert image.inputs["imageName"] == f"audit-x-{stack}-backup:{image_tag_for(build_args)}"
+    assert image.inputs["imageName"] == f"audit-x-{stack}-backup:{image_tag_for(build_args, RUNNER_DIR)}"
     assert container(plan, "backup").inputs["image"] == image.inputs["imageName"]
 
 

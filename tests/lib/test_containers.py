@@ -8,6 +8,7 @@ import pytest
 
 from components.settings import load_settings
 from tests.helpers import (
+    BUILT_IMAGE,
     DATA_SERVICES,
     NETWORK,
     VOLUME,
@@ -43,6 +44,11 @@ def test_every_image_is_pinned_and_never_latest(plan: Plan) -> None:
         assert tag[-1] != "latest", f"{resource.name} runs {reference}"
 
 
+def built_from(plan: Plan, image_name: str) -> str:
+    (built,) = [i for i in plan.of_type(BUILT_IMAGE) if i.inputs["imageName"] == image_name]
+    return built.inputs["build"]["args"]["POSTGRES_IMAGE"]
+
+
 def test_images_are_the_configured_ones(plan: Plan, stack: str) -> None:
     settings = load_settings(load_stack_config(stack))
     expected = {
@@ -55,7 +61,9 @@ def test_images_are_the_configured_ones(plan: Plan, stack: str) -> None:
         "migrate": settings.app.image,
     }
     for service, image in expected.items():
-        assert image_reference(plan, container(plan, service)) == image
+        reference = image_reference(plan, container(plan, service))
+        # PostgreSQL runs the configured image plus pgBackRest, built on the host FROM it.
+        assert reference == image or (service == "postgres" and built_from(plan, reference) == image)
 
 
 def test_long_running_containers_have_the_full_policy(plan: Plan, stack: str) -> None:
@@ -180,7 +188,12 @@ def test_postgres_uses_scram_a_password_file_and_config_memory(plan: Plan, stack
     assert "password_encryption=scram-sha-256" in command
     assert f"shared_buffers={settings.postgres.shared_buffers_mb}MB" in command
     assert f"max_connections={settings.postgres.max_connections}" in command
-    assert "uploads" not in postgres.inputs  # the password job writes the file: no restart to rotate
+    # The password job writes the password file: no restart to rotate. The only uploads are
+    # pgBackRest's two files, which carry no PostgreSQL password.
+    assert sorted(u["file"] for u in postgres.inputs["uploads"]) == [
+        "/etc/pgbackrest/pgbackrest.conf",
+        "/run/secrets/pgbackrest/secrets.conf",
+    ]
     # The password reaches the job, as a secret file.
     job = container(plan, "postgres-password")
     upload = job.inputs["uploads"][0]
@@ -190,7 +203,9 @@ def test_postgres_uses_scram_a_password_file_and_config_memory(plan: Plan, stack
         "[secret]",
     )
     mounts = {v["containerPath"]: v["volumeName"] for v in job.inputs["volumes"]}
-    assert mounts == {v["containerPath"]: v["volumeName"] for v in postgres.inputs["volumes"]}
+    server_mounts = {v["containerPath"]: v["volumeName"] for v in postgres.inputs["volumes"]}
+    # The job shares the server's volumes, but pgBackRest's queue, which is the server's alone.
+    assert mounts == {path: volume for path, volume in server_mounts.items() if path != "/var/spool/pgbackrest"}
     assert job.urn in postgres.dependencies
 
 

@@ -30,7 +30,7 @@ def secret_names(plan: Plan) -> dict[str, dict]:
 
 
 # The access keys of the identities on the host: the backup runner's two, the heartbeat's.
-ACCESS_KEYS = ("backup-writer-access-key", "backup-reader-access-key", "heartbeat-access-key")
+ACCESS_KEYS = ("backup-writer-access-key", "backup-reader-access-key", "heartbeat-access-key", "pgbackrest-access-key")
 
 
 def test_generated_secrets_are_stored_per_environment(plan: Plan, stack: str) -> None:
