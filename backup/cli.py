@@ -8,6 +8,12 @@
     fetch KIND [BACKUP] --to FILE
                         download a backup (checksum checked), for manual restores
     status [--json]     latest complete backup of each kind in the bucket, and its age
+    pitr-backup full|diff
+                        a pgBackRest backup to the PITR repository, then expire its window
+    pitr-restore (--to TIME | --to-latest | --to-restore-point NAME) (--in-place | --scratch DIR)
+                        restore PostgreSQL to a moment: in place (the server stopped: a delta
+                        restore into its data directory) or into a scratch directory
+    pitr-status         pgBackRest's backups and PostgreSQL's WAL archiving
     healthcheck         exit 0 only while every backup kind succeeded within the max age
     serve               run on schedule (the container's command)
 
@@ -18,6 +24,7 @@ configuration or usage. Every backup and verify run writes a success or failure 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -31,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from backup import config as runner_config
-from backup import influxdb, metrics, postgres, retention, state
+from backup import influxdb, metrics, pitr, postgres, retention, state
 from backup.config import RunnerConfig, Schedule
 from backup.jobs import BackupError, Clock, checksum_mismatch, choose_backup, latest, utc_now
 from backup.storage import BackupStore, s3_client
@@ -42,6 +49,8 @@ KINDS = {postgres.KIND: postgres, influxdb.KIND: influxdb}
 
 
 WRITES = {postgres.KIND, influxdb.KIND}
+# How often pg_stat_archiver is read into the `audit_x_pitr` metric (its alert's first delay).
+ARCHIVING_INTERVAL_SECONDS = 60
 
 
 # Builds S3 clients off the main thread: loading boto3 (~0.3 s) then overlaps connecting to the
@@ -163,6 +172,9 @@ def serve(
         "postgres": (config.postgres_schedule, lambda: run_backup(config, writer, clock, postgres.KIND, "scheduled")),
         "verify": (config.verify_schedule, lambda: run_verify(config, reader, clock, None)),
     }
+    if config.pitr_full_schedule and config.pitr_diff_schedule:
+        jobs["pitr-full"] = (config.pitr_full_schedule, lambda: run_pitr_backup(config, clock, "full", "scheduled"))
+        jobs["pitr-diff"] = (config.pitr_diff_schedule, lambda: run_pitr_backup(config, clock, "diff", "scheduled"))
     if config.influxdb_schedule and config.influx_url:
         jobs["influxdb"] = (
             config.influxdb_schedule,
@@ -174,7 +186,11 @@ def serve(
         for kind in backup_kinds(config):
             _run_logged(lambda kind=kind: run_backup(config, writer, clock, kind, "startup"))
     due = {name: next_run(schedule, clock()) for name, (schedule, _) in jobs.items()}
+    archiving_due = clock()
     while not stop.requested:
+        if config.pitr_full_schedule and clock() >= archiving_due:
+            record_archiving(config, clock)
+            archiving_due = clock() + timedelta(seconds=ARCHIVING_INTERVAL_SECONDS)
         name = min(due, key=lambda n: due[n])
         wait = (due[name] - clock()).total_seconds()
         if wait > 0:
@@ -224,6 +240,96 @@ def run_verify(config: RunnerConfig, store: BackupStore, clock: Clock, which: st
     )
 
 
+# --- point-in-time recovery (backup/pitr.py) ------------------------------------------------------
+
+PITR_KINDS = {"full": "pitr-full", "diff": "pitr-diff"}
+
+
+def pgbackrest(config: RunnerConfig) -> pitr.PgBackRest:
+    return pitr.PgBackRest(config.pitr_config_file, config.pitr_secrets_dir)
+
+
+def run_pitr_backup(config: RunnerConfig, clock: Clock, kind: str, reason: str) -> dict[str, Any]:
+    """A pgBackRest backup, then expire (the time window), recorded like every backup run."""
+
+    def operation() -> dict[str, Any]:
+        tool = pgbackrest(config)
+        try:
+            tool.backup(kind)
+            tool.expire()
+            info = tool.info()
+        except pitr.PitrError as error:
+            raise BackupError(str(error)) from error
+        newest = pitr.backups(info)[-1]
+        return {"key": f"pgbackrest/{newest['label']}", "type": newest["type"], "stop": newest["stop"]}
+
+    return run_recorded(config, PITR_KINDS[kind], reason, clock, operation)
+
+
+def parse_target(args: argparse.Namespace) -> pitr.Target:
+    if args.to_latest:
+        return pitr.Target.latest()
+    if args.to_restore_point:
+        return pitr.Target.name(args.to_restore_point)
+    moment = datetime.fromisoformat(args.to)
+    if moment.tzinfo is None:
+        raise BackupError(f"--to {args.to!r}: give the time zone (2026-11-29T15:01:30+00:00), a restore is exact")
+    return pitr.Target.time(moment)
+
+
+def server_answers(config: RunnerConfig) -> bool:
+    try:
+        postgres.connect(config).close()
+    except BackupError:
+        return False
+    return True
+
+
+def pitr_restore(config: RunnerConfig, args: argparse.Namespace) -> dict[str, Any]:
+    """In place: PostgreSQL must be stopped (its socket answers nothing), and pgBackRest rewrites
+    only what differs (`--delta`). Into a scratch directory: nothing of the live server is touched."""
+    target = parse_target(args)
+    tool = pgbackrest(config)
+    if args.in_place and server_answers(config):
+        # pgBackRest refuses too (postmaster.pid); this says what to do about it.
+        raise BackupError("PostgreSQL is running: stop it first (docs/backup-restore.md), a restore replaces its files")
+    pg_path = None if args.in_place else str(args.scratch)
+    try:
+        tool.restore(target, pg_path=pg_path, delta=args.in_place)
+    except pitr.PitrError as error:
+        raise BackupError(str(error)) from error
+    where = "the data directory (in place)" if args.in_place else str(args.scratch)
+    return {"restored_into": where, "target": target.kind, "value": target.value}
+
+
+def pitr_status(config: RunnerConfig, clock: Clock) -> dict[str, Any]:
+    tool = pgbackrest(config)
+    try:
+        info = tool.info()
+    except pitr.PitrError as error:
+        raise BackupError(str(error)) from error
+    with postgres.connect(config) as connection:
+        archiving = pitr.archiver_status(connection)
+    now = clock().timestamp()
+    last = {kind: pitr.last_backup_stop(info, kind) for kind in ("full", "diff")}
+    return {
+        "backups": pitr.backups(info),
+        "age_hours": {kind: round((now - stop) / 3600, 2) if stop else None for kind, stop in last.items()},
+        "archiving": dataclasses.asdict(archiving),
+    }
+
+
+def record_archiving(config: RunnerConfig, clock: Clock) -> None:
+    """pg_stat_archiver as a metric: what the `pitr-archiving` alert reads. Never raises."""
+    try:
+        with postgres.connect(config) as connection:
+            status = pitr.archiver_status(connection)
+    except Exception as error:  # noqa: BLE001 (the database down is the container rules' to report)
+        log.warning("could not read pg_stat_archiver: %s", error)
+        return
+    metrics.write(config, metrics.archiving_line(config.environment, status, clock().timestamp()), what="archiving")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m backup", description="audit-x backups: PostgreSQL and InfluxDB to S3."
@@ -246,9 +352,45 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--to", required=True, type=Path, help="the file to write")
     status_parser = commands.add_parser("status", help="latest complete backups and their age")
     status_parser.add_argument("--json", action="store_true")
+    pitr_backup = commands.add_parser("pitr-backup", help="a pgBackRest backup, then expire")
+    pitr_backup.add_argument("type", choices=sorted(PITR_KINDS))
+    pitr_backup.add_argument("--reason", default="manual", help="recorded in the metric")
+    restore_pitr = commands.add_parser("pitr-restore", help="restore PostgreSQL to a moment")
+    target = restore_pitr.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to", help="a moment with its time zone: 2026-11-29T15:01:30+00:00")
+    target.add_argument("--to-latest", action="store_true", help="the end of the archived WAL")
+    target.add_argument("--to-restore-point", help="a restore point (pg_create_restore_point)")
+    where = restore_pitr.add_mutually_exclusive_group(required=True)
+    where.add_argument("--in-place", action="store_true", help="into the data directory; PostgreSQL stopped")
+    where.add_argument("--scratch", type=Path, help="an empty directory, to look at the past beside prod")
+    commands.add_parser("pitr-status", help="pgBackRest's backups and WAL archiving")
     commands.add_parser("healthcheck", help="exit 0 only while every backup is fresh")
     commands.add_parser("serve", help="run on schedule")
     return parser
+
+
+def run_command(args: argparse.Namespace, config: RunnerConfig, store: BackupStore, clock: Clock) -> Any:
+    """Every command but `serve` and `healthcheck`: its result, printed as JSON."""
+    if args.command in KINDS:
+        return run_backup(config, store, clock, args.command, args.reason)
+    commands: dict[str, Callable[[], Any]] = {
+        "verify": lambda: run_verify(config, store, clock, args.backup),
+        "restore": lambda: postgres.restore(
+            config,
+            store,
+            target_database=args.target_db,
+            key_or_date=args.backup,
+            force=args.force,
+            target_host=args.target_host,
+            target_port=args.target_port,
+        ),
+        "fetch": lambda: fetch(config, store, args.kind, args.backup, args.to),
+        "status": lambda: status(config, store, clock),
+        "pitr-backup": lambda: run_pitr_backup(config, clock, args.type, args.reason),
+        "pitr-restore": lambda: pitr_restore(config, args),
+        "pitr-status": lambda: pitr_status(config, clock),
+    }
+    return commands[args.command]()
 
 
 def main(argv: Sequence[str] | None = None, *, clock: Clock = utc_now, env: dict[str, str] | None = None) -> int:
@@ -268,30 +410,11 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = utc_now, env: dict
         return 0
     store = make_store(config, args.command)
     try:
-        if args.command in KINDS:
-            result: Any = run_backup(config, store, clock, args.command, args.reason)
-        elif args.command == "verify":
-            result = run_verify(config, store, clock, args.backup)
-        elif args.command == "restore":
-            result = postgres.restore(
-                config,
-                store,
-                target_database=args.target_db,
-                key_or_date=args.backup,
-                force=args.force,
-                target_host=args.target_host,
-                target_port=args.target_port,
-            )
-        elif args.command == "fetch":
-            result = fetch(config, store, args.kind, args.backup, args.to)
-        elif args.command == "status":
-            result = status(config, store, clock)
-            if not args.json:
-                for kind, found in result.items():
-                    print(f"{kind:9} {found['key'] or 'NONE'}  age {found['age_hours']} h")
-                return 0
-        else:
-            raise AssertionError(f"unhandled command {args.command}")
+        if args.command == "status" and not args.json:
+            for kind, found in status(config, store, clock).items():
+                print(f"{kind:9} {found['key'] or 'NONE'}  age {found['age_hours']} h")
+            return 0
+        result = run_command(args, config, store, clock)
     except BackupError as error:
         print(f"{args.command} failed: {error}", file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from backup import pitr
 from backup.retention import LOCK_MODES, RetentionPolicy
 
 
@@ -64,6 +65,13 @@ class RunnerConfig:
     influxdb_schedule: Schedule | None
     verify_schedule: Schedule
     retention: RetentionPolicy
+    # pgBackRest's backups (backup/pitr.py); None where point-in-time recovery is not set up.
+    pitr_full_schedule: Schedule | None = None
+    pitr_diff_schedule: Schedule | None = None
+    pitr_config_file: str = pitr.CONFIG_FILE
+    pitr_secrets_dir: str = pitr.SECRETS_DIR
+    # The server's local socket, where the `postgres` superuser may log in (trust): restore points.
+    pitr_pg_socket: str = "/var/run/postgresql"
 
     def pg_env(
         self, database: str | None = None, *, host: str | None = None, port: int | None = None
@@ -174,6 +182,11 @@ def load(env: Mapping[str, str] | None = None) -> RunnerConfig:
         postgres_schedule=schedule("BACKUP_SCHEDULE_POSTGRES", "02:00") or Schedule(2, 0),
         influxdb_schedule=schedule("BACKUP_SCHEDULE_INFLUXDB", "02:30"),
         verify_schedule=schedule("BACKUP_SCHEDULE_VERIFY", "sun 04:00") or Schedule(4, 0, 6),
+        pitr_full_schedule=schedule("BACKUP_PITR_FULL_SCHEDULE", "off"),
+        pitr_diff_schedule=schedule("BACKUP_PITR_DIFF_SCHEDULE", "off"),
+        pitr_config_file=env.get("PITR_CONFIG_FILE") or pitr.CONFIG_FILE,
+        pitr_secrets_dir=env.get("PITR_SECRETS_DIR") or pitr.SECRETS_DIR,
+        pitr_pg_socket=env.get("PITR_PG_SOCKET") or "/var/run/postgresql",
         retention=RetentionPolicy(
             copies={
                 "daily": int(number("BACKUP_DAILY_COPIES", "7", 1, 366)),

@@ -17,9 +17,11 @@ import urllib.request
 from dataclasses import dataclass
 
 from backup.config import RunnerConfig
+from backup.pitr import ArchiverStatus
 
 log = logging.getLogger("backup.metrics")
 MEASUREMENT = "audit_x_backup"
+PITR_MEASUREMENT = "audit_x_pitr"
 
 
 def _escape_tag(value: str) -> str:
@@ -49,13 +51,34 @@ class RunOutcome:
 
 def record(config: RunnerConfig, outcome: RunOutcome, at: float | None = None) -> bool:
     """Write the outcome to InfluxDB, stamped `at` (Unix seconds, default now); True when accepted."""
+    return write(config, outcome.line(config.environment, at), what=f"the {outcome.kind} metric")
+
+
+def archiving_line(environment: str, status: ArchiverStatus, now: float) -> str:
+    """PostgreSQL's WAL archiving as pg_stat_archiver reports it, for the `pitr-archiving` alert:
+
+        audit_x_pitr,environment=prod archived_count=..i,failed_count=..i,failing=0i,
+            last_archived_age_s=12.0 <unix seconds>
+
+    `last_archived_age_s` is -1 before the first segment was ever archived.
+    """
+    age = now - status.last_archived_at if status.last_archived_at is not None else -1.0
+    fields = (
+        f"archived_count={status.archived_count}i,failed_count={status.failed_count}i,"
+        f"failing={int(status.failing)}i,last_archived_age_s={age:.1f}"
+    )
+    return f"{PITR_MEASUREMENT},environment={_escape_tag(environment)} {fields} {int(now)}"
+
+
+def write(config: RunnerConfig, line: str, *, what: str) -> bool:
+    """One line of line protocol to the metrics bucket; never raises (a backup never fails on it)."""
     if not (config.influx_url and config.influx_token and config.influx_org and config.influx_metrics_bucket):
-        log.info("no InfluxDB configured; metric not written: %s", outcome.line(config.environment))
+        log.info("no InfluxDB configured; metric not written: %s", line)
         return False
     query = urllib.parse.urlencode({"org": config.influx_org, "bucket": config.influx_metrics_bucket, "precision": "s"})
     request = urllib.request.Request(
         f"{config.influx_url.rstrip('/')}/api/v2/write?{query}",
-        data=outcome.line(config.environment, at).encode(),
+        data=line.encode(),
         method="POST",
         headers={"Authorization": f"Token {config.influx_token}", "Content-Type": "text/plain; charset=utf-8"},
     )
@@ -63,5 +86,5 @@ def record(config: RunnerConfig, outcome: RunOutcome, at: float | None = None) -
         with urllib.request.urlopen(request, timeout=10) as response:
             return 200 <= response.status < 300
     except OSError as error:
-        log.warning("could not write the %s metric to InfluxDB: %s", outcome.kind, error)
+        log.warning("could not write %s to InfluxDB: %s", what, error)
         return False

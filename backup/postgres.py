@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from backup import pitr
 from backup.config import RunnerConfig
 from backup.jobs import BackupError, Clock, StderrTail, checksum_mismatch, choose_backup, finish, run_producer_to_s3
 from backup.layout import BackupKey, stamp
@@ -120,7 +121,22 @@ def backup(config: RunnerConfig, store: BackupStore, clock: Clock, *, reason: st
         "row_counts": counts,
         "latest_migration": migration,
     }
+    if reason == "pre-migration" and config.pitr_full_schedule:
+        # "Just before this release" becomes a point-in-time target too.
+        manifest["restore_point"] = restore_point(config, f"pre-migration-{key.stamp}")
     return finish(store, key, manifest, clock, config.retention)
+
+
+def restore_point(config: RunnerConfig, name: str) -> str:
+    """A named restore point in the WAL (backup/pitr.py), made as the superuser over the local
+    socket; its name is returned for the manifest."""
+    dsn = f"host={config.pitr_pg_socket} port={config.pg_port} user=postgres dbname={config.pg_database}"
+    try:
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            pitr.create_restore_point(connection, name)
+    except psycopg.Error as error:
+        raise BackupError(f"creating the restore point {name} failed: {str(error).strip()}") from error
+    return name
 
 
 @dataclass

@@ -14,7 +14,7 @@ import pulumi_docker as docker
 from components.app import App, web_slot
 from components.backups.bucket import BackupBucket
 from components.backups.pitr import PitrRepository
-from components.backups.runner import BackupRunner
+from components.backups.runner import BackupRunner, PitrRunner
 from components.data.influxdb import InfluxDb
 from components.data.postgres import Postgres
 from components.data.redis import Redis
@@ -177,6 +177,13 @@ class AuditXEnvironment(pulumi.ComponentResource):
             data_network=data_network,
             app_network=self.networks.app,
             depends_on=[self.postgres.ready, self.influxdb, self.backup_bucket],
+            pitr=PitrRunner(
+                archiving=self.pitr.archiving(),
+                data_volume=self.postgres.volume.name,
+                socket_volume=self.postgres.socket_volume.name,
+                full_schedule=settings.pitr.full_schedule,
+                diff_schedule=settings.pitr.diff_schedule,
+            ),
             opts=child,
         )
         self.app = App(

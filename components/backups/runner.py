@@ -22,15 +22,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
+from backup import pitr as pitr_tool
 from components.backups.bucket import TIER_PREFIXES
+from components.data.postgres import DATA_DIR, SOCKET_DIR, Archiving
 from components.lib.build import REPO_ROOT, built_image
 from components.lib.containers import (
     SECRETS_DIR,
+    ConfigFile,
     ContainerSpec,
     HealthCheck,
     SecretFile,
@@ -53,6 +57,18 @@ INFLUX_TOKEN_FILE = f"{SECRETS_DIR}/influxdb-token"
 # The image runs as `postgres` (uid 999 in the official image it is built from).
 RUNNER_UID = "999"
 HEALTH_COMMAND = "python -m backup healthcheck"
+
+
+@dataclass(frozen=True)
+class PitrRunner:
+    """What the runner needs to take pgBackRest's backups: the server's archiving setup, its
+    volumes, and the schedules (`pitr.fullSchedule`, `pitr.diffSchedule`)."""
+
+    archiving: Archiving
+    data_volume: pulumi.Input[str]
+    socket_volume: pulumi.Input[str]
+    full_schedule: str
+    diff_schedule: str
 
 
 def writer_policy(bucket_arn: str, key_arn: str) -> str:
@@ -147,6 +163,7 @@ class BackupRunner(pulumi.ComponentResource):
         data_network: docker.Network,
         app_network: docker.Network,
         depends_on: list[pulumi.Input[pulumi.Resource]],
+        pitr: PitrRunner | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("audit-x:backup:BackupRunner", name, None, opts)
@@ -169,6 +186,8 @@ class BackupRunner(pulumi.ComponentResource):
         self.reader = identity("reader", reader_policy)
 
         build_args = {"POSTGRES_IMAGE": postgres_image, "INFLUXDB_IMAGE": influxdb_image}
+        if pitr is not None:
+            build_args["PGBACKREST_VERSION"] = pitr.archiving.pgbackrest_version
         # Built FROM the server's own image: pg_dump and pg_restore match its major version. The
         # tag names the sources and the images built from: a new postgres image is a new tag, so
         # the runner is replaced and never keeps an older pg_dump.
@@ -201,7 +220,23 @@ class BackupRunner(pulumi.ComponentResource):
             "INFLUX_METRICS_BUCKET": influxdb_bucket,
             "INFLUX_TOKEN_FILE": INFLUX_TOKEN_FILE,
         }
-        files = [
+        volumes: dict[str, pulumi.Input[str]] = {STATE_DIR: self.volume.name}
+        pitr_files: list[SecretFile | ConfigFile] = []
+        if pitr is not None:
+            # pgBackRest backs up from the server's own data directory and socket, with the very
+            # configuration the server archives with.
+            env |= {
+                "BACKUP_PITR_FULL_SCHEDULE": pitr.full_schedule,
+                "BACKUP_PITR_DIFF_SCHEDULE": pitr.diff_schedule,
+                "PITR_PG_SOCKET": SOCKET_DIR,
+            }
+            volumes |= {DATA_DIR: pitr.data_volume, SOCKET_DIR: pitr.socket_volume}
+            pitr_files = [
+                ConfigFile(pitr_tool.CONFIG_FILE, pitr.archiving.config),
+                SecretFile(pitr_tool.SECRETS_FILE, pitr.archiving.secrets, owner=RUNNER_UID),
+            ]
+        files: list[SecretFile | ConfigFile] = [
+            *pitr_files,
             SecretFile(
                 CREDENTIALS_FILE,
                 # The writer only: the reader's key is not on the host (see the module's docstring).
@@ -225,7 +260,7 @@ class BackupRunner(pulumi.ComponentResource):
                 command=command,
                 env=env,
                 files=files,
-                volumes={STATE_DIR: self.volume.name},
+                volumes=volumes,
                 healthcheck=health,
                 extra_labels=labels,
                 wait_timeout_seconds=settings.startup_timeout_seconds + 60,

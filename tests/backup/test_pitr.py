@@ -6,6 +6,8 @@ the one the module renders, secrets in their own include file."""
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import os
 import shutil
 import subprocess
@@ -20,7 +22,7 @@ import boto3
 import psycopg
 import pytest
 
-from backup import pitr
+from backup import cli, pitr
 from tools.local_services import (
     PostgresCluster,
     TlsTerminator,
@@ -279,3 +281,63 @@ def test_a_corrupted_file_in_the_repository_fails_verify(rig: Rig) -> None:
     finally:
         s3.put_object(Bucket=BUCKET, Key=victim, Body=original)
     rig.pgbackrest.verify()
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def runner(rig: Rig, *argv: str) -> Ran:
+    """`python -m backup ...`'s main, as the runner's container runs it; only pgBackRest itself
+    is run as the database's user (in the container, everything is)."""
+    password = rig.work / "pgpassword"
+    if not password.exists():
+        rig.sql("ALTER ROLE postgres PASSWORD 'pitr-runner-password'")
+        password.write_text("pitr-runner-password")
+    env = {
+        "BACKUP_ENVIRONMENT": "test",
+        "BACKUP_BUCKET": BUCKET,
+        "AWS_REGION": "eu-west-1",
+        "BACKUP_STATE_DIR": str(rig.work / f"state-{time.monotonic_ns()}"),
+        "BACKUP_SCHEDULE_INFLUXDB": "off",
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(rig.pg.port),
+        "PGUSER": "postgres",
+        "PGDATABASE": "postgres",
+        "PGPASSWORD_FILE": str(password),
+        "PITR_CONFIG_FILE": str(rig.config),
+        "PITR_SECRETS_DIR": str(rig.work / "conf.d"),
+    }
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        patch.setattr(cli, "pgbackrest", lambda config: rig.pgbackrest)
+        code = cli.main(list(argv), env=env)
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+def test_the_runners_commands_back_up_restore_to_a_scratch_directory_and_report(rig: Rig) -> None:
+    rig.sql("CREATE TABLE runner_rows (id int); INSERT INTO runner_rows SELECT generate_series(1, 42)")
+    backup = runner(rig, "pitr-backup", "diff")
+    assert backup.returncode == 0, backup.stderr
+    assert json.loads(backup.stdout)["type"] == "diff"
+    rig.archived_through()
+    scratch = rig.owned_dir("runner-scratch")
+    restore = runner(rig, "pitr-restore", "--to-latest", "--scratch", str(scratch))
+    assert restore.returncode == 0, restore.stderr
+    assert (scratch / "PG_VERSION").read_text().strip() == "15"
+    status = json.loads(runner(rig, "pitr-status").stdout)
+    assert status["archiving"]["failed_count"] >= 0 and status["archiving"]["archived_count"] > 0
+    assert status["age_hours"]["diff"] is not None and status["age_hours"]["diff"] < 1
+    # In place while PostgreSQL runs: refused, nothing touched.
+    refused = runner(rig, "pitr-restore", "--to-latest", "--in-place")
+    assert refused.returncode == 1 and "PostgreSQL is running: stop it first" in refused.stderr
+    # A time without a zone is refused rather than guessed.
+    vague = runner(rig, "pitr-restore", "--to", "2026-11-29T15:01:30", "--scratch", str(scratch))
+    assert vague.returncode == 1 and "give the time zone" in vague.stderr

@@ -12,7 +12,7 @@ from components.backups.runner import RUNNER_DIR
 from components.lib.build import image_tag_for, source_digest
 from components.lib.durations import go_duration
 from components.settings import load_settings
-from tests.helpers import BUILT_IMAGE, CONTAINER, container, env, labels, network_names
+from tests.helpers import BUILT_IMAGE, CONTAINER, container, env, labels, network_names, uploaded
 from tools.mock_engine import REPO_ROOT, Plan, load_stack_config, run_program, try_program
 
 
@@ -28,11 +28,20 @@ def test_image_is_built_from_the_servers_own_postgres_image(plan: Plan, stack: s
     settings = load_settings(load_stack_config(stack))
     (image,) = [i for i in plan.of_type(BUILT_IMAGE) if i.name == f"audit-x-{stack}-backup-image"]
     build = image.inputs["build"]
-    assert build["args"] == {"POSTGRES_IMAGE": settings.postgres.image, "INFLUXDB_IMAGE": settings.influxdb.image}
+    assert build["args"] == {
+        "POSTGRES_IMAGE": settings.postgres.image,
+        "INFLUXDB_IMAGE": settings.influxdb.image,
+        # The runner's pgBackRest is the database's: the same pinned package.
+        "PGBACKREST_VERSION": settings.pitr.pgbackrest_version,
+    }
     assert (build["context"], build["dockerfile"]) == ("backup", "backup/Dockerfile")  # same path everywhere
     assert (REPO_ROOT / build["dockerfile"]).resolve() == RUNNER_DIR / "Dockerfile"
     assert image.inputs["skipPush"] is True
-    build_args = {"POSTGRES_IMAGE": "postgres:17.6-bookworm", "INFLUXDB_IMAGE": "influxdb:2.7.11-alpine"}
+    build_args = {
+        "POSTGRES_IMAGE": "postgres:17.6-bookworm",
+        "INFLUXDB_IMAGE": "influxdb:2.7.11-alpine",
+        "PGBACKREST_VERSION": settings.pitr.pgbackrest_version,
+    }
     assert image.inputs["imageName"] == f"audit-x-{stack}-backup:{image_tag_for(build_args, RUNNER_DIR)}"
     assert container(plan, "backup").inputs["image"] == image.inputs["imageName"]
 
@@ -75,7 +84,21 @@ def test_runner_container_is_scheduled_health_checked_and_wired(plan: Plan, stac
     assert not any(key.startswith("AWS_SECRET") or key == "AWS_ACCESS_KEY_ID" for key in variables)
     assert set(network_names(runner)) == {f"audit-x-{stack}-data", f"audit-x-{stack}-app"}
     mounts = {v["containerPath"]: v["volumeName"] for v in runner.inputs["volumes"]}
-    assert mounts == {"/var/lib/audit-x-backup": f"audit-x-{stack}-backup-state"}
+    assert mounts == {
+        "/var/lib/audit-x-backup": f"audit-x-{stack}-backup-state",
+        # pgBackRest backs up from the server's own data directory, through its socket.
+        "/var/lib/postgresql/data": f"audit-x-{stack}-postgres-data",
+        "/var/run/postgresql": f"audit-x-{stack}-postgres-socket",
+    }
+    assert (variables["BACKUP_PITR_FULL_SCHEDULE"], variables["BACKUP_PITR_DIFF_SCHEDULE"]) == (
+        settings.pitr.full_schedule,
+        settings.pitr.diff_schedule,
+    )
+    uploads = {u["file"]: u for u in runner.inputs["uploads"]}
+    assert uploads["/run/secrets/pgbackrest/secrets.conf"]["content"] == "[secret]"
+    assert uploads["/etc/pgbackrest/pgbackrest.conf"]["content"] == uploaded(
+        container(plan, "postgres"), "/etc/pgbackrest/pgbackrest.conf"
+    )
 
 
 def test_only_the_writers_credentials_reach_the_runner_as_a_secret_file(plan: Plan, stack: str) -> None:

@@ -411,3 +411,22 @@ def test_the_dump_is_read_on_while_the_s3_client_is_still_loading() -> None:
     assert client.completed == [1, 2, 3, 4]
     assert b"".join(client.parts[n] for n in client.completed) == data
     assert (result.size, result.sha256, result.parts) == (len(data), hashlib.sha256(data).hexdigest(), 4)
+
+
+def test_a_pre_migration_backup_also_leaves_a_restore_point_where_pitr_is_set_up(rig: Rig) -> None:
+    bucket = rig.new_bucket()
+    pitr_env = {
+        "BACKUP_PITR_FULL_SCHEDULE": "sun 01:00",
+        "BACKUP_PITR_DIFF_SCHEDULE": "01:00",
+        "PITR_PG_SOCKET": str(rig.pg.datadir),
+    }
+    assert run(rig, bucket, "postgres", "--reason", "pre-migration", **pitr_env) == 0
+    manifest_key = next(k for k in rig.keys(bucket, "daily/") if k.endswith(".manifest.json"))
+    manifest = json.loads(rig.s3().get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
+    assert manifest["restore_point"] == "pre-migration-2026-11-25T020000Z"
+    # PostgreSQL logs every restore point it writes to the WAL.
+    assert (
+        'restore point "pre-migration-2026-11-25T020000Z" created' in (rig.pg.datadir.parent / "server.log").read_text()
+    )
+    # Without PITR, a pre-migration backup is a logical one alone.
+    assert run(rig, rig.new_bucket(), "postgres", "--reason", "pre-migration") == 0
