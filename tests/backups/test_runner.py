@@ -415,12 +415,19 @@ def test_the_dump_is_read_on_while_the_s3_client_is_still_loading() -> None:
 
 def test_a_pre_migration_backup_also_leaves_a_restore_point_where_pitr_is_set_up(rig: Rig) -> None:
     bucket = rig.new_bucket()
-    pitr_env = {
-        "BACKUP_PITR_FULL_SCHEDULE": "sun 01:00",
-        "BACKUP_PITR_DIFF_SCHEDULE": "01:00",
-        "PITR_PG_SOCKET": str(rig.pg.datadir),
-    }
-    assert run(rig, bucket, "postgres", "--reason", "pre-migration", **pitr_env) == 0
+    assert (
+        run(
+            rig,
+            bucket,
+            "postgres",
+            "--reason",
+            "pre-migration",
+            BACKUP_PITR_FULL_SCHEDULE="sun 01:00",
+            BACKUP_PITR_DIFF_SCHEDULE="01:00",
+            PITR_PG_SOCKET=str(rig.pg.datadir),
+        )
+        == 0
+    )
     manifest_key = next(k for k in rig.keys(bucket, "daily/") if k.endswith(".manifest.json"))
     manifest = json.loads(rig.s3().get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
     assert manifest["restore_point"] == "pre-migration-2026-11-25T020000Z"
