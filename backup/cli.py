@@ -49,8 +49,6 @@ KINDS = {postgres.KIND: postgres, influxdb.KIND: influxdb}
 
 
 WRITES = {postgres.KIND, influxdb.KIND}
-# How often pg_stat_archiver is read into the `audit_x_pitr` metric (its alert's first delay).
-ARCHIVING_INTERVAL_SECONDS = 60
 
 
 # Builds S3 clients off the main thread: loading boto3 (~0.3 s) then overlaps connecting to the
@@ -190,7 +188,7 @@ def serve(
     while not stop.requested:
         if config.pitr_full_schedule and clock() >= archiving_due:
             record_archiving(config, clock)
-            archiving_due = clock() + timedelta(seconds=ARCHIVING_INTERVAL_SECONDS)
+            archiving_due = clock() + timedelta(seconds=metrics.ARCHIVING_INTERVAL_SECONDS)
         name = min(due, key=lambda n: due[n])
         wait = (due[name] - clock()).total_seconds()
         if wait > 0:

@@ -22,6 +22,8 @@ from backup.pitr import ArchiverStatus
 log = logging.getLogger("backup.metrics")
 MEASUREMENT = "audit_x_backup"
 PITR_MEASUREMENT = "audit_x_pitr"
+# How often the runner reads pg_stat_archiver into PITR_MEASUREMENT (its alert's first delay).
+ARCHIVING_INTERVAL_SECONDS = 60
 
 
 def _escape_tag(value: str) -> str:
@@ -58,14 +60,14 @@ def archiving_line(environment: str, status: ArchiverStatus, now: float) -> str:
     """PostgreSQL's WAL archiving as pg_stat_archiver reports it, for the `pitr-archiving` alert:
 
         audit_x_pitr,environment=prod archived_count=..i,failed_count=..i,failing=0i,
-            last_archived_age_s=12.0 <unix seconds>
+            segments_waiting=0i,last_archived_age_s=12.0 <unix seconds>
 
     `last_archived_age_s` is -1 before the first segment was ever archived.
     """
     age = now - status.last_archived_at if status.last_archived_at is not None else -1.0
     fields = (
         f"archived_count={status.archived_count}i,failed_count={status.failed_count}i,"
-        f"failing={int(status.failing)}i,last_archived_age_s={age:.1f}"
+        f"failing={int(status.failing)}i,segments_waiting={status.segments_waiting}i,last_archived_age_s={age:.1f}"
     )
     return f"{PITR_MEASUREMENT},environment={_escape_tag(environment)} {fields} {int(now)}"
 

@@ -33,6 +33,8 @@ CONFIG_FILE = "/etc/pgbackrest/pgbackrest.conf"
 SECRETS_DIR = "/run/secrets/pgbackrest"
 SECRETS_FILE = f"{SECRETS_DIR}/secrets.conf"
 SECRET_OPTIONS = ("repo1-s3-key", "repo1-s3-key-secret", "repo1-cipher-pass")
+# pgBackRest's own default for `archive-timeout`, kept: a failed push is reported after it.
+ARCHIVE_PUSH_TIMEOUT_SECONDS = 60
 
 
 class PitrError(RuntimeError):
@@ -65,8 +67,8 @@ class Settings:
     log_path: str = "/var/log/pgbackrest"
     process_max: int = 2
     # How long archive-push waits for the asynchronous push before it fails the segment (and
-    # PostgreSQL retries it): pgBackRest's default, 60 s.
-    archive_push_timeout_seconds: int = 60
+    # PostgreSQL retries it).
+    archive_push_timeout_seconds: int = ARCHIVE_PUSH_TIMEOUT_SECONDS
     stanza: str = STANZA
 
 
@@ -267,9 +269,17 @@ def last_backup_stop(info: Mapping[str, Any], kind: str) -> int | None:
 
 ARCHIVER_STATUS = """
 SELECT archived_count, last_archived_wal, extract(epoch FROM last_archived_time),
-       failed_count, last_failed_wal, extract(epoch FROM last_failed_time)
+       failed_count, last_failed_wal, extract(epoch FROM last_failed_time),
+       pg_walfile_name(pg_current_wal_lsn())
 FROM pg_stat_archiver
 """
+# WAL segments per "log id" with the default 16 MiB segments: file names count in this base.
+SEGMENTS_PER_LOG = 0x100000000 // (16 * 1024 * 1024)
+
+
+def segment_number(wal_file: str) -> int:
+    """`000000010000000000000003` -> 3 (the timeline aside)."""
+    return int(wal_file[8:16], 16) * SEGMENTS_PER_LOG + int(wal_file[16:24], 16)
 
 
 @dataclass(frozen=True)
@@ -280,6 +290,15 @@ class ArchiverStatus:
     failed_count: int
     last_failed_wal: str | None
     last_failed_at: float | None
+    current_wal: str
+
+    @property
+    def segments_waiting(self) -> int:
+        """Complete segments not archived yet: 0 when archiving keeps up, idle or busy (the one
+        being written is not complete)."""
+        if self.last_archived_wal is None or len(self.last_archived_wal) != 24:
+            return max(0, segment_number(self.current_wal))
+        return max(0, segment_number(self.current_wal) - segment_number(self.last_archived_wal) - 1)
 
     @property
     def failing(self) -> bool:
@@ -289,7 +308,7 @@ class ArchiverStatus:
 
 def archiver_status(connection: Any) -> ArchiverStatus:
     row = connection.execute(ARCHIVER_STATUS).fetchone()
-    archived, last_wal, last_at, failed, failed_wal, failed_at = row
+    archived, last_wal, last_at, failed, failed_wal, failed_at, current = row
     return ArchiverStatus(
         int(archived),
         last_wal,
@@ -297,6 +316,7 @@ def archiver_status(connection: Any) -> ArchiverStatus:
         int(failed),
         failed_wal,
         float(failed_at) if failed_at is not None else None,
+        str(current),
     )
 
 

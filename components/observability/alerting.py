@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 import yaml
 
+from backup.metrics import ARCHIVING_INTERVAL_SECONDS
+from backup.pitr import ARCHIVE_PUSH_TIMEOUT_SECONDS
 from components.lib.containers import SECRETS_DIR
 from components.observability.signals import INFLUXDB, LOKI, Query, Scope
 from components.settings import AlertingSettings, Settings, Tiers
@@ -136,6 +138,7 @@ def alert_rules(settings: Settings) -> list[AlertRule]:
     minute = 60
     quarter = 15 * 60
     backup_hours = settings.backup.max_age_hours
+    archiving_limit = 3 * settings.pitr.archive_timeout_seconds
     lag_refresh = max(monitoring.collection_interval_seconds, REDPANDA_LAG_REFRESH_FLOOR_SECONDS)
 
     return [
@@ -246,6 +249,27 @@ def alert_rules(settings: Settings) -> list[AlertRule]:
             # dead broker or worker shows in the container rules.
             no_data="OK",
             stages=(Stage("Redpanda lag refresh", lag_refresh), *collected),
+        ),
+        AlertRule(
+            key="pitr-archiving",
+            title="WAL archiving stuck",
+            summary=(
+                "PostgreSQL's WAL is not reaching the PITR repository: archiving fails, or complete segments "
+                f"have waited more than {archiving_limit} s (3 x pitr.archiveTimeoutSeconds). Point-in-time "
+                "recovery loses what is not archived."
+            ),
+            severity="critical",
+            query=scope.archiving_stuck(5 * ARCHIVING_INTERVAL_SECONDS, archiving_limit),
+            threshold=0,
+            reducer="last",
+            # The runner writes the point every minute: none in five is the runner or the database
+            # gone, and archiving unknown.
+            no_data="Alerting",
+            # A failed push shows in pg_stat_archiver once pgBackRest's archive-push gives up on it.
+            stages=(
+                Stage("archive-push timeout", ARCHIVE_PUSH_TIMEOUT_SECONDS),
+                Stage("archiver poll", ARCHIVING_INTERVAL_SECONDS),
+            ),
         ),
         AlertRule(
             key="backup-stale",

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from backup.metrics import MEASUREMENT as BACKUP_MEASUREMENT
+from backup.metrics import PITR_MEASUREMENT
 from components.lib.containers import LIFECYCLE_LABEL
 from components.lib.context import LABEL_PREFIX
 from components.observability.collector import PROBE_MEASUREMENT, REDPANDA_MEASUREMENT
@@ -214,6 +215,27 @@ class Scope:
                 'sort(columns: ["_time"])',
                 "last()",
                 "map(fn: (r) => ({r with _value: if r._value == 0 then 1.0 else 0.0}))",
+            ),
+        )
+
+    def archiving_stuck(self, window_seconds: int, max_age_seconds: int) -> Query:
+        """1 while WAL archiving fails (no success since the last failure), or while complete
+        segments wait and none was archived for `max_age_seconds`; 0 otherwise. An idle
+        database has no segment waiting, so it never looks stuck."""
+        fields = ("failing", "segments_waiting", "last_archived_age_s")
+        return self.flux(
+            window_seconds,
+            f'r._measurement == "{PITR_MEASUREMENT}" and ('
+            + " or ".join(f'r._field == "{field}"' for field in fields)
+            + ")",
+            f'r.environment == "{self.environment}"',
+            then=(
+                'group(columns: ["environment"])',
+                'pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")',
+                'sort(columns: ["_time"])',
+                'last(column: "failing")',
+                "map(fn: (r) => ({r with _value: if r.failing == 1 or "
+                f"(r.segments_waiting > 0 and r.last_archived_age_s > {max_age_seconds}.0) then 1.0 else 0.0}}))",
             ),
         )
 

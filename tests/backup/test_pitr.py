@@ -232,7 +232,7 @@ def test_s3_down_archiving_fails_nothing_is_lost_and_it_catches_up(rig: Rig) -> 
             assert time.monotonic() < deadline, "archiving never reported a failure"
             time.sleep(0.5)
         during = archiver(rig)
-        assert during.failing
+        assert during.failing and during.segments_waiting >= 1  # what the pitr-archiving alert reads
         waiting = ready_segments(rig)
         assert len(waiting) >= 1  # the WAL waits in pg_wal, well within the queue's cap
         assert len(waiting) * 16 <= QUEUE_MAX_MB
@@ -245,6 +245,7 @@ def test_s3_down_archiving_fails_nothing_is_lost_and_it_catches_up(rig: Rig) -> 
         time.sleep(0.5)
     after = archiver(rig)
     assert not after.failing and after.archived_count > before.archived_count
+    assert after.segments_waiting == 0
     rig.archived_through()
     with restored(rig, pitr.Target.latest()) as connection:
         assert connection.execute("SELECT count(*) FROM during_outage").fetchone() == (3,)
@@ -341,3 +342,18 @@ def test_the_runners_commands_back_up_restore_to_a_scratch_directory_and_report(
     # A time without a zone is refused rather than guessed.
     vague = runner(rig, "pitr-restore", "--to", "2026-11-29T15:01:30", "--scratch", str(scratch))
     assert vague.returncode == 1 and "give the time zone" in vague.stderr
+
+
+def test_the_archiving_metric_is_what_the_alert_reads() -> None:
+    from backup.metrics import archiving_line  # noqa: PLC0415
+
+    stuck = pitr.ArchiverStatus(
+        7, "000000010000000000000005", 100.0, 3, "000000010000000000000006", 160.0, "00000001000000000000000A"
+    )
+    assert stuck.failing and stuck.segments_waiting == 4
+    assert archiving_line("prod", stuck, 400.0) == (
+        "audit_x_pitr,environment=prod archived_count=7i,failed_count=3i,failing=1i,segments_waiting=4i,"
+        "last_archived_age_s=300.0 400"
+    )
+    idle = pitr.ArchiverStatus(7, "0000000100000000000000FF", 100.0, 0, None, None, "000000010000000100000000")
+    assert not idle.failing and idle.segments_waiting == 0  # across a log id boundary: the next one

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from backup.metrics import RunOutcome
+from backup.metrics import RunOutcome, archiving_line
+from backup.pitr import ArchiverStatus
 from components.observability.alerting import alert_rules, alerting_file
 from components.observability.dashboard import dashboard
 from components.observability.logs import LABELS
@@ -215,13 +216,17 @@ def written_metrics(plan: Plan, stack: str) -> dict[str, dict[str, set[str]]]:
     # The heartbeat goes to CloudWatch only: the InfluxDB output drops it.
     for dropped in config["outputs"]["influxdb_v2"][0].get("namedrop", []):
         written.pop(dropped, None)
-    point = RunOutcome("postgres", "scheduled", True, 1.0, 10).line(stack, 0)
-    head, fields, _ = point.split(" ")
-    measurement, *tags = head.split(",")
-    written[measurement] = {
-        "tags": {t.split("=")[0] for t in tags},
-        "fields": {f.split("=")[0] for f in fields.split(",")},
-    }
+    archiving = ArchiverStatus(1, "000000010000000000000001", 0.0, 0, None, None, "000000010000000000000002")
+    for point in (
+        RunOutcome("postgres", "scheduled", True, 1.0, 10).line(stack, 0),
+        archiving_line(stack, archiving, 1.0),
+    ):
+        head, fields, _ = point.split(" ")
+        measurement, *tags = head.split(",")
+        written[measurement] = {
+            "tags": {t.split("=")[0] for t in tags},
+            "fields": {f.split("=")[0] for f in fields.split(",")},
+        }
     return written
 
 
