@@ -8,170 +8,31 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import boto3
 import psycopg
 import pytest
 
 from backup import cli, pitr
-from tools.local_services import (
-    PostgresCluster,
-    TlsTerminator,
-    _as_postgres_user,
-    free_port,
-    postgres_bindir,
-    postgres_cluster,
-    s3_server,
-    tls_terminator,
-)
+from tools.pitr_rig import ACCESS_KEY, BUCKET, PASSPHRASE, SECRET_KEY, Rig, pitr_rig, restored
 
 pytestmark = pytest.mark.services
 
-BUCKET = "audit-x-pitr-test"
-ACCESS_KEY, SECRET_KEY = "AKIAPITRTEST0000000", "pitr-secret-access-key-0000000000000000"
-PASSPHRASE = "pitr-cipher-passphrase-0123456789abcdef"
 QUEUE_MAX_MB = 64
-
-
-@dataclass
-class Rig:
-    pg: PostgresCluster
-    tls: TlsTerminator
-    s3_endpoint: str
-    work: Path
-    config: Path
-    settings: pitr.Settings
-
-    @property
-    def pgbackrest(self) -> pitr.PgBackRest:
-        return pitr.PgBackRest(str(self.config), str(self.work / "conf.d"), prefix=_as_postgres_user([]))
-
-    def sql(self, statement: str) -> str:
-        return self.pg.psql(statement).strip()
-
-    def archived_through(self, timeout: float = 60) -> None:
-        """Force a WAL switch and wait until that segment is in the repository."""
-        self.pgbackrest.run("check", timeout=timeout)
-
-    def owned_dir(self, name: str) -> Path:
-        path = self.work / name
-        path.mkdir(mode=0o700)
-        shutil.chown(path, "postgres", "postgres")
-        return path
-
-
-def as_postgres(path: Path, text: str, mode: int) -> None:
-    path.write_text(text)
-    shutil.chown(path, "postgres", "postgres")
-    os.chmod(path, mode)
 
 
 @pytest.fixture(scope="module")
 def rig() -> Iterator[Rig]:
-    work = Path(tempfile.mkdtemp(prefix="audit-x-pitr-"))
-    shutil.chown(work, "postgres", "postgres")
-    config = work / "pgbackrest.conf"
-    include = work / "conf.d"
-    include.mkdir()
-    shutil.chown(include, "postgres", "postgres")
-    with (
-        pytest.MonkeyPatch.context() as patch,
-        s3_server() as endpoint,
-        tls_terminator(endpoint) as tls,
-        postgres_cluster(
-            [
-                f"{key}='{value}'"
-                for key, value in pitr.server_settings(60, config_file=str(config), secrets_dir=str(include)).items()
-            ]
-        ) as pg,
-    ):
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        boto3.client("s3", endpoint_url=endpoint, region_name="eu-west-1").create_bucket(
-            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
-        )
-        settings = pitr.Settings(
-            repository=pitr.Repository(
-                bucket=BUCKET,
-                region="eu-west-1",
-                endpoint="127.0.0.1",
-                port=tls.port,
-                verify_tls=False,
-                path_style=True,
-            ),
-            retention_days=7,
-            queue_max_mb=QUEUE_MAX_MB,
-            pg_path=str(pg.datadir),
-            pg_socket_path=str(pg.datadir),
-            pg_port=pg.port,
-            spool_path=str(work / "spool"),
-            lock_path=str(work / "lock"),
-            log_path=str(work / "log"),
-            archive_push_timeout_seconds=5,
-        )
-        for name in ("spool", "lock", "log"):
-            (work / name).mkdir()
-            shutil.chown(work / name, "postgres", "postgres")
-        as_postgres(config, pitr.render_config(settings), 0o600)
-        as_postgres(
-            include / "secrets.conf",
-            pitr.render_secrets(access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY, cipher_pass=PASSPHRASE),
-            0o400,
-        )
-        rig = Rig(pg, tls, endpoint, work, config, settings)
-        rig.pgbackrest.stanza_create()
-        rig.pgbackrest.check()
-        rig.pgbackrest.backup("full")
-        try:
-            yield rig
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def restored(rig: Rig, target: pitr.Target) -> Iterator[psycopg.Connection]:
-    """Restore into a scratch directory, start a server there on a private socket, yield a
-    connection once it has reached the target and promoted, then stop and remove it."""
-    scratch = rig.owned_dir(f"restore-{time.monotonic_ns()}")
-    rig.pgbackrest.restore(target, pg_path=str(scratch))
-    port = free_port()
-    options = f"-p {port} -k {scratch} -c listen_addresses='' -c archive_mode=off"
-    pg_ctl = str(postgres_bindir() / "pg_ctl")
-    subprocess.run(
-        _as_postgres_user(
-            [pg_ctl, "-D", str(scratch), "-o", options, "-l", str(scratch / "log"), "-w", "-t", "120", "start"]
-        ),
-        check=True,
-        capture_output=True,
-        timeout=150,
-    )
-    try:
-        connection = psycopg.connect(host=str(scratch), port=port, user="postgres", dbname="postgres", autocommit=True)
-        deadline = time.monotonic() + 60
-        while connection.execute("SELECT pg_is_in_recovery()").fetchone() == (True,):
-            assert time.monotonic() < deadline, "the restored server never left recovery"
-            time.sleep(0.2)
-        yield connection
-        connection.close()
-    finally:
-        stop = _as_postgres_user([pg_ctl, "-D", str(scratch), "-m", "immediate", "stop"])
-        subprocess.run(stop, capture_output=True, timeout=60, check=False)  # gone already is fine
-        shutil.rmtree(scratch, ignore_errors=True)
+    with pitr_rig(queue_max_mb=QUEUE_MAX_MB) as rig:
+        yield rig
 
 
 def now(rig: Rig) -> datetime:
-    return datetime.fromisoformat(
-        rig.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '+00:00'")
-    )
+    return rig.now()
 
 
 def test_restore_to_a_time_between_two_writes_brings_back_what_came_before_and_not_the_delete(rig: Rig) -> None:
@@ -222,8 +83,10 @@ def archiver(rig: Rig) -> pitr.ArchiverStatus:
 
 def test_s3_down_archiving_fails_nothing_is_lost_and_it_catches_up(rig: Rig) -> None:
     rig.sql("CREATE TABLE during_outage (id int)")
+    assert rig.tls is not None
+    tls = rig.tls
     before = archiver(rig)
-    rig.tls.stop()  # S3 unreachable
+    tls.stop()  # S3 unreachable
     try:
         for n in range(3):
             rig.sql(f"INSERT INTO during_outage VALUES ({n}); SELECT pg_switch_wal()")
@@ -238,7 +101,7 @@ def test_s3_down_archiving_fails_nothing_is_lost_and_it_catches_up(rig: Rig) -> 
         assert len(waiting) * 16 <= QUEUE_MAX_MB
         assert rig.sql("SELECT count(*) FROM during_outage") == "3"  # writes went on
     finally:
-        rig.tls.start()  # S3 is back
+        tls.start()  # S3 is back
     deadline = time.monotonic() + 120
     while ready_segments(rig):
         assert time.monotonic() < deadline, f"archiving did not catch up: {ready_segments(rig)}"
