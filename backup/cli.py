@@ -14,6 +14,7 @@
                         restore PostgreSQL to a moment: in place (the server stopped: a delta
                         restore into its data directory) or into a scratch directory
     pitr-status         pgBackRest's backups and PostgreSQL's WAL archiving
+    pitr-drill          the weekly PITR drill: restore to a fresh restore point, start, check
     healthcheck         exit 0 only while every backup kind succeeded within the max age
     serve               run on schedule (the container's command)
 
@@ -38,9 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from backup import config as runner_config
-from backup import influxdb, metrics, pitr, postgres, retention, state
+from backup import influxdb, metrics, pitr, pitr_drill, postgres, retention, state
 from backup.config import RunnerConfig, Schedule
 from backup.jobs import BackupError, Clock, checksum_mismatch, choose_backup, latest, utc_now
+from backup.layout import stamp
 from backup.storage import BackupStore, s3_client
 
 log = logging.getLogger("backup")
@@ -173,6 +175,8 @@ def serve(
     if config.pitr_full_schedule and config.pitr_diff_schedule:
         jobs["pitr-full"] = (config.pitr_full_schedule, lambda: run_pitr_backup(config, clock, "full", "scheduled"))
         jobs["pitr-diff"] = (config.pitr_diff_schedule, lambda: run_pitr_backup(config, clock, "diff", "scheduled"))
+        if config.pitr_drill_schedule:
+            jobs["pitr-drill"] = (config.pitr_drill_schedule, lambda: run_pitr_drill(config, clock))
     if config.influxdb_schedule and config.influx_url:
         jobs["influxdb"] = (
             config.influxdb_schedule,
@@ -317,6 +321,24 @@ def pitr_status(config: RunnerConfig, clock: Clock) -> dict[str, Any]:
     }
 
 
+def run_pitr_drill(config: RunnerConfig, clock: Clock) -> dict[str, Any]:
+    """The weekly PITR drill (backup/pitr_drill.py), recorded like every run (kind pitr-drill)."""
+
+    def operation() -> dict[str, Any]:
+        tool = pgbackrest(config)
+        point = postgres.restore_point(config, f"pitr-drill-{stamp(clock())}")
+        try:
+            tool.check()  # the segment holding the point is archived before the restore needs it
+            result = pitr_drill.drill(
+                tool, scratch=config.state_dir / "pitr-drill", database=config.pg_database, restore_point=point
+            )
+        except pitr.PitrError as error:
+            raise BackupError(str(error)) from error
+        return result.as_dict()
+
+    return run_recorded(config, "pitr-drill", "drill", clock, operation)
+
+
 def record_archiving(config: RunnerConfig, clock: Clock) -> None:
     """pg_stat_archiver as a metric: what the `pitr-archiving` alert reads. Never raises."""
     try:
@@ -362,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--in-place", action="store_true", help="into the data directory; PostgreSQL stopped")
     where.add_argument("--scratch", type=Path, help="an empty directory, to look at the past beside prod")
     commands.add_parser("pitr-status", help="pgBackRest's backups and WAL archiving")
+    commands.add_parser("pitr-drill", help="restore to a fresh restore point in a scratch directory, and check it")
     commands.add_parser("healthcheck", help="exit 0 only while every backup is fresh")
     commands.add_parser("serve", help="run on schedule")
     return parser
@@ -387,6 +410,7 @@ def run_command(args: argparse.Namespace, config: RunnerConfig, store: BackupSto
         "pitr-backup": lambda: run_pitr_backup(config, clock, args.type, args.reason),
         "pitr-restore": lambda: pitr_restore(config, args),
         "pitr-status": lambda: pitr_status(config, clock),
+        "pitr-drill": lambda: run_pitr_drill(config, clock),
     }
     return commands[args.command]()
 

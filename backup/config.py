@@ -68,6 +68,7 @@ class RunnerConfig:
     # pgBackRest's backups (backup/pitr.py); None where point-in-time recovery is not set up.
     pitr_full_schedule: Schedule | None = None
     pitr_diff_schedule: Schedule | None = None
+    pitr_drill_schedule: Schedule | None = None
     pitr_config_file: str = pitr.CONFIG_FILE
     pitr_secrets_dir: str = pitr.SECRETS_DIR
     # The server's local socket, where the `postgres` superuser may log in (trust): restore points.
@@ -184,6 +185,7 @@ def load(env: Mapping[str, str] | None = None) -> RunnerConfig:
         verify_schedule=schedule("BACKUP_SCHEDULE_VERIFY", "sun 04:00") or Schedule(4, 0, 6),
         pitr_full_schedule=schedule("BACKUP_PITR_FULL_SCHEDULE", "off"),
         pitr_diff_schedule=schedule("BACKUP_PITR_DIFF_SCHEDULE", "off"),
+        pitr_drill_schedule=schedule("BACKUP_PITR_DRILL_SCHEDULE", "off"),
         pitr_config_file=env.get("PITR_CONFIG_FILE") or pitr.CONFIG_FILE,
         pitr_secrets_dir=env.get("PITR_SECRETS_DIR") or pitr.SECRETS_DIR,
         pitr_pg_socket=env.get("PITR_PG_SOCKET") or "/var/run/postgresql",

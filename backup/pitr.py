@@ -237,6 +237,10 @@ class PgBackRest:
         document = json.loads(self.run("info", "--output=json"))
         return next((stanza for stanza in document if stanza.get("name") == self.stanza), {})
 
+    def as_database_user(self, argv: Sequence[str]) -> list[str]:
+        """Another command (pg_ctl, pg_amcheck) run the way pgBackRest's are."""
+        return [*self.prefix, *argv]
+
     def restore(self, target: Target, *, pg_path: str | None = None, delta: bool = False) -> None:
         options = target.options()
         if pg_path:

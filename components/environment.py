@@ -183,6 +183,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
                 socket_volume=self.postgres.socket_volume.name,
                 full_schedule=settings.pitr.full_schedule,
                 diff_schedule=settings.pitr.diff_schedule,
+                drill_schedule=settings.pitr.drill_schedule,
             ),
             opts=child,
         )

@@ -123,6 +123,7 @@ DESCRIPTIONS = {
     "pitr.retentionDays": "days any moment can be restored to (pgBackRest's time-based retention)",
     "pitr.fullSchedule": "the weekly full pgBackRest backup, `day HH:MM` UTC",
     "pitr.diffSchedule": "the daily differential pgBackRest backup, `HH:MM` UTC",
+    "pitr.drillSchedule": "the weekly PITR drill (restore, start, check, remove), `day HH:MM` UTC",
     "pitr.archiveQueueMaxMb": "WAL kept locally while S3 is unreachable, at most; past it pgBackRest drops it",
     "pitr.expectedDatabaseGb": "the database size the DR plan's RTO is computed for",
     "backup.bucketName": "S3 bucket for backups (globally unique)",

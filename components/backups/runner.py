@@ -62,13 +62,14 @@ HEALTH_COMMAND = "python -m backup healthcheck"
 @dataclass(frozen=True)
 class PitrRunner:
     """What the runner needs to take pgBackRest's backups: the server's archiving setup, its
-    volumes, and the schedules (`pitr.fullSchedule`, `pitr.diffSchedule`)."""
+    volumes, and the schedules (`pitr.fullSchedule`, `pitr.diffSchedule`, `pitr.drillSchedule`)."""
 
     archiving: Archiving
     data_volume: pulumi.Input[str]
     socket_volume: pulumi.Input[str]
     full_schedule: str
     diff_schedule: str
+    drill_schedule: str
 
 
 def writer_policy(bucket_arn: str, key_arn: str) -> str:
@@ -228,6 +229,7 @@ class BackupRunner(pulumi.ComponentResource):
             env |= {
                 "BACKUP_PITR_FULL_SCHEDULE": pitr.full_schedule,
                 "BACKUP_PITR_DIFF_SCHEDULE": pitr.diff_schedule,
+                "BACKUP_PITR_DRILL_SCHEDULE": pitr.drill_schedule,
                 "PITR_PG_SOCKET": SOCKET_DIR,
             }
             volumes |= {DATA_DIR: pitr.data_volume, SOCKET_DIR: pitr.socket_volume}

@@ -76,6 +76,7 @@ class PitrSettings(ConfigModel):
     retention_days: int = Field(default=14, ge=1, le=365, description="days any moment can be restored to")
     full_schedule: BackupSchedule = "sun 01:00"
     diff_schedule: BackupSchedule = "01:00"
+    drill_schedule: BackupSchedule = "sat 05:00"
     # WAL waiting in pg_wal while S3 is unreachable, at most: past it pgBackRest drops segments
     # from the queue instead of letting the data volume fill and stop the database.
     archive_queue_max_mb: Megabytes = Field(default=4096, ge=256, le=1048576)

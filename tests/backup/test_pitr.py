@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import psycopg
 import pytest
 
 from backup import cli, pitr
+from tools.local_services import postgres_bindir
 from tools.pitr_rig import ACCESS_KEY, BUCKET, PASSPHRASE, SECRET_KEY, Rig, pitr_rig, restored
 
 pytestmark = pytest.mark.services
@@ -174,6 +176,7 @@ def runner(rig: Rig, *argv: str) -> Ran:
         "PGPASSWORD_FILE": str(password),
         "PITR_CONFIG_FILE": str(rig.config),
         "PITR_SECRETS_DIR": str(rig.work / "conf.d"),
+        "PITR_PG_SOCKET": str(rig.pg.datadir),
     }
     out, err = io.StringIO(), io.StringIO()
     with (
@@ -182,6 +185,7 @@ def runner(rig: Rig, *argv: str) -> Ran:
         contextlib.redirect_stderr(err),
     ):
         patch.setattr(cli, "pgbackrest", lambda config: rig.pgbackrest)
+        patch.setenv("PATH", f"{postgres_bindir()}:{os.environ['PATH']}")  # pg_ctl, pg_amcheck
         code = cli.main(list(argv), env=env)
     return Ran(code, out.getvalue(), err.getvalue())
 
@@ -220,3 +224,33 @@ def test_the_archiving_metric_is_what_the_alert_reads() -> None:
     )
     idle = pitr.ArchiverStatus(7, "0000000100000000000000FF", 100.0, 0, None, None, "000000010000000100000000")
     assert not idle.failing and idle.segments_waiting == 0  # across a log id boundary: the next one
+
+
+def test_the_weekly_drill_restores_to_a_fresh_restore_point_checks_and_cleans_up(rig: Rig) -> None:
+    rig.sql("CREATE TABLE drilled (id int PRIMARY KEY); INSERT INTO drilled SELECT generate_series(1, 300)")
+    ran = runner(rig, "pitr-drill")
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout)
+    assert result["target"].startswith("pitr-drill-")
+    assert result["tables"] >= 1 and result["rows"] >= 300
+    assert not list(rig.work.glob("state-*/pitr-drill"))  # the scratch server and its files are gone
+    log = (rig.pg.datadir.parent / "server.log").read_text()
+    assert f'restore point "{result["target"]}" created' in log
+
+
+def test_a_corrupted_wal_file_makes_the_drill_fail_loudly(rig: Rig) -> None:
+    s3 = boto3.client("s3", endpoint_url=rig.s3_endpoint, region_name="eu-west-1")
+    rig.sql("CREATE TABLE before_damage (id int)")
+    rig.archived_through()
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="pgbackrest/archive/")["Contents"])
+    victim = [k for k in keys if k.endswith(".zst")][-1]  # the newest segment: a restore needs it
+    original = s3.get_object(Bucket=BUCKET, Key=victim)["Body"].read()
+    damaged = bytearray(original)
+    damaged[len(damaged) // 2] ^= 0xFF
+    s3.put_object(Bucket=BUCKET, Key=victim, Body=bytes(damaged))
+    try:
+        ran = runner(rig, "pitr-drill")
+        assert ran.returncode == 1
+        assert "pitr-drill failed:" in ran.stderr
+    finally:
+        s3.put_object(Bucket=BUCKET, Key=victim, Body=original)
