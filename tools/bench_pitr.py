@@ -18,8 +18,8 @@ measures, in the same run:
     rpo_s               with archive_timeout at prod's 60 s: a row is written every second, the
                         server is killed (-9), the latest archived state is restored, and the age
                         of the newest row lost at the moment of the loss is reported
-    peak_rss_mb         the largest resident memory of a child process this run waited for
-                        (pgBackRest's commands, pg_dump, pg_restore)
+    peak_rss_mb         the largest resident memory of pgBackRest (its backup and restore
+                        commands, their worker processes included)
     verified            the restored databases hold the rows the source held at the target
     rto_estimate_min    restore time scaled to `pitr.expectedDatabaseGb` of prod's config, at the
                         rate measured here (a linear estimate, stated as one)
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import signal
 import subprocess
 import sys
@@ -52,6 +51,25 @@ from tools.mock_engine import load_stack_config
 from tools.pitr_rig import Rig, pitr_rig, restored
 
 DATABASE = "audit_x_bench"
+# Runs a command and appends the peak RSS (kB) of its process tree to a file: pgBackRest's own
+# memory, apart from the S3 server and PostgreSQL sharing the machine.
+MEASURED = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[2:]).returncode\n"
+    "open(sys.argv[1], 'a').write(f'{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}\\n')\n"
+    "sys.exit(code)\n"
+)
+
+
+def measured(rig: Rig) -> pitr.PgBackRest:
+    """pgBackRest for `rig`, each command's peak RSS recorded in the rig's `rss` file."""
+    prefix = [sys.executable, "-c", MEASURED, str(rig.work / "rss"), *_as_postgres_user([])]
+    return pitr.PgBackRest(str(rig.config), str(rig.work / "conf.d"), prefix=prefix)
+
+
+def peak_rss_mb(*rigs: Rig) -> float:
+    values = [int(v) for rig in rigs if (rig.work / "rss").exists() for v in (rig.work / "rss").read_text().split()]
+    return round(max(values, default=0) / 1024, 1)
 
 
 def timed(action: Any) -> float:
@@ -71,7 +89,7 @@ def count_events(connection: psycopg.Connection[Any]) -> int:
 
 def restore_seconds(rig: Rig, target: pitr.Target, expected_events: int) -> tuple[float, bool]:
     started = time.monotonic()
-    with restored(rig, target, database=DATABASE) as connection:
+    with restored(rig, target, database=DATABASE, tool=measured(rig)) as connection:
         elapsed = time.monotonic() - started
         return elapsed, count_events(connection) == expected_events
 
@@ -131,6 +149,7 @@ def measure_rpo(seconds: int = 75) -> float:
 def run(size_mb: int, repeat: int) -> dict[str, Any]:
     results: dict[str, list[float]] = {}
     verified = True
+    rss = 0.0
     with pitr_rig() as rig:
         rig.sql(f"CREATE DATABASE {DATABASE}")
         built = audit_dataset.build(dsn(rig), size_mb)
@@ -144,7 +163,7 @@ def run(size_mb: int, repeat: int) -> dict[str, Any]:
             results.setdefault("logical_restore_s", []).append(logical_s)
             # The physical way: a full backup, then a restore to a moment after it, before a
             # destructive change.
-            results.setdefault("full_backup_s", []).append(timed(lambda: rig.pgbackrest.backup("full")))
+            results.setdefault("full_backup_s", []).append(timed(lambda: measured(rig).backup("full")))
             rig.archived_through(timeout=600)
             target = rig.now()
             time.sleep(1.1)
@@ -153,6 +172,7 @@ def run(size_mb: int, repeat: int) -> dict[str, Any]:
             restore_s, ok = restore_seconds(rig, pitr.Target.time(target), expected)
             verified &= ok
             results.setdefault("restore_s", []).append(restore_s)
+        rss = max(rss, peak_rss_mb(rig))
     with pitr_rig(repository="posix") as local:
         local.sql(f"CREATE DATABASE {DATABASE}")
         audit_dataset.build(dsn(local), size_mb)
@@ -164,6 +184,7 @@ def run(size_mb: int, repeat: int) -> dict[str, Any]:
             seconds, ok = restore_seconds(local, pitr.Target.latest(), expected)
             verified &= ok
             results.setdefault("restore_local_repo_s", []).append(seconds)
+        rss = max(rss, peak_rss_mb(local))
     rpo_s = measure_rpo()
     timings = {name: round(median(values), 2) for name, values in results.items()}
     expected_gb = load_settings(load_stack_config("prod")).pitr.expected_database_gb
@@ -174,7 +195,7 @@ def run(size_mb: int, repeat: int) -> dict[str, Any]:
         **timings,
         "restore_ratio": round(timings["restore_s"] / timings["logical_restore_s"], 3),
         "rpo_s": round(rpo_s, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        "peak_rss_mb": rss,
         "verified": verified,
         "restore_mb_per_s": round(rate_mb_s, 1),
         "expected_database_gb": expected_gb,

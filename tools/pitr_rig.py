@@ -146,11 +146,13 @@ def pitr_rig(
 
 
 @contextlib.contextmanager
-def restored(rig: Rig, target: pitr.Target, *, database: str = "postgres") -> Iterator[psycopg.Connection]:
+def restored(
+    rig: Rig, target: pitr.Target, *, database: str = "postgres", tool: pitr.PgBackRest | None = None
+) -> Iterator[psycopg.Connection]:
     """Restore into a scratch directory, start a server there on a private socket, yield a
     connection once it has reached the target and promoted, then stop and remove it."""
     scratch = rig.owned_dir(f"restore-{time.monotonic_ns()}")
-    rig.pgbackrest.restore(target, pg_path=str(scratch))
+    (tool or rig.pgbackrest).restore(target, pg_path=str(scratch))
     port = free_port()
     options = f"-p {port} -k {scratch} -c listen_addresses='' -c archive_mode=off"
     pg_ctl = str(postgres_bindir() / "pg_ctl")
