@@ -51,6 +51,9 @@ from tools.mock_engine import load_stack_config
 from tools.pitr_rig import Rig, pitr_rig, restored
 
 DATABASE = "audit_x_bench"
+# Prod's queue cap (pitr.archiveQueueMaxMb): a smaller one drops WAL in the bursts a 1 GB
+# DELETE makes while the push to this machine's S3 server lags, and the restore then stops short.
+QUEUE_MAX_MB = 4096
 # Runs a command and appends the peak RSS (kB) of its process tree to a file: pgBackRest's own
 # memory, apart from the S3 server and PostgreSQL sharing the machine.
 MEASURED = (
@@ -122,7 +125,7 @@ def logical_round(rig: Rig, work: Path) -> tuple[float, float, bool, int]:
 
 def measure_rpo(seconds: int = 75) -> float:
     """Write a row a second with prod's archive_timeout, kill the server, restore the latest."""
-    with pitr_rig(archive_timeout_seconds=60) as rig:
+    with pitr_rig(archive_timeout_seconds=60, queue_max_mb=QUEUE_MAX_MB) as rig:
         rig.sql("CREATE TABLE heartbeat (at timestamptz PRIMARY KEY)")
         stop = threading.Event()
 
@@ -150,7 +153,7 @@ def run(size_mb: int, repeat: int) -> dict[str, Any]:
     results: dict[str, list[float]] = {}
     verified = True
     rss = 0.0
-    with pitr_rig() as rig:
+    with pitr_rig(queue_max_mb=QUEUE_MAX_MB) as rig:
         rig.sql(f"CREATE DATABASE {DATABASE}")
         built = audit_dataset.build(dsn(rig), size_mb)
         for _ in range(repeat):
@@ -173,7 +176,7 @@ def run(size_mb: int, repeat: int) -> dict[str, Any]:
             verified &= ok
             results.setdefault("restore_s", []).append(restore_s)
         rss = max(rss, peak_rss_mb(rig))
-    with pitr_rig(repository="posix") as local:
+    with pitr_rig(repository="posix", queue_max_mb=QUEUE_MAX_MB) as local:
         local.sql(f"CREATE DATABASE {DATABASE}")
         audit_dataset.build(dsn(local), size_mb)
         with psycopg.connect(dsn(local)) as connection:

@@ -159,12 +159,18 @@ def restored(
     start = [pg_ctl, "-D", str(scratch), "-o", options, "-l", str(scratch / "log"), "-w", "-t", "600", "start"]
     subprocess.run(_as_postgres_user(start), check=True, capture_output=True, timeout=660)
     try:
-        connection = psycopg.connect(host=str(scratch), port=port, user="postgres", dbname=database, autocommit=True)
-        deadline = time.monotonic() + 600
-        while connection.execute("SELECT pg_is_in_recovery()").fetchone() == (True,):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the restored server never left recovery")
-            time.sleep(0.2)
+        try:
+            connection = psycopg.connect(
+                host=str(scratch), port=port, user="postgres", dbname=database, autocommit=True
+            )
+            deadline = time.monotonic() + 600
+            while connection.execute("SELECT pg_is_in_recovery()").fetchone() == (True,):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the restored server never left recovery")
+                time.sleep(0.2)
+        except psycopg.Error as error:
+            log = (scratch / "log").read_text(errors="replace").strip().splitlines()[-8:]
+            raise RuntimeError(f"the restored server failed: {error}; its log ends:\n" + "\n".join(log)) from error
         yield connection
         connection.close()
     finally:
