@@ -158,6 +158,8 @@ class AuditXEnvironment(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.influxdb])),
         )
         data_services: list[pulumi.Input[pulumi.Resource]] = [self.postgres, self.redis, self.redpanda, self.influxdb]
+        # Archiving is always on here (its component is optional for the component tests alone).
+        assert self.postgres.server_image is not None
         self.backup_runner = BackupRunner(
             ctx.name("backup"),
             settings.backup,
@@ -179,6 +181,8 @@ class AuditXEnvironment(pulumi.ComponentResource):
             depends_on=[self.postgres.ready, self.influxdb, self.backup_bucket],
             pitr=PitrRunner(
                 archiving=self.pitr.archiving(),
+                server_image=self.postgres.server_image,
+                server_image_name=self.postgres.server_image_name,
                 data_volume=self.postgres.volume.name,
                 socket_volume=self.postgres.socket_volume.name,
                 full_schedule=settings.pitr.full_schedule,

@@ -13,7 +13,7 @@ import yaml
 
 from components.settings import load_settings
 from tests.helpers import BUILT_IMAGE, containers, image_reference
-from tools.images import declared_images
+from tools.images import bases, declared_images
 from tools.mock_engine import REPO_ROOT, Plan, load_stack_config
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
@@ -103,12 +103,8 @@ def test_the_image_list_is_every_image_the_stacks_run(plans: dict[str, Plan]) ->
         built = {img.inputs["imageName"]: img for img in plan.of_type(BUILT_IMAGE)}
         for resource in containers(plan):
             reference = image_reference(plan, resource)
-            # A locally built image is scanned through what it is built FROM.
-            if reference in built:
-                args = built[reference].inputs["build"]["args"]
-                running |= {value for name, value in args.items() if name.endswith("_IMAGE")}
-            else:
-                running.add(reference)
+            # A locally built image is scanned through the pulled images it is built FROM.
+            running |= bases(reference, built) if reference in built else {reference}
     assert declared_images() == sorted(running)
 
 

@@ -13,10 +13,21 @@ import argparse
 import json
 import sys
 
-from tools.mock_engine import run_program, stack_names
+from tools.mock_engine import DeclaredResource, run_program, stack_names
 
 PULLED = "docker:index/remoteImage:RemoteImage"
 BUILT = "docker:index/image:Image"
+
+
+def bases(image_name: str, built: dict[str, DeclaredResource]) -> set[str]:
+    """The pulled images a locally built one comes FROM (its `*_IMAGE` build arguments; other
+    arguments are package versions), through any image built here in between."""
+    args = built[image_name].plain_inputs["build"].get("args", {})
+    found: set[str] = set()
+    for name, value in args.items():
+        if name.endswith("_IMAGE"):
+            found |= bases(value, built) if value in built else {value}
+    return found
 
 
 def declared_images(stacks: list[str] | None = None) -> list[str]:
@@ -24,10 +35,9 @@ def declared_images(stacks: list[str] | None = None) -> list[str]:
     for stack in stacks or stack_names():
         plan = run_program(stack)
         images |= {r.plain_inputs["name"] for r in plan.of_type(PULLED)}
-        for built in plan.of_type(BUILT):
-            args = built.plain_inputs["build"].get("args", {})
-            # The images it is built FROM (`*_IMAGE`); other arguments are package versions.
-            images |= {value for name, value in args.items() if name.endswith("_IMAGE")}
+        built = {image.plain_inputs["imageName"]: image for image in plan.of_type(BUILT)}
+        for image in built.values():
+            images |= bases(image.plain_inputs["imageName"], built)
     return sorted(images)
 
 

@@ -65,6 +65,8 @@ class PitrRunner:
     volumes, and the schedules (`pitr.fullSchedule`, `pitr.diffSchedule`, `pitr.drillSchedule`)."""
 
     archiving: Archiving
+    server_image: docker.Image
+    server_image_name: str
     data_volume: pulumi.Input[str]
     socket_volume: pulumi.Input[str]
     full_schedule: str
@@ -186,13 +188,16 @@ class BackupRunner(pulumi.ComponentResource):
         self.writer = identity("writer", writer_policy)
         self.reader = identity("reader", reader_policy)
 
-        build_args = {"POSTGRES_IMAGE": postgres_image, "INFLUXDB_IMAGE": influxdb_image}
-        if pitr is not None:
-            build_args["PGBACKREST_VERSION"] = pitr.archiving.pgbackrest_version
+        # With PITR, FROM the server's own image as built on the host, pgBackRest included:
+        # pgBackRest must be the same version on both ends of a backup.
+        build_args = {
+            "POSTGRES_IMAGE": pitr.server_image_name if pitr else postgres_image,
+            "INFLUXDB_IMAGE": influxdb_image,
+        }
         # Built FROM the server's own image: pg_dump and pg_restore match its major version. The
         # tag names the sources and the images built from: a new postgres image is a new tag, so
         # the runner is replaced and never keeps an older pg_dump.
-        self.image = built_image(name, BUILD_CONTEXT, build_args, self)
+        self.image = built_image(name, BUILD_CONTEXT, build_args, self, after=pitr.server_image if pitr else None)
         self.volume = named_volume(ctx, f"{name}-state", "backup", "state", self)
 
         env: dict[str, pulumi.Input[str]] = {

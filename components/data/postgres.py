@@ -27,7 +27,7 @@ import pulumi
 import pulumi_docker as docker
 
 from backup import pitr
-from components.lib.build import built_image
+from components.lib.build import REPO_ROOT, built_image, image_tag_for
 from components.lib.containers import (
     SECRETS_DIR,
     ConfigFile,
@@ -118,6 +118,7 @@ class Postgres(pulumi.ComponentResource):
     socket_volume: docker.Volume
     image: docker.RemoteImage
     server_image: docker.Image | None
+    server_image_name: str
     spool_volume: docker.Volume
     stanza_job: docker.Container | None
     password_job: docker.Container
@@ -200,12 +201,9 @@ class Postgres(pulumi.ComponentResource):
         command = server_flags(settings)
         self.server_image = None
         if archiving is not None:
-            self.server_image = built_image(
-                f"{name}-server",
-                SERVER_IMAGE_CONTEXT,
-                {"POSTGRES_IMAGE": settings.image, "PGBACKREST_VERSION": archiving.pgbackrest_version},
-                self,
-            )
+            server_args = {"POSTGRES_IMAGE": settings.image, "PGBACKREST_VERSION": archiving.pgbackrest_version}
+            self.server_image_name = f"{name}-server:{image_tag_for(server_args, REPO_ROOT / SERVER_IMAGE_CONTEXT)}"
+            self.server_image = built_image(f"{name}-server", SERVER_IMAGE_CONTEXT, server_args, self)
             server_image = self.server_image.image_name
             self.spool_volume = named_volume(ctx, f"{name}-spool", "postgres", "spool", self)
             server_volumes[SPOOL_DIR] = self.spool_volume.name

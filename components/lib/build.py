@@ -33,9 +33,17 @@ def image_tag_for(build_args: dict[str, str], directory: Path) -> str:
     return hashlib.sha256(f"{source_digest(directory)}|{inputs}".encode()).hexdigest()[:16]
 
 
-def built_image(name: str, context: str, build_args: dict[str, str], parent: pulumi.Resource) -> docker.Image:
+def built_image(
+    name: str,
+    context: str,
+    build_args: dict[str, str],
+    parent: pulumi.Resource,
+    *,
+    after: docker.Image | None = None,
+) -> docker.Image:
     """`context` is relative to the project, where Pulumi runs the program: an absolute path would
-    differ between a laptop and CI and show up as a change in every preview."""
+    differ between a laptop and CI and show up as a change in every preview. `after`: an image
+    built here that this one is built FROM (a build argument names it)."""
     return docker.Image(
         f"{name}-image",
         image_name=f"{name}:{image_tag_for(build_args, REPO_ROOT / context)}",
@@ -43,5 +51,5 @@ def built_image(name: str, context: str, build_args: dict[str, str], parent: pul
             context=context, dockerfile=f"{context}/Dockerfile", args=build_args, platform="linux/amd64"
         ),
         skip_push=True,
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[after] if after else None),
     )

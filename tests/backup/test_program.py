@@ -28,20 +28,15 @@ def test_image_is_built_from_the_servers_own_postgres_image(plan: Plan, stack: s
     settings = load_settings(load_stack_config(stack))
     (image,) = [i for i in plan.of_type(BUILT_IMAGE) if i.name == f"audit-x-{stack}-backup-image"]
     build = image.inputs["build"]
-    assert build["args"] == {
-        "POSTGRES_IMAGE": settings.postgres.image,
-        "INFLUXDB_IMAGE": settings.influxdb.image,
-        # The runner's pgBackRest is the database's: the same pinned package.
-        "PGBACKREST_VERSION": settings.pitr.pgbackrest_version,
-    }
+    # FROM the database's own image as built on the host: pg_dump and pgBackRest are the server's.
+    server = next(i for i in plan.of_type(BUILT_IMAGE) if i.name == f"audit-x-{stack}-postgres-server-image")
+    assert build["args"] == {"POSTGRES_IMAGE": server.inputs["imageName"], "INFLUXDB_IMAGE": settings.influxdb.image}
+    assert server.inputs["build"]["args"]["POSTGRES_IMAGE"] == settings.postgres.image
+    assert server.urn in image.dependencies  # built after the image it is built FROM
     assert (build["context"], build["dockerfile"]) == ("backup", "backup/Dockerfile")  # same path everywhere
     assert (REPO_ROOT / build["dockerfile"]).resolve() == RUNNER_DIR / "Dockerfile"
     assert image.inputs["skipPush"] is True
-    build_args = {
-        "POSTGRES_IMAGE": "postgres:17.6-bookworm",
-        "INFLUXDB_IMAGE": "influxdb:2.7.11-alpine",
-        "PGBACKREST_VERSION": settings.pitr.pgbackrest_version,
-    }
+    build_args = {"POSTGRES_IMAGE": server.inputs["imageName"], "INFLUXDB_IMAGE": "influxdb:2.7.11-alpine"}
     assert image.inputs["imageName"] == f"audit-x-{stack}-backup:{image_tag_for(build_args, RUNNER_DIR)}"
     assert container(plan, "backup").inputs["image"] == image.inputs["imageName"]
 
