@@ -241,8 +241,13 @@ class PgBackRest:
         """Another command (pg_ctl, pg_amcheck) run the way pgBackRest's are."""
         return [*self.prefix, *argv]
 
-    def restore(self, target: Target, *, pg_path: str | None = None, delta: bool = False) -> None:
+    def restore(
+        self, target: Target, *, pg_path: str | None = None, delta: bool = False, backup_set: str | None = None
+    ) -> None:
+        """`backup_set`: restore from this backup (its label) rather than the one pgBackRest picks."""
         options = target.options()
+        if backup_set:
+            options.append(f"--set={backup_set}")
         if pg_path:
             options.append(f"--pg1-path={pg_path}")
         if delta:

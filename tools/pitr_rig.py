@@ -147,12 +147,17 @@ def pitr_rig(
 
 @contextlib.contextmanager
 def restored(
-    rig: Rig, target: pitr.Target, *, database: str = "postgres", tool: pitr.PgBackRest | None = None
+    rig: Rig,
+    target: pitr.Target,
+    *,
+    database: str = "postgres",
+    tool: pitr.PgBackRest | None = None,
+    backup_set: str | None = None,
 ) -> Iterator[psycopg.Connection]:
     """Restore into a scratch directory, start a server there on a private socket, yield a
-    connection once it has reached the target and promoted, then stop and remove it."""
+    connection to `database` once it has reached the target and promoted, then stop and remove it."""
     scratch = rig.owned_dir(f"restore-{time.monotonic_ns()}")
-    (tool or rig.pgbackrest).restore(target, pg_path=str(scratch))
+    (tool or rig.pgbackrest).restore(target, pg_path=str(scratch), backup_set=backup_set)
     port = free_port()
     options = f"-p {port} -k {scratch} -c listen_addresses='' -c archive_mode=off"
     pg_ctl = str(postgres_bindir() / "pg_ctl")
@@ -160,14 +165,17 @@ def restored(
     subprocess.run(_as_postgres_user(start), check=True, capture_output=True, timeout=660)
     try:
         try:
+            # Wait for the end of recovery on `postgres`: a database created by the replay does not
+            # exist yet while the server answers read-only, before the replay reaches it.
+            with psycopg.connect(host=str(scratch), port=port, user="postgres", autocommit=True) as waiting:
+                deadline = time.monotonic() + 600
+                while waiting.execute("SELECT pg_is_in_recovery()").fetchone() == (True,):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the restored server never left recovery")
+                    time.sleep(0.2)
             connection = psycopg.connect(
                 host=str(scratch), port=port, user="postgres", dbname=database, autocommit=True
             )
-            deadline = time.monotonic() + 600
-            while connection.execute("SELECT pg_is_in_recovery()").fetchone() == (True,):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the restored server never left recovery")
-                time.sleep(0.2)
         except psycopg.Error as error:
             log = (scratch / "log").read_text(errors="replace").strip().splitlines()[-8:]
             raise RuntimeError(f"the restored server failed: {error}; its log ends:\n" + "\n".join(log)) from error
