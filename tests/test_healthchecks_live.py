@@ -32,7 +32,10 @@ def staging(plans: dict[str, Plan]) -> Plan:
 def pg(staging: Plan) -> Iterator[PostgresCluster]:
     postgres = container(staging, "postgres")
     flags = postgres.inputs["command"][2::2]  # ["postgres", "-c", "a=b", "-c", ...] -> ["a=b", ...]
-    with postgres_cluster(flags) as cluster:
+    # Each value as one word for pg_ctl's -o (archive_command has spaces). Its archiving fails here
+    # (no repository), which does not stop the server: the flags are what is under test.
+    quoted = [f"{name}='{value}'" for name, value in (flag.split("=", 1) for flag in flags)]
+    with postgres_cluster(quoted) as cluster:
         variables = env(postgres)
         cluster.psql(f"CREATE ROLE {variables['POSTGRES_USER']} LOGIN PASSWORD '{PASSWORD}'")
         cluster.psql(f"CREATE DATABASE {variables['POSTGRES_DB']} OWNER {variables['POSTGRES_USER']}")
@@ -53,6 +56,9 @@ def test_postgres_server_runs_with_the_declared_flags(pg: PostgresCluster, stagi
     assert pg.psql("SHOW password_encryption") == "scram-sha-256"
     assert pg.psql("SHOW shared_buffers") == "256MB"
     assert pg.psql("SHOW max_connections") == "50"
+    assert pg.psql("SHOW archive_mode") == "on"
+    assert pg.psql("SHOW archive_timeout") == "5min"  # staging's pitr.archiveTimeoutSeconds, 300
+    assert pg.psql("SHOW archive_command").startswith("pgbackrest --config=/etc/pgbackrest/pgbackrest.conf ")
 
 
 def test_postgres_probe_passes_with_the_right_password(pg: PostgresCluster, staging: Plan, tmp_path: Path) -> None:
