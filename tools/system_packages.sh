@@ -14,6 +14,7 @@ command -v shellcheck >/dev/null 2>&1 || missing="$missing shellcheck"
 command -v pgbackrest >/dev/null 2>&1 || missing="$missing pgbackrest"
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing="$missing nginx-light"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
 [ -n "$missing" ] || exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "the tests need these Debian packages; as root run: apt-get install$missing" >&2

@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -254,3 +255,29 @@ def test_a_corrupted_wal_file_makes_the_drill_fail_loudly(rig: Rig) -> None:
         assert "pitr-drill failed:" in ran.stderr
     finally:
         s3.put_object(Bucket=BUCKET, Key=victim, Body=original)
+
+
+def expire_as_if(rig: Rig, offset: str) -> None:
+    """pgBackRest's expire with its clock moved (libfaketime): its time-based retention reads the
+    real clock, and nothing else here can make a backup days old."""
+    argv = rig.pgbackrest.as_database_user(["faketime", offset, "pgbackrest", *rig.pgbackrest.config])
+    subprocess.run([*argv, f"--stanza={pitr.STANZA}", "expire"], check=True, capture_output=True, timeout=120)
+
+
+def test_expire_keeps_exactly_the_window() -> None:
+    """retentionDays 7: every backup needed to restore to any moment of the last 7 days stays, so
+    the newest full older than the window stays too; what only restores to before it goes."""
+    with pitr_rig() as rig:  # its own stanza: this one's backups are made old on purpose
+        rig.pgbackrest.backup("full")  # a second full, seconds after the rig's first
+        rig.pgbackrest.backup("diff")
+        first, second = [b["label"] for b in pitr.backups(rig.pgbackrest.info()) if b["type"] == "full"]
+        expire_as_if(rig, "+6 days")  # inside the window: nothing goes
+        assert [b["label"] for b in pitr.backups(rig.pgbackrest.info())][:2] == [first, second]
+        expire_as_if(rig, "+8 days")  # both fulls are now older than the window
+        kept = pitr.backups(rig.pgbackrest.info())
+        assert [b["label"] for b in kept if b["type"] == "full"] == [second]  # the window's start needs it
+        assert [b["type"] for b in kept] == ["full", "diff"]  # and its differential
+        # The WAL goes with the backups: the archive starts where the kept full began.
+        info = rig.pgbackrest.info()
+        second_full = next(b for b in info["backup"] if b["label"] == second)
+        assert info["archive"][0]["min"] == second_full["archive"]["start"]
