@@ -139,6 +139,9 @@ def alert_rules(settings: Settings) -> list[AlertRule]:
     quarter = 15 * 60
     backup_hours = settings.backup.max_age_hours
     archiving_limit = 3 * settings.pitr.archive_timeout_seconds
+    # A weekly full and a daily differential, each with the same slack as the logical backups.
+    slack_hours = backup_hours - 24
+    pitr_limits = {"pitr-full": 7 * 24.0 + slack_hours, "pitr-diff": float(backup_hours)}
     lag_refresh = max(monitoring.collection_interval_seconds, REDPANDA_LAG_REFRESH_FLOOR_SECONDS)
 
     return [
@@ -270,6 +273,22 @@ def alert_rules(settings: Settings) -> list[AlertRule]:
                 Stage("archive-push timeout", ARCHIVE_PUSH_TIMEOUT_SECONDS),
                 Stage("archiver poll", ARCHIVING_INTERVAL_SECONDS),
             ),
+        ),
+        AlertRule(
+            key="pitr-backup-stale",
+            title="pgBackRest backup older than its schedule allows",
+            summary=(
+                f"The last full pgBackRest backup is older than {pitr_limits['pitr-full']:g} h, or the last "
+                f"differential older than {pitr_limits['pitr-diff']:g} h: a restore replays more WAL, and the "
+                "window may not reach back as far as pitr.retentionDays."
+            ),
+            severity="warning",
+            query=scope.pitr_backup_age_ratio(int(2 * pitr_limits["pitr-full"] * 3600), pitr_limits),
+            threshold=1,
+            reducer="last",
+            # No success of either kind in twice the full's limit: as stale as it gets.
+            no_data="Alerting",
+            stages=(),
         ),
         AlertRule(
             key="backup-stale",

@@ -204,6 +204,23 @@ class Scope:
             ),
         )
 
+    def pitr_backup_age_ratio(self, window_seconds: int, limit_hours: dict[str, float]) -> Query:
+        """Each pgBackRest backup kind's hours since its last success, over that kind's limit:
+        above 1 is stale. None in the window means no data."""
+        kinds = " or ".join(f'r.kind == "{kind}"' for kind in limit_hours)
+        limits = " else ".join(f'if r.kind == "{kind}" then {hours:.1f}' for kind, hours in limit_hours.items())
+        return self.flux(
+            window_seconds,
+            f'r._measurement == "{BACKUP_MEASUREMENT}" and r._field == "success" and r._value == 1',
+            f'r.environment == "{self.environment}" and ({kinds})',
+            then=(
+                'group(columns: ["kind"])',
+                "last()",
+                "map(fn: (r) => ({r with _value: float(v: int(v: now()) - int(v: r._time)) / 3600000000000.0 / "
+                f"({limits} else 1.0)}}))",
+            ),
+        )
+
     def backup_last_failed(self, window_seconds: int) -> Query:
         """1 per kind (postgres, influxdb, verify) whose latest run failed."""
         return self.flux(

@@ -457,3 +457,16 @@ def test_dashboard_is_provisioned_and_reads_existing_datasources(plan: Plan, sta
     titles = " ".join(panel["title"] for panel in board["panels"]).lower()
     for topic in ("not running", "unhealthy", "lag", "error", "cpu", "memory", "disk", "backup"):
         assert topic in titles, topic
+
+
+def test_pitr_is_watched_from_the_runners_own_metrics(stack: str) -> None:
+    settings = settings_of(stack)
+    rules = {(rule.key, rule.severity): rule for rule in alert_rules(settings)}
+    archiving = rules["pitr-archiving", "critical"]
+    assert f"r.last_archived_age_s > {3 * settings.pitr.archive_timeout_seconds}.0" in archiving.query.text
+    assert archiving.no_data == "Alerting"
+    stale = rules["pitr-backup-stale", "warning"]
+    slack = settings.backup.max_age_hours - 24
+    assert f'if r.kind == "pitr-full" then {7 * 24 + slack:.1f}' in stale.query.text
+    assert f'if r.kind == "pitr-diff" then {settings.backup.max_age_hours:.1f}' in stale.query.text
+    assert stale.threshold == 1 and stale.no_data == "Alerting"
