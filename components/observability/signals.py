@@ -192,33 +192,27 @@ class Scope:
 
     def backup_age_hours(self, window_seconds: int) -> Query:
         """Hours since the last successful backup of each kind; none in the window means no data."""
-        kinds = " or ".join(f'r.kind == "{kind}"' for kind in BACKED_UP_KINDS)
-        return self.flux(
-            window_seconds,
-            f'r._measurement == "{BACKUP_MEASUREMENT}" and r._field == "success" and r._value == 1',
-            f'r.environment == "{self.environment}" and ({kinds})',
-            then=(
-                'group(columns: ["kind"])',
-                "last()",
-                "map(fn: (r) => ({r with _value: float(v: int(v: now()) - int(v: r._time)) / 3600000000000.0}))",
-            ),
-        )
+        return self._since_last_success(window_seconds, BACKED_UP_KINDS, per_kind_unit={})
 
     def pitr_backup_age_ratio(self, window_seconds: int, limit_hours: dict[str, float]) -> Query:
         """Each pgBackRest backup kind's hours since its last success, over that kind's limit:
         above 1 is stale. None in the window means no data."""
-        kinds = " or ".join(f'r.kind == "{kind}"' for kind in limit_hours)
-        limits = " else ".join(f'if r.kind == "{kind}" then {hours:.1f}' for kind, hours in limit_hours.items())
+        return self._since_last_success(window_seconds, tuple(limit_hours), per_kind_unit=limit_hours)
+
+    def _since_last_success(
+        self, window_seconds: int, kinds: Sequence[str], *, per_kind_unit: dict[str, float]
+    ) -> Query:
+        """Per kind, the time since its last successful run: in hours, or in units of hours given per kind."""
+        selected = " or ".join(f'r.kind == "{kind}"' for kind in kinds)
+        hours = "float(v: int(v: now()) - int(v: r._time)) / 3600000000000.0"
+        if per_kind_unit:
+            units = " else ".join(f'if r.kind == "{kind}" then {unit:.1f}' for kind, unit in per_kind_unit.items())
+            hours = f"{hours} / ({units} else 1.0)"
         return self.flux(
             window_seconds,
             f'r._measurement == "{BACKUP_MEASUREMENT}" and r._field == "success" and r._value == 1',
-            f'r.environment == "{self.environment}" and ({kinds})',
-            then=(
-                'group(columns: ["kind"])',
-                "last()",
-                "map(fn: (r) => ({r with _value: float(v: int(v: now()) - int(v: r._time)) / 3600000000000.0 / "
-                f"({limits} else 1.0)}}))",
-            ),
+            f'r.environment == "{self.environment}" and ({selected})',
+            then=('group(columns: ["kind"])', "last()", f"map(fn: (r) => ({{r with _value: {hours}}}))"),
         )
 
     def backup_last_failed(self, window_seconds: int) -> Query:
