@@ -134,3 +134,35 @@ def add_events(dsn: str, count: int, start: int, password: str | None = None) ->
 
 def _batch(first: int, count: int) -> dict[str, int]:
     return {"first": first, "last": first + count - 1, "orgs": ORGANIZATIONS, "users": ORGANIZATIONS * USERS_PER_ORG}
+
+
+# How each column of this data set is masked for staging (backup/seed.py): the example for the
+# app's own `stagingSeed.rules`, and the seed tests' fixture.
+MASKING_RULES: dict[str, dict[str, str]] = {
+    "organizations": {"id": "keep", "name": "name", "plan": "keep", "settings": "constant:{}", "created_at": "keep"},
+    "users": {
+        "id": "keep",
+        "organization_id": "keep",
+        "email": "email",
+        "full_name": "name",
+        "role": "keep",
+        "last_sign_in_at": "shift_days:-3",
+        "created_at": "keep",
+    },
+    "api_tokens": {"id": "keep", "user_id": "keep", "digest": "email", "scopes": "keep", "expires_at": "keep"},
+    "audit_events": {
+        "id": "keep",
+        "organization_id": "keep",
+        "actor_id": "keep",
+        "request_id": "keep",
+        "action": "keep",
+        "resource_type": "keep",
+        "resource_id": "keep",
+        "changes": "constant:{}",
+        "ip": "ip",
+        "user_agent": "truncate:12",
+        "occurred_at": "keep",
+    },
+    "schema_migrations": {"version": "keep"},
+    "ar_internal_metadata": {"key": "keep", "value": "keep", "created_at": "keep", "updated_at": "keep"},
+}

@@ -1,0 +1,109 @@
+"""Masking prod's data for staging (backup/seed.py), on a real PostgreSQL: the audit-like data set
+is cloned into scratch databases and masked by its rules (tools/audit_dataset.py)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from backup import seed
+from tools import audit_dataset
+from tools.local_services import PostgresCluster, postgres_bindir, postgres_cluster
+
+pytestmark = pytest.mark.services
+
+SOURCE = "audit_x_source"
+KEY = "masking-key-of-prod-0123456789abcdef"
+RULES = seed.parse_rules(audit_dataset.MASKING_RULES)
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PostgresCluster]:
+    with postgres_cluster() as cluster:
+        cluster.psql(f"CREATE DATABASE {SOURCE}")
+        audit_dataset.build(dsn(cluster, SOURCE), 8)
+        yield cluster
+
+
+def dsn(cluster: PostgresCluster, database: str) -> str:
+    return f"host={cluster.datadir} port={cluster.port} user=postgres dbname={database}"
+
+
+def clone(pg: PostgresCluster, name: str) -> psycopg.Connection:
+    """A scratch copy of the source, as the weekly drill leaves one."""
+    pg.psql(f"DROP DATABASE IF EXISTS {name}")
+    pg.psql(f"CREATE DATABASE {name} TEMPLATE {SOURCE}")
+    return psycopg.connect(dsn(pg, name), autocommit=True)
+
+
+def counts(connection: psycopg.Connection) -> dict[str, int]:
+    tables = ("organizations", "users", "api_tokens", "audit_events")
+    return {t: next(iter(connection.execute(f"SELECT count(*) FROM {t}")))[0] for t in tables}
+
+
+def test_masking_keeps_rows_keys_and_uniqueness_and_leaks_nothing(pg: PostgresCluster) -> None:
+    # The clone first: a template with a session open cannot be copied.
+    with clone(pg, "scratch_one") as scratch, psycopg.connect(dsn(pg, SOURCE)) as source:
+        masked = seed.mask(scratch, RULES, KEY)
+        assert masked["users"] == counts(source)["users"] > 0
+        assert counts(scratch) == counts(source)  # every row is there
+        # Foreign keys and unique constraints held through the UPDATEs (they would have failed).
+        assert scratch.execute(
+            "SELECT count(*) FROM users WHERE email NOT LIKE 'user-%@example.invalid'"
+        ).fetchone() == (0,)
+        assert seed.leaks(source, scratch, RULES) == []
+    # The whole seed as it would be dumped, scanned for any original value.
+    text = subprocess.run(
+        [str(postgres_bindir() / "pg_dump"), "--data-only", dsn(pg, "scratch_one")],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    with psycopg.connect(dsn(pg, SOURCE)) as source:
+        originals = [
+            value
+            for (value,) in source.execute(
+                "SELECT email FROM users UNION ALL SELECT full_name FROM users "
+                "UNION ALL SELECT host(ip) FROM (SELECT DISTINCT ip FROM audit_events WHERE ip IS NOT NULL LIMIT 500) i"
+            ).fetchall()
+        ]
+    assert originals and [value for value in originals if value in text] == []  # scanned: the whole dump
+
+
+def test_the_same_key_gives_the_same_values_and_another_key_others(pg: PostgresCluster) -> None:
+    with clone(pg, "scratch_a") as a, clone(pg, "scratch_b") as b, clone(pg, "scratch_c") as c:
+        seed.mask(a, RULES, KEY)
+        seed.mask(b, RULES, KEY)
+        seed.mask(c, RULES, "another-key")
+        query = "SELECT id, email, full_name FROM users ORDER BY id LIMIT 50"
+        assert a.execute(query).fetchall() == b.execute(query).fetchall()
+        assert a.execute(query).fetchall() != c.execute(query).fetchall()
+
+
+def test_a_column_no_rule_names_stops_the_run_with_its_name(pg: PostgresCluster) -> None:
+    with clone(pg, "scratch_new_column") as scratch:
+        scratch.execute("ALTER TABLE users ADD COLUMN phone text")  # a migration added it
+        with pytest.raises(seed.SeedError, match=r"no masking rule for users\.phone"):
+            seed.mask(scratch, RULES, KEY)
+        # Nothing was changed: the run stopped before any UPDATE.
+        assert scratch.execute("SELECT count(*) FROM users WHERE email LIKE 'user-%@example.invalid'").fetchone() == (
+            0,
+        )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("hash", "users.email = 'hash': expected one of keep, null, email, name, phone, ip"),
+        ("truncate", "users.email = 'truncate': truncate needs an argument"),
+        ("truncate:ten", "expected a whole number after truncate:"),
+        ("keep:1", "keep takes no argument"),
+    ],
+)
+def test_a_bad_rule_names_the_column_and_what_was_expected(text: str, message: str) -> None:
+    with pytest.raises(seed.SeedError, match=message):
+        seed.parse_rules({"users": {"email": text}})
