@@ -118,6 +118,7 @@ DESCRIPTIONS = {
     "app.canaryPolicy.errorRatioFactor": "... or this many times the stable version's, whichever is higher",
     "app.canaryPolicy.latencyFactor": "the canary's p99 latency may be at most this many times the stable version's",
     "app.canaryPolicy.smokePaths": "paths the canary must answer 2xx through the edge (`X-Canary: 1`) before any user",
+    "stagingSeed": "prod only: `rules`, how each column of the app's schema is masked for staging (backup/seed.py)",
     "pitr.pgbackrestVersion": "pgBackRest's Debian package (PostgreSQL project's archive) in the database's image",
     "pitr.archiveTimeoutSeconds": "a WAL segment is archived at least this often: the most a lost host loses",
     "pitr.retentionDays": "days any moment can be restored to (pgBackRest's time-based retention)",
@@ -207,7 +208,9 @@ def _cell(value: Any) -> str:
     if isinstance(value, BaseModel):
         return ""
     if isinstance(value, dict):
-        return f"`{json.dumps(value)}`"
+        # A whole schema's masking rules are counted, not printed.
+        rules = value.get("rules")
+        return f"rules for {len(rules)} tables" if isinstance(rules, dict) else f"`{json.dumps(value)}`"
     if isinstance(value, list):
         return f"{len(value)} roles" if value and isinstance(value[0], dict) else json.dumps(value)
     if isinstance(value, bool):

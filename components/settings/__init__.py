@@ -10,7 +10,7 @@ the program looks at the stack's name.
 """
 
 from components.settings.app import AppSettings, CanaryPolicy, CanarySettings, EdgeSettings, WebSettings, WorkerSettings
-from components.settings.backup import RUNNER_BASE_MEMORY_MB, BackupSettings, PitrSettings
+from components.settings.backup import RUNNER_BASE_MEMORY_MB, BackupSettings, PitrSettings, StagingSeedSettings
 from components.settings.data import InfluxDbSettings, PostgresSettings, RedisSettings, RedpandaSettings
 from components.settings.loader import NAMESPACE, ConfigError, load_settings, read_pulumi_config
 from components.settings.observability import (
@@ -64,6 +64,7 @@ __all__ = [
     "RedpandaSettings",
     "Settings",
     "SmtpSettings",
+    "StagingSeedSettings",
     "Tiers",
     "WatcherSettings",
     "WebSettings",

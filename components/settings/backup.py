@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
+from backup import seed
 from backup.config import ConfigError as RunnerConfigError
 from backup.config import Schedule
 from backup.storage import PART_BUFFERS
@@ -95,3 +96,19 @@ class PitrSettings(ConfigModel):
         if self.retention_days < 7:
             raise ValueError(f"retentionDays ({self.retention_days}) must cover a week: a full backup is weekly")
         return self
+
+
+class StagingSeedSettings(ConfigModel):
+    """Prod's masking rules for staging's data (backup/seed.py): one rule for every column of the
+    app's schema; a column no rule names stops the seed run (privacy by default)."""
+
+    rules: dict[str, dict[str, str]] = Field(min_length=1)
+
+    @field_validator("rules")
+    @classmethod
+    def _rules_parse(cls, rules: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        try:
+            seed.parse_rules(rules)
+        except seed.SeedError as error:
+            raise ValueError(str(error)) from None
+        return rules

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
 from components.settings.app import AppSettings, EdgeSettings
-from components.settings.backup import BackupSettings, PitrSettings
+from components.settings.backup import BackupSettings, PitrSettings, StagingSeedSettings
 from components.settings.data import InfluxDbSettings, PostgresSettings, RedisSettings, RedpandaSettings
 from components.settings.observability import (
     AlertingSettings,
@@ -62,6 +62,8 @@ class Settings(ConfigModel):
     app: AppSettings
     backup: BackupSettings
     pitr: PitrSettings = PitrSettings()
+    # Where staging's data comes from: prod's rules (absent in staging, which only loads a seed).
+    staging_seed: StagingSeedSettings | None = None
     provided_secrets: ProvidedSecrets = ProvidedSecrets()
     # Generated secret name -> a rotation marker (a date, say). Changing a marker generates a new
     # value for that secret on the next `pulumi up` (docs/secret-rotation.md).

@@ -107,3 +107,15 @@ def test_a_column_no_rule_names_stops_the_run_with_its_name(pg: PostgresCluster)
 def test_a_bad_rule_names_the_column_and_what_was_expected(text: str, message: str) -> None:
     with pytest.raises(seed.SeedError, match=message):
         seed.parse_rules({"users": {"email": text}})
+
+
+def test_prods_config_holds_the_rules_and_a_bad_one_is_named() -> None:
+    from components.settings import ConfigError, load_settings  # noqa: PLC0415
+    from tools.mock_engine import load_stack_config  # noqa: PLC0415
+
+    prod = load_settings(load_stack_config("prod"))
+    assert prod.staging_seed is not None and prod.staging_seed.rules == audit_dataset.MASKING_RULES
+    assert load_settings(load_stack_config("staging")).staging_seed is None  # staging only loads a seed
+    config = load_stack_config("prod") | {"audit-x:stagingSeed": '{"rules": {"users": {"email": "hash"}}}'}
+    with pytest.raises(ConfigError, match=r"audit-x:stagingSeed\.rules = .*users\.email = 'hash'"):
+        load_settings(config)
