@@ -50,7 +50,6 @@ def drill(
     scratch: Path,
     database: str,
     restore_point: str,
-    bindir: Path | None = None,
     port: int = DRILL_PORT,
 ) -> DrillResult:
     """Raise PitrError with what failed; the scratch directory is removed either way."""
@@ -60,10 +59,7 @@ def drill(
     if tool.prefix:  # run as root in a test: the directory is the database user's
         shutil.chown(scratch, "postgres", "postgres")
 
-    def binary(name: str) -> str:
-        return str(bindir / name) if bindir else name
-
-    pg_ctl = binary("pg_ctl")
+    pg_ctl = "pg_ctl"  # the server's own binaries, on the runner's PATH
     log = scratch / "drill.log"
     try:
         tool.restore(Target.name(restore_point), pg_path=str(scratch))
@@ -73,7 +69,7 @@ def drill(
             tables, rows = _read_everything(scratch, port, database)
         except psycopg.Error as error:
             raise PitrError(f"the restored server failed: {str(error).strip()}; its log: {_tail(log)}") from error
-        amcheck = [binary("pg_amcheck"), "--all", "--install-missing", "-h", str(scratch), "-p", str(port)]
+        amcheck = ["pg_amcheck", "--all", "--install-missing", "-h", str(scratch), "-p", str(port)]
         _run(tool, [*amcheck, "-U", "postgres"], "pg_amcheck")
         return DrillResult(restore_point, tables, rows, time.monotonic() - started)
     finally:
