@@ -15,6 +15,13 @@
                         restore into its data directory) or into a scratch directory
     pitr-status         pgBackRest's backups and PostgreSQL's WAL archiving
     pitr-drill          the weekly PITR drill: restore to a fresh restore point, start, check
+    seed [BACKUP]       (prod) the restore drill, then staging's seed from its verified copy:
+                        masked by the rules, checked, dumped under staging-seed/ (also weekly,
+                        after the scheduled drill, wherever a seed is configured)
+    seed-load [SEED] [--stage | --swap | --undo]
+                        (staging) restore the newest seed (or SEED) beside the live database
+                        (--stage), make it the live one (--swap, the app stopped), or put the
+                        previous data back (--undo); without a flag, --stage then --swap
     healthcheck         exit 0 only while every backup kind succeeded within the max age
     serve               run on schedule (the container's command)
 
@@ -39,10 +46,10 @@ from pathlib import Path
 from typing import Any
 
 from backup import config as runner_config
-from backup import influxdb, metrics, pitr, pitr_drill, postgres, retention, state
+from backup import influxdb, metrics, pitr, pitr_drill, postgres, retention, staging_seed, state
 from backup.config import RunnerConfig, Schedule
 from backup.jobs import BackupError, Clock, checksum_mismatch, choose_backup, latest, utc_now
-from backup.layout import stamp
+from backup.layout import BackupKey, stamp
 from backup.storage import BackupStore, s3_client
 
 log = logging.getLogger("backup")
@@ -64,6 +71,19 @@ def make_store(config: RunnerConfig, command: str) -> BackupStore:
     profile = config.writer_profile if command in WRITES else (config.reader_profile or config.writer_profile)
     client = _CLIENT_BUILDER.submit(s3_client, config.region, config.s3_endpoint, profile)
     return BackupStore(client, config.bucket, part_size=config.part_size_mb * 1024 * 1024)
+
+
+def make_seed_store(config: RunnerConfig) -> BackupStore | None:
+    """Where seeds go (prod: its own bucket, as the writer, under the seed's KMS key) or come
+    from (staging: prod's bucket, as the seed reader); None where neither is configured."""
+    part_size = config.part_size_mb * 1024 * 1024
+    if config.seed_rules_file:
+        client = _CLIENT_BUILDER.submit(s3_client, config.region, config.s3_endpoint, config.writer_profile)
+        return BackupStore(client, config.bucket, part_size=part_size, kms_key_id=config.seed_kms_key_id)
+    if config.seed_source_bucket:
+        client = _CLIENT_BUILDER.submit(s3_client, config.region, config.s3_endpoint, config.seed_reader_profile)
+        return BackupStore(client, config.seed_source_bucket, part_size=part_size)
+    return None
 
 
 def run_recorded(
@@ -158,7 +178,9 @@ def serve(
     writer: BackupStore,
     reader: BackupStore,
     clock: Clock,
+    *,
     sleep: Callable[[float], None] = time.sleep,
+    seed_store: BackupStore | None = None,
 ) -> None:
     """Run each job at its schedule until SIGTERM; start with a backup when the last is stale."""
     stop = _Stop()
@@ -170,7 +192,11 @@ def serve(
             )
     jobs: dict[str, tuple[Schedule, Callable[[], Any]]] = {
         "postgres": (config.postgres_schedule, lambda: run_backup(config, writer, clock, postgres.KIND, "scheduled")),
-        "verify": (config.verify_schedule, lambda: run_verify(config, reader, clock, None)),
+        # Where prod makes staging's seed, it is made from the weekly drill's verified copy.
+        "verify": (
+            config.verify_schedule,
+            lambda: run_verify(config, reader, clock, None, seed_store=seed_store if config.seed_rules_file else None),
+        ),
     }
     if config.pitr_full_schedule and config.pitr_diff_schedule:
         jobs["pitr-full"] = (config.pitr_full_schedule, lambda: run_pitr_backup(config, clock, "full", "scheduled"))
@@ -188,11 +214,14 @@ def serve(
         for kind in backup_kinds(config):
             _run_logged(lambda kind=kind: run_backup(config, writer, clock, kind, "startup"))
     due = {name: next_run(schedule, clock()) for name, (schedule, _) in jobs.items()}
-    archiving_due = clock()
+    archiving_due = seed_age_due = clock()
     while not stop.requested:
         if config.pitr_full_schedule and clock() >= archiving_due:
             record_archiving(config, clock)
             archiving_due = clock() + timedelta(seconds=metrics.ARCHIVING_INTERVAL_SECONDS)
+        if config.seed_source_bucket and clock() >= seed_age_due:
+            record_seed_age(config, clock)
+            seed_age_due = clock() + timedelta(seconds=metrics.SEED_AGE_INTERVAL_SECONDS)
         name = min(due, key=lambda n: due[n])
         wait = (due[name] - clock()).total_seconds()
         if wait > 0:
@@ -236,10 +265,99 @@ def keep_copies(config: RunnerConfig, store: BackupStore, clock: Clock, kind: st
         log.exception("keeping the %s copies by count failed", kind)
 
 
-def run_verify(config: RunnerConfig, store: BackupStore, clock: Clock, which: str | None) -> dict[str, Any]:
-    return run_recorded(
-        config, "verify", "drill", clock, lambda: postgres.verify(config, store, clock, which).as_dict()
-    )
+def run_verify(
+    config: RunnerConfig,
+    store: BackupStore,
+    clock: Clock,
+    which: str | None,
+    *,
+    seed_store: BackupStore | None = None,
+) -> dict[str, Any]:
+    """The restore drill; with `seed_store`, staging's seed is made from its verified copy. A
+    seed that fails is recorded as a failed seed run, never as a failed drill; a drill that
+    fails is recorded as both (no seed this week)."""
+    if seed_store is None:
+        return run_recorded(
+            config, "verify", "drill", clock, lambda: postgres.verify(config, store, clock, which).as_dict()
+        )
+    outcome: dict[str, Any] = {}
+
+    def make_seed(scratch: str, source: BackupKey, source_manifest: dict[str, Any]) -> None:
+        try:
+            outcome["manifest"] = run_recorded(
+                config,
+                staging_seed.PRODUCE_KIND,
+                "weekly",
+                clock,
+                lambda: staging_seed.produce(
+                    config, seed_store, clock, scratch=scratch, source=source, source_manifest=source_manifest
+                ),
+            )
+            metrics.write_rows(config, "produced", outcome["manifest"]["row_counts"], clock().timestamp())
+        except Exception as error:  # recorded as the seed's failure; the drill passed regardless
+            log.exception("making staging's seed failed")
+            outcome["error"] = str(error)
+
+    try:
+        result = run_recorded(
+            config,
+            "verify",
+            "drill",
+            clock,
+            lambda: postgres.verify(config, store, clock, which, then=make_seed).as_dict(),
+        )
+    except Exception as error:
+        if not outcome:
+            metrics.record(
+                config,
+                metrics.RunOutcome(staging_seed.PRODUCE_KIND, "weekly", False, 0.0, error=f"the drill failed: {error}"),
+                clock().timestamp(),
+            )
+        raise
+    result["staging_seed"] = outcome.get("manifest") or {"error": outcome.get("error", "not made")}
+    return result
+
+
+def run_seed(config: RunnerConfig, store: BackupStore, clock: Clock, which: str | None) -> dict[str, Any]:
+    """`seed`: the drill and the seed now; fails when either does."""
+    seed_store = make_seed_store(config)
+    if seed_store is None or not config.seed_rules_file:
+        raise BackupError("no seed is configured here: SEED_RULES_FILE and SEED_KEY_FILE are prod's")
+    result = run_verify(config, store, clock, which, seed_store=seed_store)
+    if "error" in result["staging_seed"]:
+        raise BackupError(f"the drill passed, the seed failed: {result['staging_seed']['error']}")
+    return result
+
+
+def run_seed_load(config: RunnerConfig, clock: Clock, args: argparse.Namespace) -> dict[str, Any]:
+    """`seed-load`: stage, swap or undo (backup/staging_seed.py); a load is recorded as one run."""
+    if args.undo:
+        return staging_seed.undo(config)
+    seed_store = make_seed_store(config)
+    if seed_store is None or not config.seed_source_bucket:
+        raise BackupError("no seed source is configured here: SEED_SOURCE_BUCKET and SEED_SOURCE_DATABASE")
+
+    def operation() -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        if not args.swap:
+            result["staged"] = staging_seed.stage(config, seed_store, args.seed)
+        if not args.stage:
+            result["swapped"] = staging_seed.swap(config, clock)
+            metrics.write_rows(config, "loaded", result.get("staged", {}).get("row_counts", {}), clock().timestamp())
+            record_seed_age(config, clock)
+        return result
+
+    return run_recorded(config, staging_seed.LOAD_KIND, "manual", clock, operation)
+
+
+def record_seed_age(config: RunnerConfig, clock: Clock) -> None:
+    """How old staging's data is, as a metric (the `staging-data-stale` alert). Never raises."""
+    try:
+        found = staging_seed.seed_age_s(config, clock())
+    except (OSError, KeyError, ValueError) as error:
+        log.warning("could not read which seed staging runs on: %s", error)
+        return
+    metrics.write(config, metrics.seed_age_line(config.environment, found, clock().timestamp()), what="seed age")
 
 
 # --- point-in-time recovery (backup/pitr.py) ------------------------------------------------------
@@ -385,6 +503,14 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--scratch", type=Path, help="an empty directory, to look at the past beside prod")
     commands.add_parser("pitr-status", help="pgBackRest's backups and WAL archiving")
     commands.add_parser("pitr-drill", help="restore to a fresh restore point in a scratch directory, and check it")
+    seed_parser = commands.add_parser("seed", help="(prod) the restore drill, then staging's seed from its copy")
+    seed_parser.add_argument("backup", nargs="?", help="a date (2026-11-20) or a key; default: the latest")
+    seed_load = commands.add_parser("seed-load", help="(staging) load prod's newest seed")
+    seed_load.add_argument("seed", nargs="?", help="a seed's key or stamp; default: the newest")
+    step = seed_load.add_mutually_exclusive_group()
+    step.add_argument("--stage", action="store_true", help="only restore it beside the live database")
+    step.add_argument("--swap", action="store_true", help="only make the staged seed the live database")
+    step.add_argument("--undo", action="store_true", help="put the data from before the last swap back")
     commands.add_parser("healthcheck", help="exit 0 only while every backup is fresh")
     commands.add_parser("serve", help="run on schedule")
     return parser
@@ -411,6 +537,8 @@ def run_command(args: argparse.Namespace, config: RunnerConfig, store: BackupSto
         "pitr-restore": lambda: pitr_restore(config, args),
         "pitr-status": lambda: pitr_status(config, clock),
         "pitr-drill": lambda: run_pitr_drill(config, clock),
+        "seed": lambda: run_seed(config, store, clock, args.backup),
+        "seed-load": lambda: run_seed_load(config, clock, args),
     }
     return commands[args.command]()
 
@@ -428,7 +556,13 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock = utc_now, env: dict
         print(why)
         return 0 if healthy else 1
     if args.command == "serve":
-        serve(config, make_store(config, postgres.KIND), make_store(config, "verify"), clock)
+        serve(
+            config,
+            make_store(config, postgres.KIND),
+            make_store(config, "verify"),
+            clock,
+            seed_store=make_seed_store(config),
+        )
         return 0
     store = make_store(config, args.command)
     try:

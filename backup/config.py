@@ -73,6 +73,15 @@ class RunnerConfig:
     pitr_secrets_dir: str = pitr.SECRETS_DIR
     # The server's local socket, where the `postgres` superuser may log in (trust): restore points.
     pitr_pg_socket: str = "/var/run/postgresql"
+    # Staging's data (backup/staging_seed.py). Prod makes seeds: the masking rules, the masking
+    # key, and the KMS key the seeds are encrypted with. Staging loads them: where from (prod's
+    # bucket and database name) and as whom (a read-only profile for staging-seed/ alone).
+    seed_rules_file: Path | None = None
+    seed_key: str | None = None
+    seed_kms_key_id: str | None = None
+    seed_source_bucket: str | None = None
+    seed_source_database: str | None = None
+    seed_reader_profile: str | None = None
 
     def pg_env(
         self, database: str | None = None, *, host: str | None = None, port: int | None = None
@@ -144,6 +153,7 @@ def load(env: Mapping[str, str] | None = None) -> RunnerConfig:
     try:
         pg_password = _secret_from_file(env, "PGPASSWORD", required=True) or ""
         influx_token = _secret_from_file(env, "INFLUX_TOKEN", required=False)
+        seed_key = _secret_from_file(env, "SEED_KEY", required=False)
     except ConfigError as error:
         raise ConfigError(f"backup runner configuration: {error}") from None
 
@@ -189,6 +199,12 @@ def load(env: Mapping[str, str] | None = None) -> RunnerConfig:
         pitr_config_file=env.get("PITR_CONFIG_FILE") or pitr.CONFIG_FILE,
         pitr_secrets_dir=env.get("PITR_SECRETS_DIR") or pitr.SECRETS_DIR,
         pitr_pg_socket=env.get("PITR_PG_SOCKET") or "/var/run/postgresql",
+        seed_rules_file=Path(env["SEED_RULES_FILE"]) if env.get("SEED_RULES_FILE") else None,
+        seed_key=seed_key or None,
+        seed_kms_key_id=env.get("SEED_KMS_KEY_ID") or None,
+        seed_source_bucket=env.get("SEED_SOURCE_BUCKET") or None,
+        seed_source_database=env.get("SEED_SOURCE_DATABASE") or None,
+        seed_reader_profile=env.get("SEED_READER_PROFILE") or None,
         retention=RetentionPolicy(
             copies={
                 "daily": int(number("BACKUP_DAILY_COPIES", "7", 1, 366)),
@@ -198,6 +214,10 @@ def load(env: Mapping[str, str] | None = None) -> RunnerConfig:
             mode=lock_mode(),
         ),
     )
+    if bool(config.seed_rules_file) != bool(config.seed_key):
+        problems.append("SEED_RULES_FILE and SEED_KEY_FILE go together: a seed needs its rules and its key")
+    if bool(config.seed_source_bucket) != bool(config.seed_source_database):
+        problems.append("SEED_SOURCE_BUCKET and SEED_SOURCE_DATABASE go together: where the seeds are, and whose")
     if problems:
         raise ConfigError("backup runner configuration: " + "; ".join(problems))
     return config

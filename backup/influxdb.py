@@ -57,7 +57,7 @@ def backup(config: RunnerConfig, store: BackupStore, clock: Clock, *, reason: st
             key,
             ["tar", "-C", str(workdir / "backup"), "-czf", "-", "."],
             {"PATH": _path()},
-            retention=config.retention,
+            lock=config.retention.lock(key.tier, key.taken_at),
             content_type="application/gzip",
         )
     finally:

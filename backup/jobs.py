@@ -22,7 +22,7 @@ from typing import IO, Any
 from backup import layout
 from backup.layout import BackupKey
 from backup.retention import RetentionPolicy
-from backup.storage import BackupStore
+from backup.storage import BackupStore, Lock
 
 log = logging.getLogger("backup.jobs")
 
@@ -73,10 +73,10 @@ def run_producer_to_s3(
     command: Sequence[str],
     env: Mapping[str, str],
     *,
-    retention: RetentionPolicy,
+    lock: Lock | None,
     content_type: str = "application/octet-stream",
 ) -> tuple[int, str]:
-    """Stream `command`'s stdout to `key.data`, locked for its tier. Returns (size, sha256);
+    """Stream `command`'s stdout to `key.data`, locked by `lock`. Returns (size, sha256);
     raises BackupError."""
     log.info("streaming `%s` to s3://%s/%s", command[0], store.bucket, key.data)
     process = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(env))
@@ -95,7 +95,7 @@ def run_producer_to_s3(
             process.stdout,
             content_type=content_type,
             before_complete=producer_succeeded,
-            lock=retention.lock(key.tier, key.taken_at),
+            lock=lock,
         )
     except BackupError:
         raise

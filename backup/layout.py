@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 TIERS = ("daily", "weekly", "monthly")
+# Staging's masked copies of prod (backup/seed.py), outside the tiers: no lock, no promotion,
+# and the only prefix staging's seed reader may read (components/backups/runner.py).
+SEED_TIER = "staging-seed"
 # A tier's period: one copy is made per period. Months count as 31 days, so a short month never
 # cuts the time a monthly copy is kept below its count.
 PERIOD_DAYS = {"daily": 1, "weekly": 7, "monthly": 31}
@@ -69,7 +72,7 @@ def tier_prefix(tier: str, kind: str, name: str) -> str:
 def key_from_manifest(manifest_key: str, extension: str) -> BackupKey:
     """`daily/postgres/audit_x_prod/2026-11-28T020000Z.manifest.json` -> its BackupKey."""
     tier, kind, name, filename = manifest_key.split("/", 3)
-    if tier not in TIERS or not filename.endswith(MANIFEST_SUFFIX):
+    if tier not in (*TIERS, SEED_TIER) or not filename.endswith(MANIFEST_SUFFIX):
         raise ValueError(f"not a manifest key: {manifest_key}")
     return BackupKey(tier, kind, name, filename.removesuffix(MANIFEST_SUFFIX), extension)
 

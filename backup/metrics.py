@@ -22,6 +22,9 @@ from backup.pitr import ArchiverStatus
 log = logging.getLogger("backup.metrics")
 MEASUREMENT = "audit_x_backup"
 PITR_MEASUREMENT = "audit_x_pitr"
+SEED_MEASUREMENT = "audit_x_seed"
+# How often staging's runner reports the age of the data it runs on (the staging-data-stale alert).
+SEED_AGE_INTERVAL_SECONDS = 600
 # How often the runner reads pg_stat_archiver into PITR_MEASUREMENT (its alert's first delay).
 ARCHIVING_INTERVAL_SECONDS = 60
 
@@ -70,6 +73,27 @@ def archiving_line(environment: str, status: ArchiverStatus, now: float) -> str:
         f"failing={int(status.failing)}i,segments_waiting={status.segments_waiting}i,last_archived_age_s={age:.1f}"
     )
     return f"{PITR_MEASUREMENT},environment={_escape_tag(environment)} {fields} {int(now)}"
+
+
+def seed_age_line(environment: str, found: tuple[float, str] | None, now: float) -> str:
+    """How old staging's data is: since prod made the seed it was loaded from, -1 before any load.
+
+    audit_x_seed,environment=staging,role=running seed_age_s=86400.0 <unix seconds>
+    """
+    age = found[0] if found else -1.0
+    return f"{SEED_MEASUREMENT},environment={_escape_tag(environment)},role=running seed_age_s={age:.1f} {int(now)}"
+
+
+def write_rows(config: RunnerConfig, role: str, row_counts: dict[str, int], now: float) -> bool:
+    """Rows per table of a seed made (role=produced) or loaded (role=loaded), one point each."""
+    if not row_counts:
+        return False
+    environment = _escape_tag(config.environment)
+    lines = "\n".join(
+        f"{SEED_MEASUREMENT},environment={environment},role={role},table={_escape_tag(table)} rows={rows}i {int(now)}"
+        for table, rows in sorted(row_counts.items())
+    )
+    return write(config, lines, what=f"the seed's rows ({role})")
 
 
 def write(config: RunnerConfig, line: str, *, what: str) -> bool:

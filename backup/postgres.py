@@ -14,6 +14,7 @@ import logging
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,7 +102,9 @@ def backup(config: RunnerConfig, store: BackupStore, clock: Clock, *, reason: st
             counter = threading.Thread(target=count, name="row-counts")
             counter.start()
             try:
-                size, sha256 = run_producer_to_s3(store, key, command, config.pg_env(), retention=config.retention)
+                size, sha256 = run_producer_to_s3(
+                    store, key, command, config.pg_env(), lock=config.retention.lock(key.tier, key.taken_at)
+                )
             finally:
                 counter.join()
             if counter_error:
@@ -188,7 +191,7 @@ def _feed(store: BackupStore, key: BackupKey, process: subprocess.Popen[bytes]) 
     return digest.hexdigest()
 
 
-def _stream_into(store: BackupStore, key: BackupKey, command: list[str], env: dict[str, str]) -> tuple[str, int, str]:
+def stream_into(store: BackupStore, key: BackupKey, command: list[str], env: dict[str, str]) -> tuple[str, int, str]:
     """Feed an object to a command's stdin; return (sha256 of what was read, exit code, stderr)."""
     process = subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
@@ -223,8 +226,21 @@ def count_toc_entries(store: BackupStore, key: BackupKey, config: RunnerConfig) 
     return sum(1 for line in lines if line and not line.startswith(";"))
 
 
-def verify(config: RunnerConfig, store: BackupStore, clock: Clock, key_or_date: str | None = None) -> VerifyReport:
-    """The restore drill: checksum, TOC, restore into a scratch database, compare with the manifest."""
+# Given the scratch database of a drill that passed, the backup and its manifest, before the
+# scratch database is dropped (the staging seed is made there: backup/seed.py).
+AfterDrill = Callable[[str, BackupKey, dict[str, Any]], None]
+
+
+def verify(
+    config: RunnerConfig,
+    store: BackupStore,
+    clock: Clock,
+    key_or_date: str | None = None,
+    *,
+    then: AfterDrill | None = None,
+) -> VerifyReport:
+    """The restore drill: checksum, TOC, restore into a scratch database, compare with the
+    manifest; then `then`, on the verified copy, before it is dropped."""
     key = choose_backup(store, KIND, config.pg_database, EXTENSION, key_or_date)
     manifest = store.get_json(key.manifest)
     report = VerifyReport(key=key.data, migration_expected=manifest.get("latest_migration"))
@@ -235,7 +251,7 @@ def verify(config: RunnerConfig, store: BackupStore, clock: Clock, key_or_date: 
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
     try:
         started = time.monotonic()
-        sha256, code, errors = _stream_into(
+        sha256, code, errors = stream_into(
             store,
             key,
             ["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", f"--dbname={scratch}"],
@@ -255,6 +271,8 @@ def verify(config: RunnerConfig, store: BackupStore, clock: Clock, key_or_date: 
         for table in sorted(set(expected) | set(found)):
             if expected.get(table, -1) != found.get(table, -1):
                 report.mismatches[table] = (expected.get(table, -1), found.get(table, -1))
+        if report.ok and then is not None:
+            then(scratch, key, manifest)
     finally:
         with connect(config, "postgres", host=config.verify_host, port=config.verify_port) as admin:
             admin.autocommit = True
@@ -301,7 +319,7 @@ def restore(
     if force:
         command[1:1] = ["--clean", "--if-exists"]
     started = time.monotonic()
-    _, code, errors = _stream_into(store, key, command, config.pg_env(target_database, host=host, port=port))
+    _, code, errors = stream_into(store, key, command, config.pg_env(target_database, host=host, port=port))
     if code != 0:
         raise BackupError(f"pg_restore into {target_database} failed with code {code}: {errors}")
     return {

@@ -18,20 +18,24 @@ The rules run as SQL in the scratch copy only (pgcrypto's `hmac`), never against
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, LiteralString
 
 from psycopg import sql
 
-# {digest}: the value's HMAC-SHA256 under the key, in hex.
+# {digest}: the value's HMAC-SHA256 under the key, in hex. Run with the key as a parameter: % is %%.
 FAKES: dict[str, LiteralString] = {
     "email": "'user-' || left({digest}, 20) || '@example.invalid'",
     "name": "'Person ' || upper(left({digest}, 10))",
-    "phone": "'+1555' || lpad((('x' || left({digest}, 8))::bit(32)::bigint % 10000000)::text, 7, '0')",
-    "ip": "('10.' || get_byte(decode({digest}, 'hex'), 0) || '.' || get_byte(decode({digest}, 'hex'), 1) || '.' "
-    "|| get_byte(decode({digest}, 'hex'), 2))::inet",
+    "phone": "'+1555' || lpad((('x' || left({digest}, 8))::bit(32)::bigint %% 10000000)::text, 7, '0')",
+    # In 240.0.0.0/4, reserved and never a client's: a fake cannot equal a real address by chance.
+    "ip": "((240 + get_byte(decode({digest}, 'hex'), 0) %% 16) || '.' || get_byte(decode({digest}, 'hex'), 1) || '.' "
+    "|| get_byte(decode({digest}, 'hex'), 2) || '.' || get_byte(decode({digest}, 'hex'), 3))::inet",
 }
 SIMPLE = ("keep", "null")
 WITH_ARGUMENT = ("shift_days", "truncate", "constant")
@@ -134,9 +138,13 @@ def mask(connection: Any, rules: Rules, key: str) -> dict[str, int]:
     return masked
 
 
-def leaks(source: Any, masked: Any, rules: Rules, sample: int = 200) -> list[str]:
-    """Original values of masked columns (a sample of each from the source) found in the copy."""
-    found = []
+Originals = dict[tuple[str, str], list[str]]
+
+
+def sample_originals(connection: Any, rules: Rules, sample: int = 200) -> Originals:
+    """Up to `sample` distinct values of each masked column, read before masking: what must not
+    survive it. Held in memory only, never logged."""
+    originals: Originals = {}
     for table, columns in rules.items():
         for column, rule in columns.items():
             if rule.method not in MASKING:
@@ -144,11 +152,35 @@ def leaks(source: Any, masked: Any, rules: Rules, sample: int = 200) -> list[str
             query = sql.SQL("SELECT DISTINCT {c}::text FROM {t} WHERE {c} IS NOT NULL LIMIT {n}").format(
                 c=sql.Identifier(column), t=sql.Identifier(table), n=sql.Literal(sample)
             )
-            originals = [row[0] for row in source.execute(query).fetchall()]
-            if not originals:
-                continue
-            check = sql.SQL("SELECT {c}::text FROM {t} WHERE {c}::text = ANY(%s) LIMIT 5").format(
-                c=sql.Identifier(column), t=sql.Identifier(table)
-            )
-            found += [f"{table}.{column}: {value!r}" for (value,) in masked.execute(check, (originals,)).fetchall()]
+            values = [row[0] for row in connection.execute(query).fetchall()]
+            if values:
+                originals[(table, column)] = values
+    return originals
+
+
+def leaks(connection: Any, originals: Originals) -> dict[str, int]:
+    """`table.column` -> how many of its sampled originals are still in it after masking. The
+    values themselves are never returned: they are a real person's data."""
+    found: dict[str, int] = {}
+    for (table, column), values in originals.items():
+        query = sql.SQL("SELECT count(DISTINCT {c}::text) FROM {t} WHERE {c}::text = ANY(%s)").format(
+            c=sql.Identifier(column), t=sql.Identifier(table)
+        )
+        row = connection.execute(query, (values,)).fetchone()
+        if row and row[0]:
+            found[f"{table}.{column}"] = int(row[0])
     return found
+
+
+def rules_digest(document: Mapping[str, Mapping[str, str]]) -> str:
+    """Names the rules a seed was masked by, in its manifest (the rules, not the key)."""
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def load_rules_file(path: Path) -> tuple[Rules, str]:
+    """The rules file the Pulumi program writes from `stagingSeed.rules`, parsed, and its digest."""
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise SeedError(f"the masking rules file {path}: cannot read it ({error})") from None
+    return parse_rules(document), rules_digest(document)

@@ -101,14 +101,30 @@ def read_into(stream: IO[bytes], buffer: bytearray) -> int:
 
 
 class BackupStore:
-    def __init__(self, client: Any, bucket: str, *, part_size: int, max_in_flight: int = PART_BUFFERS) -> None:
-        """`client` is an S3 client, or a Future of one still being built; it is waited for on first use."""
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        *,
+        part_size: int,
+        max_in_flight: int = PART_BUFFERS,
+        kms_key_id: str | None = None,
+    ) -> None:
+        """`client` is an S3 client, or a Future of one still being built; it is waited for on first use.
+        `kms_key_id`: what this store writes is encrypted with that key rather than the bucket's
+        default (staging's seeds: a key staging may decrypt, which decrypts nothing else of prod's)."""
         if part_size < 5 * 1024 * 1024:
             raise ValueError("S3 needs parts of at least 5 MiB")
         self._client = client
         self.bucket = bucket
         self.part_size = part_size
         self.max_in_flight = max_in_flight
+        # Per object, without the bucket key: each object's encryption context is its own ARN.
+        self._encryption: dict[str, Any] = (
+            {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id, "BucketKeyEnabled": False}
+            if kms_key_id
+            else {}
+        )
 
     @property
     def client(self) -> Any:
@@ -148,7 +164,7 @@ class BackupStore:
 
         def create() -> str:
             created = self.client.create_multipart_upload(
-                Bucket=self.bucket, Key=key, ContentType=content_type, **_lock_args(lock)
+                Bucket=self.bucket, Key=key, ContentType=content_type, **_lock_args(lock), **self._encryption
             )
             return created["UploadId"]
 
@@ -212,7 +228,12 @@ class BackupStore:
     def put_json(self, key: str, document: dict[str, Any], *, lock: Lock | None = None) -> None:
         body = json.dumps(document, indent=2, sort_keys=True).encode()
         self.client.put_object(
-            Bucket=self.bucket, Key=key, Body=body, ContentType="application/json", **_lock_args(lock)
+            Bucket=self.bucket,
+            Key=key,
+            Body=body,
+            ContentType="application/json",
+            **_lock_args(lock),
+            **self._encryption,
         )
 
     def copy(self, source: str, destination: str, *, lock: Lock | None = None) -> None:

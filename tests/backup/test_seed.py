@@ -3,6 +3,7 @@ is cloned into scratch databases and masked by its rules (tools/audit_dataset.py
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 
@@ -54,7 +55,9 @@ def test_masking_keeps_rows_keys_and_uniqueness_and_leaks_nothing(pg: PostgresCl
         assert scratch.execute(
             "SELECT count(*) FROM users WHERE email NOT LIKE 'user-%@example.invalid'"
         ).fetchone() == (0,)
-        assert seed.leaks(source, scratch, RULES) == []
+        originals = seed.sample_originals(source, RULES)
+        assert {("users", "email"), ("users", "full_name"), ("api_tokens", "digest")} <= set(originals)
+        assert seed.leaks(scratch, originals) == {}
     # The whole seed as it would be dumped, scanned for any original value.
     text = subprocess.run(
         [str(postgres_bindir() / "pg_dump"), "--data-only", dsn(pg, "scratch_one")],
@@ -119,3 +122,27 @@ def test_prods_config_holds_the_rules_and_a_bad_one_is_named() -> None:
     config = load_stack_config("prod") | {"audit-x:stagingSeed": '{"rules": {"users": {"email": "hash"}}}'}
     with pytest.raises(ConfigError, match=r"audit-x:stagingSeed\.rules = .*users\.email = 'hash'"):
         load_settings(config)
+
+
+@pytest.mark.parametrize("method", sorted(seed.FAKES))
+def test_each_fake_gives_a_value_of_its_kind_that_cannot_be_a_real_one(pg: PostgresCluster, method: str) -> None:
+    originals = {"email": "ann@corp.example", "name": "Ann Smith", "phone": "+44 20 7946 0000", "ip": "192.0.2.7"}
+    with clone(pg, f"scratch_fake_{method}") as scratch:
+        column_type = "inet" if method == "ip" else "text"
+        scratch.execute(f"CREATE TABLE people (id int PRIMARY KEY, value {column_type})")
+        scratch.execute("INSERT INTO people VALUES (1, %s), (2, %s)", (originals[method], originals[method]))
+        only_people = {"people": {"id": seed.Rule("keep"), "value": seed.Rule(method)}}
+        rules = {
+            table: {column: seed.Rule("keep") for column in columns}
+            for table, columns in seed.columns_of(scratch).items()
+        }
+        seed.mask(scratch, rules | only_people, KEY)
+        (first,), (second,) = scratch.execute("SELECT value::text FROM people ORDER BY id").fetchall()
+    assert first == second != originals[method]  # deterministic, and changed
+    expected = {
+        "email": r"user-[0-9a-f]{20}@example\.invalid",
+        "name": r"Person [0-9A-F]{10}",
+        "phone": r"\+1555\d{7}",  # 555: the fictional exchange
+        "ip": r"2(4\d|5[0-5])\.\d+\.\d+\.\d+",  # 240.0.0.0/4: reserved, never a client's
+    }[method]
+    assert re.fullmatch(expected, first), first

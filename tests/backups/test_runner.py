@@ -297,7 +297,7 @@ def test_serve_backs_up_at_start_when_stale_then_on_schedule(rig: Rig) -> None:
         {**rig.env, "BACKUP_BUCKET": bucket, "BACKUP_STATE_DIR": str(rig.tmp / f"state-{bucket}")}
     )
     with pytest.raises(ClockRanOutError):
-        serve(config, make_store(config, "postgres"), make_store(config, "verify"), lambda: now[0], sleep)
+        serve(config, make_store(config, "postgres"), make_store(config, "verify"), lambda: now[0], sleep=sleep)
     dumps = [k.rsplit("/", 1)[1] for k in rig.keys(bucket, "daily/") if k.endswith(".dump")]
     assert dumps == ["2026-11-28T120000Z.dump", "2026-11-29T020000Z.dump"]  # at start, then 02:00
     sunday_4am = int(datetime(2026, 11, 29, 4, 0, tzinfo=UTC).timestamp())

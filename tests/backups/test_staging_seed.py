@@ -1,0 +1,222 @@
+"""Staging's seed, end to end on real servers: prod's runner makes it from the weekly drill's
+verified copy (backup/staging_seed.py), staging's runner loads it, on a real PostgreSQL and the
+moto S3 server. "Prod" is the rig's database; "staging" is another database on the same server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import psycopg
+import pytest
+
+from backup import seed, staging_seed
+from tests.backups.rig import DATABASE, DAY, PASSWORD, Rig, metric_lines, run
+from tools import audit_dataset
+from tools.local_services import postgres_bindir
+
+pytestmark = pytest.mark.services
+
+STAGING = "audit_x_staging_test"
+MASKING_KEY = "prod-masking-key-0123456789abcdefghijklmnopqrstuvwxyz"
+# The app's sample queries (docs/staging-data.md): what staging's load test exercises.
+SAMPLE_QUERIES = {
+    "recent events of an organization, with their actors": (
+        "SELECT e.id, u.email, e.action FROM audit_events e JOIN users u ON u.id = e.actor_id "
+        "WHERE e.organization_id = 8 ORDER BY e.occurred_at DESC LIMIT 20"
+    ),
+    "a user's tokens": "SELECT t.id FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE u.id = 2",
+    "events per action": "SELECT action, count(*) FROM audit_events GROUP BY action",
+}
+
+
+@pytest.fixture(scope="module")
+def seed_env(rig: Rig) -> Iterator[dict[str, str]]:
+    """Prod's runner as the Pulumi program sets it up: the rules file, the masking key's file and
+    the seed's own KMS key (made in moto's KMS)."""
+    rules_file = rig.tmp / "masking-rules.json"
+    rules_file.write_text(json.dumps(audit_dataset.MASKING_RULES))
+    key_file = rig.tmp / "masking-key"
+    key_file.write_text(MASKING_KEY)
+    kms = boto3.client("kms", endpoint_url=rig.s3_endpoint, region_name="eu-west-1")
+    key_arn = kms.create_key(Description="audit-x prod staging seed")["KeyMetadata"]["Arn"]
+    yield {"SEED_RULES_FILE": str(rules_file), "SEED_KEY_FILE": str(key_file), "SEED_KMS_KEY_ID": key_arn}
+
+
+def staging_env(bucket: str) -> dict[str, str]:
+    return {"PGDATABASE": STAGING, "SEED_SOURCE_BUCKET": bucket, "SEED_SOURCE_DATABASE": DATABASE}
+
+
+def originals(rig: Rig) -> list[str]:
+    """Values of masked columns in prod: none may be in the seed."""
+    with psycopg.connect(rig.dsn(), password=PASSWORD) as connection:
+        return [
+            value
+            for (value,) in connection.execute(
+                "SELECT email FROM users UNION ALL SELECT full_name FROM users UNION ALL SELECT name FROM organizations "
+                "UNION ALL SELECT digest FROM api_tokens "
+                "UNION ALL (SELECT host(ip) FROM audit_events WHERE ip IS NOT NULL AND host(ip) NOT LIKE '%.0' LIMIT 2000) "
+                "UNION ALL (SELECT user_agent FROM audit_events WHERE user_agent IS NOT NULL LIMIT 2000)"
+            ).fetchall()
+        ]
+
+
+def as_sql_text(rig: Rig, dump: bytes, name: str) -> str:
+    """The whole seed, every object and row, as SQL text (pg_restore to a file): what is scanned."""
+    path = rig.tmp / name
+    path.write_bytes(dump)
+    return subprocess.run(
+        [str(postgres_bindir() / "pg_restore"), "--file=-", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout
+
+
+def seed_keys(rig: Rig, bucket: str) -> list[str]:
+    return rig.keys(bucket, staging_seed.seed_prefix(DATABASE))
+
+
+@pytest.fixture(scope="module")
+def produced(rig: Rig, seed_env: dict[str, str]) -> Iterator[tuple[str, dict]]:
+    """A backup, then `seed` (the drill and the seed) with prod's database refusing every
+    connection after the backup: the seed is made from the drill's copy alone."""
+    bucket = rig.new_bucket(object_lock=True)
+    assert run(rig, bucket, "postgres", BACKUP_LOCK_MODE="GOVERNANCE") == 0
+    rig.pg.psql(f"ALTER DATABASE {DATABASE} WITH ALLOW_CONNECTIONS false")
+    try:
+        assert run(rig, bucket, "seed", BACKUP_LOCK_MODE="GOVERNANCE", **seed_env) == 0
+    finally:
+        rig.pg.psql(f"ALTER DATABASE {DATABASE} WITH ALLOW_CONNECTIONS true")
+    manifest_key = next(k for k in seed_keys(rig, bucket) if k.endswith(".manifest.json"))
+    yield bucket, json.loads(rig.s3().get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
+
+
+def test_the_seed_keeps_rows_and_schema_and_carries_no_original_value(
+    rig: Rig, produced: tuple[str, dict], seed_env: dict[str, str]
+) -> None:
+    bucket, manifest = produced
+    backup_manifest_key = next(k for k in rig.keys(bucket, "daily/") if k.endswith(".manifest.json"))
+    backup = json.loads(rig.s3().get_object(Bucket=bucket, Key=backup_manifest_key)["Body"].read())
+    assert seed_keys(rig, bucket) == [
+        f"staging-seed/postgres/{DATABASE}/2026-11-25T020000Z.{s}" for s in ("dump", "manifest.json")
+    ]
+    assert manifest["row_counts"] == backup["row_counts"]  # every row of every table
+    assert manifest["source_backup"] == backup["key"] and manifest["latest_migration"] == "20250216120000"
+    assert manifest["masked_rows"]["users"] == 2000 and manifest["masked_rows"]["audit_events"] == rig.count(
+        "audit_events"
+    )
+    masked_columns = [
+        c
+        for t in seed.parse_rules(audit_dataset.MASKING_RULES).values()
+        for c in t.values()
+        if c.method in seed.MASKING
+    ]
+    assert manifest["leak_check"] == {
+        "columns": len(masked_columns),
+        "values_sampled": manifest["leak_check"]["values_sampled"],
+        "survivors": 0,
+    }
+    assert manifest["leak_check"]["values_sampled"] > 1000
+    head = rig.s3().head_object(Bucket=bucket, Key=manifest["key"])
+    # The seed's own KMS key, the one staging may decrypt with; no bucket key (its context is the object).
+    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == seed_env["SEED_KMS_KEY_ID"]
+    assert "ObjectLockMode" not in head  # not a backup: no lock, replaced weekly
+    dump = rig.s3().get_object(Bucket=bucket, Key=manifest["key"])["Body"].read()
+    text = as_sql_text(rig, dump, "seed.dump")
+    # Foreign keys and unique constraints are in the seed, as in prod.
+    assert "FOREIGN KEY (user_id) REFERENCES public.users(id)" in text and "UNIQUE (email)" in text
+    assert "user-" in text and "@example.invalid" in text
+    values = originals(rig)
+    assert len(values) > 6000
+    assert [value for value in values if value in text] == []  # scanned: every byte of the seed
+    assert metric_lines(rig, "staging-seed", "success") and metric_lines(rig, "verify", "success")
+    assert any(
+        "audit_x_seed,environment=test,role=produced,table=public.users rows=2000i" in line for line in rig.influx.lines
+    )
+
+
+def test_a_column_no_rule_names_fails_the_seed_with_its_name_and_writes_none(
+    rig: Rig, seed_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    bucket = rig.new_bucket()
+    with psycopg.connect(rig.dsn(), password=PASSWORD, autocommit=True) as connection:
+        connection.execute("ALTER TABLE users ADD COLUMN phone_number text DEFAULT '+44 20 7946 0000'")
+        try:
+            assert run(rig, bucket, "postgres") == 0
+        finally:
+            connection.execute("ALTER TABLE users DROP COLUMN phone_number")
+    assert run(rig, bucket, "seed", **seed_env) == 1
+    assert "no masking rule for users.phone_number" in capsys.readouterr().err
+    assert seed_keys(rig, bucket) == []
+    assert metric_lines(rig, "staging-seed", "failure")
+
+
+def test_a_failed_drill_is_a_failed_seed_too(rig: Rig, seed_env: dict[str, str]) -> None:
+    bucket = rig.new_bucket()
+    before = len(metric_lines(rig, "staging-seed", "failure"))
+    assert run(rig, bucket, "seed", **seed_env) == 1  # no backup to drill
+    assert len(metric_lines(rig, "staging-seed", "failure")) == before + 1
+
+
+def staging_database(rig: Rig) -> None:
+    rig.pg.psql(f"DROP DATABASE IF EXISTS {STAGING} WITH (FORCE)")
+    rig.pg.psql(f"DROP DATABASE IF EXISTS {staging_seed.previous_name(STAGING)} WITH (FORCE)")
+    rig.create_database(STAGING)
+    rig.pg.psql("CREATE TABLE fixtures (note text); INSERT INTO fixtures VALUES ('hand-made')", database=STAGING)
+
+
+def test_staging_loads_the_seed_and_the_apps_queries_return_rows(rig: Rig, produced: tuple[str, dict]) -> None:
+    bucket, manifest = produced
+    staging_database(rig)
+    app = psycopg.connect(rig.dsn(STAGING), password=PASSWORD, autocommit=True)  # the app, not stopped
+    later = DAY.replace(day=27)
+    assert run(rig, "unused", "seed-load", now=later, **staging_env(bucket)) == 0
+    assert app.closed or app.broken or _disconnected(app)
+    with psycopg.connect(rig.dsn(STAGING), password=PASSWORD) as staging:
+        for name, query in SAMPLE_QUERIES.items():
+            assert staging.execute(query).fetchall(), name
+        assert staging.execute("SELECT count(*) FROM users WHERE email LIKE 'user-%@example.invalid'").fetchone() == (
+            2000,
+        )
+        assert staging_seed.loaded_seed(staging, STAGING) == {
+            "seed": manifest["key"],
+            "taken_at": "2026-11-25T02:00:00+00:00",
+            "source_backup": manifest["source_backup"],
+        }
+    previous = staging_seed.previous_name(STAGING)
+    assert rig.pg.psql("SELECT note FROM fixtures", database=previous).strip() == "hand-made"
+    assert metric_lines(rig, "seed-load", "success")
+    age = [line for line in rig.influx.lines if line.startswith("audit_x_seed,environment=test,role=running ")]
+    assert age and "seed_age_s=172800.0" in age[-1]  # loaded two days after prod made it
+    # Undo: the data from before is back under the live name.
+    assert run(rig, "unused", "seed-load", "--undo", **staging_env(bucket)) == 0
+    assert rig.pg.psql("SELECT note FROM fixtures", database=STAGING).strip() == "hand-made"
+
+
+def _disconnected(connection: psycopg.Connection) -> bool:
+    try:
+        connection.execute("SELECT 1")
+    except psycopg.OperationalError:
+        return True
+    return False
+
+
+def test_a_seed_whose_bytes_changed_is_not_loaded_and_staging_keeps_its_data(
+    rig: Rig, produced: tuple[str, dict], tmp_path: Path
+) -> None:
+    bucket, manifest = produced
+    staging_database(rig)
+    copy = rig.new_bucket()
+    body = bytearray(rig.s3().get_object(Bucket=bucket, Key=manifest["key"])["Body"].read())
+    body[len(body) // 2] ^= 0xFF
+    rig.s3().put_object(Bucket=copy, Key=manifest["key"], Body=bytes(body))
+    rig.s3().put_object(Bucket=copy, Key=manifest["key"].replace(".dump", ".manifest.json"), Body=json.dumps(manifest))
+    assert run(rig, "unused", "seed-load", **staging_env(copy)) == 1
+    assert rig.pg.psql("SELECT note FROM fixtures", database=STAGING).strip() == "hand-made"
+    assert rig.pg.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{STAGING}_seed'").strip() == "0"
+    assert metric_lines(rig, "seed-load", "failure")
