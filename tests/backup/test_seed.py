@@ -143,6 +143,6 @@ def test_each_fake_gives_a_value_of_its_kind_that_cannot_be_a_real_one(pg: Postg
         "email": r"user-[0-9a-f]{20}@example\.invalid",
         "name": r"Person [0-9A-F]{10}",
         "phone": r"\+1555\d{7}",  # 555: the fictional exchange
-        "ip": r"2(4\d|5[0-5])\.\d+\.\d+\.\d+",  # 240.0.0.0/4: reserved, never a client's
+        "ip": r"2(4\d|5[0-5])\.\d+\.\d+\.\d+/32",  # 240.0.0.0/4: reserved, never a client's
     }[method]
     assert re.fullmatch(expected, first), first

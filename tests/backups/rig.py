@@ -7,7 +7,7 @@ runs the runner's real commands (`backup.cli.main`) with an injected clock.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,9 +111,12 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         yield Rig(pg=pg, s3_endpoint=endpoint, influx=influx, env=env, tmp=tmp)
 
 
-def run(rig: Rig, bucket: str, *argv: str, now: datetime = DAY, **overrides: str) -> int:
+def run(
+    rig: Rig, bucket: str, *argv: str, now: datetime = DAY, env: Mapping[str, str] | None = None, **overrides: str
+) -> int:
+    """The runner's real command line, on `bucket`, with the rig's environment, `env` and `overrides`."""
     state_dir = rig.tmp / f"state-{bucket}"
-    env = {**rig.env, "BACKUP_BUCKET": bucket, "BACKUP_STATE_DIR": str(state_dir), **overrides}
+    env = {**rig.env, "BACKUP_BUCKET": bucket, "BACKUP_STATE_DIR": str(state_dir), **(env or {}), **overrides}
     return main(list(argv), clock=lambda: now, env=env)
 
 

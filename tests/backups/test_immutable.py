@@ -42,7 +42,9 @@ def small(rig: Rig) -> str:
 
 
 def backup(rig: Rig, bucket: str, now: datetime, mode: str = "COMPLIANCE", **overrides: str) -> int:
-    return run(rig, bucket, "postgres", now=now, PGDATABASE=SMALL_DATABASE, BACKUP_LOCK_MODE=mode, **overrides)
+    return run(
+        rig, bucket, "postgres", now=now, env={"PGDATABASE": SMALL_DATABASE, "BACKUP_LOCK_MODE": mode, **overrides}
+    )
 
 
 def lock_of(rig: Rig, bucket: str, key: str, version: str | None = None) -> tuple[str, datetime]:
