@@ -14,7 +14,8 @@ import pulumi_docker as docker
 from components.app import App, web_slot
 from components.backups.bucket import BackupBucket
 from components.backups.pitr import PitrRepository
-from components.backups.runner import BackupRunner, PitrRunner
+from components.backups.runner import RUNNER_UID, BackupRunner, PitrRunner
+from components.backups.staging_seed import StagingSeedReader, StagingSeedSource
 from components.data.influxdb import InfluxDb
 from components.data.postgres import Postgres
 from components.data.redis import Redis
@@ -77,9 +78,33 @@ class AuditXEnvironment(pulumi.ComponentResource):
             kms_deletion_window_days=settings.kms_deletion_window_days,
             opts=child,
         )
+        seed_settings = settings.staging_seed
         self.backup_bucket = BackupBucket(
-            ctx.name("backups"), settings.backup, ctx=ctx, kms_key=self.secrets.kms_key, opts=child
+            ctx.name("backups"),
+            settings.backup,
+            ctx=ctx,
+            kms_key=self.secrets.kms_key,
+            # Where this stack makes staging's seeds, they expire after stagingSeed.keepDays.
+            seed_keep_days=seed_settings.keep_days if seed_settings and seed_settings.rules else None,
+            opts=child,
         )
+        # Staging's data: prod makes masked seeds, staging reads them (components/backups/staging_seed.py).
+        self.staging_seed: StagingSeedSource | StagingSeedReader | None = None
+        if seed_settings and seed_settings.rules:
+            self.staging_seed = StagingSeedSource(
+                ctx.name("staging-seed"),
+                seed_settings,
+                ctx=ctx,
+                secrets=self.secrets,
+                bucket=self.backup_bucket.bucket,
+                database=settings.database_name,
+                kms_deletion_window_days=settings.kms_deletion_window_days,
+                opts=child,
+            )
+        elif seed_settings:
+            self.staging_seed = StagingSeedReader(
+                ctx.name("seed-reader"), seed_settings, ctx=ctx, secrets=self.secrets, opts=child
+            )
         self.networks = Networks(ctx.name("networks"), ctx=ctx, opts=child)
         data_network = self.networks.data
 
@@ -189,6 +214,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
                 diff_schedule=settings.pitr.diff_schedule,
                 drill_schedule=settings.pitr.drill_schedule,
             ),
+            seed=self.staging_seed.runner_setup(RUNNER_UID) if self.staging_seed else None,
             opts=child,
         )
         self.app = App(
@@ -320,6 +346,8 @@ class AuditXEnvironment(pulumi.ComponentResource):
             "backupBucket": self.backup_bucket.bucket.bucket,
             "backupBucketArn": self.backup_bucket.bucket.arn,
             "kmsKeyArn": self.secrets.kms_key.arn,
+            # Prod: where staging finds its seeds (read by staging's StackReference); else None.
+            "stagingSeed": self.staging_seed.export() if isinstance(self.staging_seed, StagingSeedSource) else None,
             "secretArns": self.secrets.arns(),
             "watcherTopicArn": self.watcher.topic.arn,
             "networks": {"data": self.networks.data.name, "app": self.networks.app.name},

@@ -31,13 +31,33 @@ def comparable(plan: Plan) -> list[dict[str, Any]]:
     )
 
 
+# Staging's seed is a config value too (stagingSeed): prod makes seeds, staging reads them.
+SEED_SOURCE = {
+    ("audit-x:backup:StagingSeedSource", "audit-x-ENV-staging-seed"),
+    ("aws:kms/key:Key", "audit-x-ENV-staging-seed"),
+    ("aws:kms/alias:Alias", "audit-x-ENV-staging-seed-alias"),
+    ("random:index/randomPassword:RandomPassword", "audit-x-ENV-staging-seed-masking-key"),
+    ("aws:secretsmanager/secret:Secret", "audit-x-ENV-secret-staging-seed-masking-key"),
+    ("aws:secretsmanager/secretVersion:SecretVersion", "audit-x-ENV-secret-staging-seed-masking-key-version"),
+}
+SEED_READER = {
+    ("audit-x:backup:StagingSeedReader", "audit-x-ENV-seed-reader"),
+    ("audit-x:platform:AccessKeyIdentity", "audit-x-ENV-seed-reader"),
+    ("aws:iam/user:User", "audit-x-ENV-seed-reader"),
+    ("aws:iam/userPolicy:UserPolicy", "audit-x-ENV-seed-reader-policy"),
+    ("aws:iam/accessKey:AccessKey", "audit-x-ENV-seed-reader-key"),
+    ("aws:secretsmanager/secret:Secret", "audit-x-ENV-secret-seed-reader-access-key"),
+    ("aws:secretsmanager/secretVersion:SecretVersion", "audit-x-ENV-secret-seed-reader-access-key-version"),
+}
+
+
 def test_both_stacks_declare_the_same_resources_apart_from_replica_counts(plans: dict[str, Plan]) -> None:
     staging, prod = shape(plans["staging"], "staging"), shape(plans["prod"], "prod")
     # Replicas are a config value: prod runs more web and sidekiq containers than staging.
     replicas = {("docker:index/container:Container", n) for n in ("audit-x-ENV-web-1", "audit-x-ENV-web-2")}
     replicas.add(("docker:index/container:Container", "audit-x-ENV-worker-sidekiq-1"))
-    assert staging - prod == set()
-    assert prod - staging == replicas
+    assert staging - prod == SEED_READER
+    assert prod - staging == replicas | SEED_SOURCE
 
 
 def test_every_difference_between_the_stacks_is_a_config_value(plans: dict[str, Plan]) -> None:

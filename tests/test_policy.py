@@ -484,8 +484,9 @@ def test_a_broken_copy_of_prods_config_is_reported(capsys: pytest.CaptureFixture
     violations = policy_tool.check(run_program("prod", config=broken), policy_tool.policy_config("prod"))
     policies = {v.policy for v in violations if not v.advisory}
     assert policies == {"stateful-protected", "secrets-encrypted"}
-    # Every secret: the generated ones and the four access keys (backup writer, reader, heartbeat, pgBackRest).
-    assert len([v for v in violations if v.policy == "secrets-encrypted"]) == len(GENERATED_SECRET_NAMES) + 4
+    # Every secret: the generated ones, the four access keys (backup writer, reader, heartbeat,
+    # pgBackRest) and prod's staging-seed masking key.
+    assert len([v for v in violations if v.policy == "secrets-encrypted"]) == len(GENERATED_SECRET_NAMES) + 4 + 1
 
 
 def test_policy_config_agrees_with_the_stacks() -> None:

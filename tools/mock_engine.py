@@ -180,14 +180,23 @@ class Plan:
 class _Mocks(pulumi_mocks.Mocks):
     """Makes up what only a provider would know; everything else is the inputs echoed back."""
 
-    def __init__(self, region: str, exit_codes: Mapping[str, int]) -> None:
+    def __init__(
+        self, region: str, exit_codes: Mapping[str, int], referenced: Mapping[str, dict[str, Any]] | None = None
+    ) -> None:
         self.region = region
         self.exit_codes = exit_codes
+        self.referenced = referenced or {}
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         state = dict(args.inputs)
         name, type_ = args.name, args.typ
         resource_id = f"{name}-id"
+        if type_ == STACK_REFERENCE:
+            # What the referenced stack's own program exports, run under mocks just before.
+            stack_name = str(args.inputs["name"])
+            if stack_name not in self.referenced:
+                raise KeyError(f"{stack_name}: no outputs for this stack reference (see STACK_REFERENCES)")
+            return stack_name, {"name": stack_name, "outputs": self.referenced[stack_name], "secretOutputNames": []}
         if type_ == "random:index/randomPassword:RandomPassword":
             # New keepers, a new value: as the provider does when a keeper changes.
             keepers = args.inputs.get("keepers") or {}
@@ -305,6 +314,31 @@ def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
     pulumi_sdk.pending_outputs().clear()
 
 
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+# The config that names another stack, by key and field: that stack is run first, and its
+# outputs are what the StackReference reads (the real engine reads the stack's last update).
+STACK_REFERENCES = (("audit-x:stagingSeed", "sourceStack"),)
+_REFERENCED_OUTPUTS: dict[str, dict[str, Any]] = {}
+
+
+def referenced_outputs(raw: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Outputs of every stack `raw` config references, by its fully qualified name; each stack
+    is run from its own file once per process."""
+    found: dict[str, dict[str, Any]] = {}
+    for key, field_name in STACK_REFERENCES:
+        try:
+            qualified = json.loads(raw.get(key) or "{}").get(field_name)
+        except (json.JSONDecodeError, AttributeError):
+            continue  # the settings report a malformed value, naming it
+        if not isinstance(qualified, str):
+            continue
+        stack = qualified.rsplit("/", 1)[-1]
+        if stack not in _REFERENCED_OUTPUTS:
+            _REFERENCED_OUTPUTS[stack] = run_program(stack).plain_outputs
+        found[qualified] = _REFERENCED_OUTPUTS[stack]
+    return found
+
+
 def _run_main() -> None:
     runpy.run_path(str(PROGRAM), run_name="__main__")
 
@@ -341,7 +375,8 @@ def try_program(
     raw = dict(config if config is not None else load_stack_config(stack))
     raw.update(overrides or {})
     raw.update(secrets or {})
-    return _run_under_mocks(stack, raw, set(secrets or {}) | secret_keys(raw), exit_codes or {}, _run_main)
+    referenced = referenced_outputs(raw)
+    return _run_under_mocks(stack, raw, set(secrets or {}) | secret_keys(raw), exit_codes or {}, _run_main, referenced)
 
 
 TEST_STACK = "component-test"
@@ -365,8 +400,9 @@ def _run_under_mocks(
     secret_keys: set[str],
     exit_codes: Mapping[str, int],
     program: Callable[[], None],
+    referenced: Mapping[str, dict[str, Any]] | None = None,
 ) -> tuple[Plan, BaseException | None]:
-    mocks = _Mocks(raw.get("aws:region", "eu-west-1"), exit_codes)
+    mocks = _Mocks(raw.get("aws:region", "eu-west-1"), exit_codes, referenced)
     monitor = _RecordingMonitor(mocks)
     plan = Plan(stack=stack)
     logger = logging.Logger(f"audit-x-mock-engine-{stack}")

@@ -23,7 +23,7 @@ import json
 import pulumi
 import pulumi_aws as aws
 
-from backup.layout import TIERS
+from backup.layout import SEED_TIER, TIERS
 from backup.storage import RELEASE_TAG
 from components.lib.context import EnvironmentContext
 from components.settings import BackupSettings
@@ -52,7 +52,9 @@ def tls_only_policy(bucket_arn: str) -> str:
     )
 
 
-def lifecycle_rules(settings: BackupSettings) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
+def lifecycle_rules(
+    settings: BackupSettings, seed_keep_days: int | None = None
+) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
     tag, released = RELEASE_TAG
     rules = [
         # Only what the runner released (past its count, its lock run out) expires; the day is
@@ -67,6 +69,16 @@ def lifecycle_rules(settings: BackupSettings) -> list[aws.s3.BucketLifecycleConf
         )
         for prefix in TIER_PREFIXES
     ]
+    if seed_keep_days is not None:
+        # Staging's seeds are not backups: no lock, and replaced weekly; the newest few are kept.
+        rules.append(
+            aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id="expire-staging-seeds",
+                status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=f"{SEED_TIER}/"),
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=seed_keep_days),
+            )
+        )
     rules += [
         aws.s3.BucketLifecycleConfigurationRuleArgs(
             id="expire-noncurrent-versions",
@@ -107,6 +119,7 @@ class BackupBucket(pulumi.ComponentResource):
         *,
         ctx: EnvironmentContext,
         kms_key: aws.kms.Key,
+        seed_keep_days: int | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("audit-x:backup:BackupBucket", name, None, opts)
@@ -176,7 +189,7 @@ class BackupBucket(pulumi.ComponentResource):
         self.lifecycle = aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
             bucket=self.bucket.id,
-            rules=lifecycle_rules(settings),
+            rules=lifecycle_rules(settings, seed_keep_days),
             # Lifecycle rules on a versioned bucket are validated against its versioning state.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.versioning]),
         )

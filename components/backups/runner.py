@@ -30,6 +30,7 @@ import pulumi_docker as docker
 
 from backup import pitr as pitr_tool
 from components.backups.bucket import TIER_PREFIXES
+from components.backups.staging_seed import SeedRunnerSetup, seed_writer_statements
 from components.data.postgres import DATA_DIR, SOCKET_DIR, Archiving
 from components.lib.build import REPO_ROOT, built_image
 from components.lib.containers import (
@@ -74,9 +75,10 @@ class PitrRunner:
     drill_schedule: str
 
 
-def writer_policy(bucket_arn: str, key_arn: str) -> str:
+def writer_policy(bucket_arn: str, key_arn: str, seed_key_arn: str | None = None) -> str:
     """Add, read, keep and release copies; nothing that deletes or shortens one, and no bucket
-    configuration: a compromised host cannot destroy a backup before its time."""
+    configuration: a compromised host cannot destroy a backup before its time. Where prod makes
+    staging's seeds (`seed_key_arn`), add them under staging-seed/ too (components/backups/staging_seed.py)."""
     tiers = [f"{bucket_arn}/{prefix}*" for prefix in TIER_PREFIXES]
     return json.dumps(
         {
@@ -116,6 +118,7 @@ def writer_policy(bucket_arn: str, key_arn: str) -> str:
                     "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
                     "Resource": key_arn,
                 },
+                *(seed_writer_statements(bucket_arn, seed_key_arn) if seed_key_arn else []),
             ],
         },
         indent=2,
@@ -167,16 +170,18 @@ class BackupRunner(pulumi.ComponentResource):
         app_network: docker.Network,
         depends_on: list[pulumi.Input[pulumi.Resource]],
         pitr: PitrRunner | None = None,
+        seed: SeedRunnerSetup | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("audit-x:backup:BackupRunner", name, None, opts)
-        arns = pulumi.Output.all(bucket.arn, kms_key.arn)
+        seed_key_arn = seed.writer_seed_key_arn if seed else None
+        arns = pulumi.Output.all(bucket.arn, kms_key.arn, seed_key_arn)
 
-        def identity(role: str, policy: Callable[[str, str], str]) -> AccessKeyIdentity:
+        def identity(role: str, policy: Callable[[list[str]], str]) -> AccessKeyIdentity:
             return AccessKeyIdentity(
                 f"{name}-{role}",
                 ctx=ctx,
-                policy=arns.apply(lambda a: policy(a[0], a[1])),
+                policy=arns.apply(policy),
                 secrets=secrets,
                 stored_as=f"backup-{role}-access-key",
                 purpose=f"AWS access key of the backup runner's {role} identity",
@@ -185,8 +190,8 @@ class BackupRunner(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
 
-        self.writer = identity("writer", writer_policy)
-        self.reader = identity("reader", reader_policy)
+        self.writer = identity("writer", lambda a: writer_policy(a[0], a[1], a[2]))
+        self.reader = identity("reader", lambda a: reader_policy(a[0], a[1]))
 
         # With PITR, FROM the server's own image as built on the host, pgBackRest included:
         # pgBackRest must be the same version on both ends of a backup.
@@ -242,14 +247,19 @@ class BackupRunner(pulumi.ComponentResource):
                 ConfigFile(pitr_tool.CONFIG_FILE, pitr.archiving.config),
                 SecretFile(pitr_tool.SECRETS_FILE, pitr.archiving.secrets, owner=RUNNER_UID),
             ]
+        # The writer only: the reader's key is not on the host (see the module's docstring). In
+        # staging, the seed reader too: it reads prod's seeds, nothing else (staging_seed.py).
+        credentials = self.writer.profile("writer")
+        seed_files: list[SecretFile | ConfigFile] = []
+        if seed is not None:
+            env |= seed.env
+            seed_files = seed.files
+            if seed.profile is not None:
+                credentials = pulumi.Output.concat(credentials, "\n", seed.profile)
         files: list[SecretFile | ConfigFile] = [
             *pitr_files,
-            SecretFile(
-                CREDENTIALS_FILE,
-                # The writer only: the reader's key is not on the host (see the module's docstring).
-                self.writer.profile("writer"),
-                owner=RUNNER_UID,
-            ),
+            *seed_files,
+            SecretFile(CREDENTIALS_FILE, credentials, owner=RUNNER_UID),
             SecretFile(PG_PASSWORD_FILE, postgres_password, owner=RUNNER_UID),
             SecretFile(INFLUX_TOKEN_FILE, secrets.value("influxdb-operator-token"), owner=RUNNER_UID),
         ]

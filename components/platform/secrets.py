@@ -98,19 +98,9 @@ class Secrets(pulumi.ComponentResource):
 
         self.generated = {}
         self.stored = {}
+        self._rotation = rotation
         for spec in GENERATED_SECRETS:
-            password = random.RandomPassword(
-                ctx.name(spec.name),
-                length=spec.length,
-                special=False,
-                min_lower=4,
-                min_upper=4,
-                min_numeric=4,
-                keepers=keepers(spec.name, rotation),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            self.generated[spec.name] = password
-            self.stored[spec.name] = self.store(spec.name, spec.purpose, password.result)
+            self.generate(spec)
         for secret_name, value in provided.present().items():
             self.stored[secret_name] = self.store(
                 secret_name,
@@ -119,6 +109,22 @@ class Secrets(pulumi.ComponentResource):
             )
 
         self.register_outputs({"arns": self.arns(), "kmsKeyArn": self.kms_key.arn})
+
+    def generate(self, spec: GeneratedSecret) -> pulumi.Output[str]:
+        """Generate a secret and keep it; components add the ones only their environment has."""
+        password = random.RandomPassword(
+            self._ctx.name(spec.name),
+            length=spec.length,
+            special=False,
+            min_lower=4,
+            min_upper=4,
+            min_numeric=4,
+            keepers=keepers(spec.name, self._rotation),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.generated[spec.name] = password
+        self.stored[spec.name] = self.store(spec.name, spec.purpose, password.result)
+        return self.stored[spec.name].value
 
     def store(self, name: str, description: str, value: pulumi.Output[str]) -> StoredSecret:
         """Keep a value in Secrets Manager as `audit-x/<env>/<name>`; components add their own."""

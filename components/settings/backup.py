@@ -99,16 +99,35 @@ class PitrSettings(ConfigModel):
 
 
 class StagingSeedSettings(ConfigModel):
-    """Prod's masking rules for staging's data (backup/seed.py): one rule for every column of the
-    app's schema; a column no rule names stops the seed run (privacy by default)."""
+    """Staging's data, a masked copy of prod's (backup/seed.py, backup/staging_seed.py).
 
-    rules: dict[str, dict[str, str]] = Field(min_length=1)
+    Prod makes the seeds: `rules`, one masking rule for every column of the app's schema (a
+    column no rule names stops the seed run: privacy by default), and how long a seed is kept.
+    Staging loads them: `sourceStack`, the stack whose seeds it loads (its `stagingSeed` output
+    names the bucket, the prefix and the seed's KMS key). A stack does one or the other.
+    """
+
+    rules: dict[str, dict[str, str]] | None = Field(default=None, min_length=1)
+    # Weekly seeds; four weeks of them let staging go back to an earlier one (seed-load SEED).
+    keep_days: int = Field(default=28, ge=7, le=365)
+    source_stack: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")] | None
+    ) = None
 
     @field_validator("rules")
     @classmethod
-    def _rules_parse(cls, rules: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    def _rules_parse(cls, rules: dict[str, dict[str, str]] | None) -> dict[str, dict[str, str]] | None:
         try:
-            seed.parse_rules(rules)
+            seed.parse_rules(rules or {})
         except seed.SeedError as error:
             raise ValueError(str(error)) from None
         return rules
+
+    @model_validator(mode="after")
+    def _makes_or_loads(self) -> StagingSeedSettings:
+        if (self.rules is None) == (self.source_stack is None):
+            raise ValueError(
+                "expected either rules (this stack makes seeds: prod) or sourceStack (this stack loads "
+                "them, such as 'organization/audit-x/prod': staging), not both and not neither"
+            )
+        return self

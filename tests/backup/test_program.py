@@ -97,13 +97,16 @@ def test_runner_container_is_scheduled_health_checked_and_wired(plan: Plan, stac
 
 
 def test_only_the_writers_credentials_reach_the_runner_as_a_secret_file(plan: Plan, stack: str) -> None:
+    """And in staging the seed reader's, which reads prod's seeds alone (tests/backup/test_seed_program.py)."""
     runner = container(plan, "backup")
     masked = {u["file"]: u for u in runner.inputs["uploads"]}["/run/secrets/aws-credentials"]
     assert masked["content"] == "[secret]"
     assert (masked["permissions"], masked["owner"]) == ("0400", "999")
     content = {u["file"]: u["content"] for u in runner.plain_inputs["uploads"]}["/run/secrets/aws-credentials"]
     assert content.startswith("[writer]\naws_access_key_id = AKIA")
-    assert content.count("aws_access_key_id") == 1 and "[reader]" not in content
+    profiles = re.findall(r"^\[([a-z-]+)\]$", content, flags=re.MULTILINE)
+    assert profiles == (["writer", "seed-reader"] if stack == "staging" else ["writer"])
+    assert content.count("aws_access_key_id") == len(profiles) and "[reader]" not in content
     assert env(runner)["AWS_SHARED_CREDENTIALS_FILE"] == "/run/secrets/aws-credentials"
 
 
@@ -123,9 +126,15 @@ def test_writer_can_add_keep_and_release_backups_but_never_delete_or_shorten_the
     }
     bucket_arn = plan.outputs["backupBucketArn"]
     tiers = [f"{bucket_arn}/daily/*", f"{bucket_arn}/weekly/*", f"{bucket_arn}/monthly/*"]
+    seeds = [s for s in document["Statement"] if s["Sid"] in ("AddStagingSeeds", "EncryptStagingSeeds")]
     for statement in document["Statement"]:
-        if statement["Action"][0].startswith("s3:") and statement["Action"] != ["s3:ListBucket"]:
+        if statement["Action"][0].startswith("s3:") and statement["Action"] != ["s3:ListBucket"] and statement not in seeds:
             assert statement["Resource"] == tiers
+    # Where this stack makes staging's seeds (prod), it may add them under staging-seed/ alone.
+    makes_seeds = bool(plan.outputs["stagingSeed"])
+    assert [s["Resource"] for s in seeds] == (
+        [f"{bucket_arn}/staging-seed/*", plan.outputs["stagingSeed"]["kmsKeyArn"]] if makes_seeds else []
+    )
     listing = next(s for s in document["Statement"] if s["Action"] == ["s3:ListBucket"])
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["daily/*", "weekly/*", "monthly/*"]}}
     # What it lacks is the point: no delete, no governance bypass, no bucket configuration.

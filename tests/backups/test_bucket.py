@@ -63,6 +63,11 @@ def test_lifecycle_expires_only_what_the_runner_released(plan: Plan, stack: str)
         assert rule["filter"] == {"and": {"prefix": f"{tier}/", "tags": {"audit-x-retention": "released"}}}
         assert rule["expiration"] == {"days": 1}
         assert rule["status"] == "Enabled"
+    # Where the stack makes staging's seeds (prod), they expire by age: they are not backups.
+    seed = load_settings(load_stack_config(stack)).staging_seed
+    if seed is not None and seed.rules is not None:
+        rule = rules.pop("expire-staging-seeds")
+        assert (rule["filter"], rule["expiration"]) == ({"prefix": "staging-seed/"}, {"days": seed.keep_days})
     # Nothing else expires a current version: no rule can hide the newest copies by age.
     assert sorted(rules) == ["abort-incomplete-multipart-uploads", "expire-noncurrent-versions"]
     assert all("days" not in (rule.get("expiration") or {}) for rule in rules.values())

@@ -33,9 +33,21 @@ def secret_names(plan: Plan) -> dict[str, dict]:
 ACCESS_KEYS = ("backup-writer-access-key", "backup-reader-access-key", "heartbeat-access-key", "pgbackrest-access-key")
 
 
+def seed_secrets(stack: str) -> list[str]:
+    """By the stack's stagingSeed config: the masking key where it makes seeds, the seed
+    reader's access key where it loads them (components/backups/staging_seed.py)."""
+    seed = load_settings(load_stack_config(stack)).staging_seed
+    if seed is None:
+        return []
+    return ["staging-seed-masking-key"] if seed.rules else ["seed-reader-access-key"]
+
+
 def test_generated_secrets_are_stored_per_environment(plan: Plan, stack: str) -> None:
     names = secret_names(plan)
-    expected = {f"audit-x/{stack}/{name}" for name in [spec.name for spec in GENERATED_SECRETS] + list(ACCESS_KEYS)}
+    expected = {
+        f"audit-x/{stack}/{name}"
+        for name in [spec.name for spec in GENERATED_SECRETS] + list(ACCESS_KEYS) + seed_secrets(stack)
+    }
     assert expected == set(names)
     assert len(names) >= 5
 
@@ -64,9 +76,9 @@ def test_generated_passwords_are_long_and_url_safe(plan: Plan) -> None:
         assert password.inputs["special"] is False
 
 
-def test_secret_versions_carry_secret_values(plan: Plan) -> None:
+def test_secret_versions_carry_secret_values(plan: Plan, stack: str) -> None:
     versions = plan.of_type("aws:secretsmanager/secretVersion:SecretVersion")
-    assert len(versions) == len(GENERATED_SECRETS) + len(ACCESS_KEYS)
+    assert len(versions) == len(GENERATED_SECRETS) + len(ACCESS_KEYS) + len(seed_secrets(stack))
     for version in versions:
         assert version.inputs["secretString"] == "[secret]"
         assert "MOCKSECRET" in version.plain_inputs["secretString"]
