@@ -118,7 +118,8 @@ DESCRIPTIONS = {
     "app.canaryPolicy.errorRatioFactor": "... or this many times the stable version's, whichever is higher",
     "app.canaryPolicy.latencyFactor": "the canary's p99 latency may be at most this many times the stable version's",
     "app.canaryPolicy.smokePaths": "paths the canary must answer 2xx through the edge (`X-Canary: 1`) before any user",
-    "stagingSeed": "prod only: `rules`, how each column of the app's schema is masked for staging (backup/seed.py)",
+    "stagingSeed": "staging's data (docs/staging-data.md). Prod: `rules`, how each column is masked, and `keepDays`; "
+    "staging: `sourceStack`, whose seeds it loads",
     "pitr.pgbackrestVersion": "pgBackRest's Debian package (PostgreSQL project's archive) in the database's image",
     "pitr.archiveTimeoutSeconds": "a WAL segment is archived at least this often: the most a lost host loses",
     "pitr.retentionDays": "days any moment can be restored to (pgBackRest's time-based retention)",
@@ -207,10 +208,13 @@ def _cell(value: Any) -> str:
         value = value.model_dump(mode="json")
     if isinstance(value, BaseModel):
         return ""
-    if isinstance(value, dict):
+    if isinstance(value, dict) and isinstance(value.get("rules"), dict):
         # A whole schema's masking rules are counted, not printed.
-        rules = value.get("rules")
-        return f"rules for {len(rules)} tables" if isinstance(rules, dict) else f"`{json.dumps(value)}`"
+        return f"rules for {len(value['rules'])} tables, seeds kept {value['keepDays']} d"
+    if isinstance(value, dict) and value.get("sourceStack"):
+        return f"loads the seeds of `{value['sourceStack']}`"
+    if isinstance(value, dict):
+        return f"`{json.dumps(value)}`"
     if isinstance(value, list):
         return f"{len(value)} roles" if value and isinstance(value[0], dict) else json.dumps(value)
     if isinstance(value, bool):
