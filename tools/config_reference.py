@@ -201,6 +201,15 @@ def _lookup(settings_json: dict[str, Any], key: str) -> Any:
     return value
 
 
+def _staging_seed_cell(value: dict[str, Any]) -> str | None:
+    """stagingSeed: a whole schema's masking rules are counted, not printed."""
+    if isinstance(value.get("rules"), dict):
+        return f"rules for {len(value['rules'])} tables, seeds kept {value['keepDays']} d"
+    if value.get("sourceStack"):
+        return f"loads the seeds of `{value['sourceStack']}`"
+    return None
+
+
 def _cell(value: Any) -> str:
     if value is None or value is PydanticUndefined:
         return ""
@@ -208,13 +217,8 @@ def _cell(value: Any) -> str:
         value = value.model_dump(mode="json")
     if isinstance(value, BaseModel):
         return ""
-    if isinstance(value, dict) and isinstance(value.get("rules"), dict):
-        # A whole schema's masking rules are counted, not printed.
-        return f"rules for {len(value['rules'])} tables, seeds kept {value['keepDays']} d"
-    if isinstance(value, dict) and value.get("sourceStack"):
-        return f"loads the seeds of `{value['sourceStack']}`"
     if isinstance(value, dict):
-        return f"`{json.dumps(value)}`"
+        return _staging_seed_cell(value) or f"`{json.dumps(value)}`"
     if isinstance(value, list):
         return f"{len(value)} roles" if value and isinstance(value[0], dict) else json.dumps(value)
     if isinstance(value, bool):

@@ -400,6 +400,7 @@ def _run_under_mocks(
     secret_keys: set[str],
     exit_codes: Mapping[str, int],
     program: Callable[[], None],
+    *,
     referenced: Mapping[str, dict[str, Any]] | None = None,
 ) -> tuple[Plan, BaseException | None]:
     mocks = _Mocks(raw.get("aws:region", "eu-west-1"), exit_codes, referenced)
