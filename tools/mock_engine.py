@@ -376,7 +376,8 @@ def try_program(
     raw.update(overrides or {})
     raw.update(secrets or {})
     referenced = referenced_outputs(raw)
-    return _run_under_mocks(stack, raw, set(secrets or {}) | secret_keys(raw), exit_codes or {}, _run_main, referenced)
+    keys = set(secrets or {}) | secret_keys(raw)
+    return _run_under_mocks(stack, raw, keys, exit_codes or {}, _run_main, referenced=referenced)
 
 
 TEST_STACK = "component-test"
