@@ -10,6 +10,7 @@ is known can violate.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import json
@@ -32,6 +33,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
 CONTAINER = "docker:index/container:Container"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
@@ -289,6 +291,111 @@ def least_privilege_iam(args: ResourceValidationArgs, report: ReportViolation) -
             report(f"can destroy or shorten stored objects, or change a bucket's rules: {', '.join(destroying)}", None)
 
 
+# --- staging's seed: the one thing of prod's staging may read (components/backups/staging_seed.py)
+
+SEED_PREFIX = "staging-seed/"
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+_S3_ARN = "arn:aws:s3:::"
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedSource:
+    """What another stack exports for staging (its `stagingSeed` output, read by a StackReference)."""
+
+    bucket_arn: str
+    prefix: str
+    key_arn: str
+
+
+def seed_sources(resources: Iterable[PolicyResource]) -> list[SeedSource]:
+    found = []
+    for reference in (r for r in resources if r.resource_type == STACK_REFERENCE):
+        exported = ((reference.props.get("outputs") or {}).get("stagingSeed")) or {}
+        if exported.get("bucketArn") and exported.get("prefix") and exported.get("kmsKeyArn"):
+            found.append(SeedSource(exported["bucketArn"], exported["prefix"], exported["kmsKeyArn"]))
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedBoundary:
+    own_buckets: set[str]
+    own_keys: set[str]
+    sources: list[SeedSource]
+
+    def problems(self, statement: dict[str, Any]) -> Iterable[str]:
+        """What one Allow statement grants beyond the boundary (see staging_seed_boundary)."""
+        actions = {a for pattern in _as_list(statement.get("Action")) for a in expand_action(pattern)}
+        for resource in _as_list(statement.get("Resource")):
+            if resource == "*":
+                if any(a.startswith(("s3:", "kms:")) for a in actions):
+                    yield "grants S3 or KMS actions on every resource, other environments' included"
+            elif resource.startswith("arn:aws:kms:") and resource not in self.own_keys:
+                yield from self._foreign_key(resource, actions)
+            elif resource.startswith(_S3_ARN):
+                bucket, _, path = resource.partition("/")
+                if bucket in self.own_buckets:
+                    yield from self._own_bucket(resource, bucket, path, actions)
+                else:
+                    yield from self._foreign_bucket(resource, bucket, path, actions, statement)
+
+    def _foreign_key(self, resource: str, actions: set[str]) -> Iterable[str]:
+        if resource not in {source.key_arn for source in self.sources}:
+            yield f"may use {resource}, a key of another environment that is not its exported seed key"
+        extra = sorted(a for a in actions if a.startswith("kms:") and a != "kms:Decrypt")
+        if extra:
+            yield f"may {', '.join(extra)} with another environment's key: only kms:Decrypt (of its seeds)"
+
+    @staticmethod
+    def _own_bucket(resource: str, bucket: str, path: str, actions: set[str]) -> Iterable[str]:
+        # Only the seed job writes where staging reads: a grant that covers the prefix names it.
+        writes = _s3_actions(actions, ("Write",))
+        if writes and path and fnmatch.fnmatchcase(f"{SEED_PREFIX}seed.dump", path) and path != f"{SEED_PREFIX}*":
+            yield f"may write {resource}, which covers {SEED_PREFIX}: name {bucket}/{SEED_PREFIX}* alone"
+
+    def _foreign_bucket(
+        self, resource: str, bucket: str, path: str, actions: set[str], statement: dict[str, Any]
+    ) -> Iterable[str]:
+        prefixes = [source.prefix for source in self.sources if source.bucket_arn == bucket]
+        if not prefixes:
+            yield f"reaches {bucket}, a bucket of another environment that exports no seeds"
+            return
+        beyond_reading = _s3_actions(actions, ("Write", "Tagging", "Permissions management"))
+        if beyond_reading:
+            yield f"may {', '.join(beyond_reading)} in {bucket}, another environment's bucket"
+        if path and not any(path.startswith(prefix) for prefix in prefixes):
+            yield f"reads {resource}: only {', '.join(prefixes)} may be read in another environment's bucket"
+        if not path:
+            listed = _as_list(((statement.get("Condition") or {}).get("StringLike") or {}).get("s3:prefix"))
+            if not listed or not all(any(p.startswith(prefix) for prefix in prefixes) for p in listed):
+                yield f"lists {bucket}, another environment's bucket, beyond {', '.join(prefixes)}"
+
+
+def _s3_actions(actions: Iterable[str], levels: tuple[str, ...]) -> list[str]:
+    return sorted(a for a in actions if a.startswith("s3:") and _privilege(a)[0] in levels)
+
+
+def staging_seed_boundary(args: StackValidationArgs, report: ReportViolation) -> None:
+    """Across the two stacks, only masked seeds leave prod. In the stack whose bucket it is, a
+    grant that can write under `staging-seed/` names that prefix exactly (only the seed job
+    writes there). Another stack's bucket is reached only where that stack exports seeds (its
+    `stagingSeed` output, through a StackReference), only to list and read their prefix, and its
+    KMS key only to decrypt, and only the exported seed key: never its environment's own key."""
+
+    def arns(type_: str) -> set[str]:
+        return {str(r.props.get("arn")) for r in args.resources if r.resource_type == type_ and r.props.get("arn")}
+
+    boundary = SeedBoundary(arns(BUCKET), arns(KMS_KEY), seed_sources(args.resources))
+    for policy in (r for r in args.resources if r.resource_type in IAM_POLICIES):
+        try:
+            document = policy.props.get("policy")
+        except UnknownValueError:
+            continue  # a document unknown in a first preview: least-privilege-iam says it could not run
+        for statement in _statements(document):
+            if statement.get("Effect") == "Allow":
+                for problem in boundary.problems(statement):
+                    report(f"{policy.name} {problem}", policy.urn)
+
+
 def secrets_encrypted_with_a_recovery_window(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type != SECRET:
         return
@@ -460,6 +567,11 @@ POLICIES: list[Policy] = [
         "hardened-buckets",
         "Buckets are versioned, KMS-encrypted, private, TLS-only, with lifecycle rules and Object Lock.",
         hardened_buckets,
+    ),
+    StackValidationPolicy(
+        "staging-seed-boundary",
+        "Only masked seeds leave prod: written under staging-seed/ alone, and all another stack may read.",
+        staging_seed_boundary,
     ),
     StackValidationPolicy(
         "one-key-per-environment",

@@ -42,6 +42,7 @@ SEED_SOURCE = {
 }
 SEED_READER = {
     ("audit-x:backup:StagingSeedReader", "audit-x-ENV-seed-reader"),
+    ("pulumi:pulumi:StackReference", "audit-x-ENV-seed-reader-source"),
     ("audit-x:platform:AccessKeyIdentity", "audit-x-ENV-seed-reader"),
     ("aws:iam/user:User", "audit-x-ENV-seed-reader"),
     ("aws:iam/userPolicy:UserPolicy", "audit-x-ENV-seed-reader-policy"),

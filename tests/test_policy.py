@@ -16,7 +16,7 @@ from components.settings import GENERATED_SECRET_NAMES, load_settings
 from policy.rules import CONTAINER, expand_action
 from tools import policy as policy_tool
 from tools import pulumi_sdk
-from tools.mock_engine import DeclaredResource, Plan, load_stack_config, run_program
+from tools.mock_engine import DeclaredResource, Plan, load_stack_config, mock_kms_key_arn, run_program
 
 Props = dict[str, Any]
 Change = Callable[[Props], Props]
@@ -78,6 +78,8 @@ def without(key: str) -> Change:
 
 
 BUCKET_ARN = "arn:aws:s3:::audit-x-prod-backups-euw1"
+PROD_KEY_ARN = mock_kms_key_arn("audit-x-prod-kms")
+PROD_SEED_KEY_ARN = mock_kms_key_arn("audit-x-prod-staging-seed")
 PROXY_CONFIG = "haproxy.cfg.template"
 
 # (resource type, resource name in prod, the alteration, what the pack must say)
@@ -513,3 +515,102 @@ def test_prod_without_its_external_watcher_is_refused(plans: dict, drop: str, wh
     found = [v.message for v in policy_tool.check(altered, policy_tool.policy_config("prod")) if not v.advisory]
     assert any(why in message for message in found), found
     assert [v for v in policy_tool.check(prod, policy_tool.policy_config("prod")) if not v.advisory] == []
+
+
+# staging-seed-boundary: staging's seed reader and prod's writer, each altered as a careless edit
+# would; the other stack's bucket and keys come from prod's export, through the StackReference.
+PROD_SEEDS = f"{BUCKET_ARN}/staging-seed/postgres/audit_x_prod/*"
+SEED_ALTERATIONS = [
+    (
+        "staging",
+        "audit-x-staging-seed-reader-policy",
+        with_statement(Action=["s3:GetObject"], Resource=f"{BUCKET_ARN}/*"),
+        f"reads {BUCKET_ARN}/*: only staging-seed/postgres/audit_x_prod/ may be read",
+    ),
+    (
+        "staging",
+        "audit-x-staging-seed-reader-policy",
+        with_statement(Action=["s3:GetObject"], Resource=f"{BUCKET_ARN}/daily/postgres/audit_x_prod/*"),
+        "only staging-seed/postgres/audit_x_prod/ may be read in another environment's bucket",
+    ),
+    (
+        "staging",
+        "audit-x-staging-seed-reader-policy",
+        with_statement(Action=["s3:ListBucket"], Resource=BUCKET_ARN),
+        "lists arn:aws:s3:::audit-x-prod-backups-euw1, another environment's bucket, beyond",
+    ),
+    (
+        "staging",
+        "audit-x-staging-seed-reader-policy",
+        with_statement(Action=["s3:PutObject"], Resource=PROD_SEEDS),
+        "may s3:PutObject in arn:aws:s3:::audit-x-prod-backups-euw1, another environment's bucket",
+    ),
+    (
+        "staging",
+        "audit-x-staging-seed-reader-policy",
+        with_statement(Action=["s3:Get*"], Resource="*"),
+        "grants S3 or KMS actions on every resource",
+    ),
+    (
+        "staging",
+        "audit-x-staging-seed-reader-policy",
+        with_statement(Action=["s3:GetObject"], Resource="arn:aws:s3:::audit-x-other-bucket/staging-seed/*"),
+        "reaches arn:aws:s3:::audit-x-other-bucket, a bucket of another environment that exports no seeds",
+    ),
+    (
+        "staging",
+        "audit-x-staging-seed-reader-policy",
+        # Prod's own key decrypts every backup and secret of prod's: never staging's to use.
+        with_statement(Action=["kms:Decrypt"], Resource=PROD_KEY_ARN),
+        "a key of another environment that is not its exported seed key",
+    ),
+    (
+        "staging",
+        "audit-x-staging-seed-reader-policy",
+        with_statement(Action=["kms:Encrypt"], Resource=PROD_SEED_KEY_ARN),
+        "may kms:Encrypt with another environment's key: only kms:Decrypt",
+    ),
+    (
+        "prod",
+        "audit-x-prod-backup-writer-policy",
+        with_statement(Action=["s3:PutObject"], Resource=f"{BUCKET_ARN}/*"),
+        f"may write {BUCKET_ARN}/*, which covers staging-seed/",
+    ),
+    (
+        "prod",
+        "audit-x-prod-backup-writer-policy",
+        with_statement(Action=["s3:PutObject"], Resource=f"{BUCKET_ARN}/staging*"),
+        f"may write {BUCKET_ARN}/staging*, which covers staging-seed/",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("stack", "name", "change", "expected"),
+    SEED_ALTERATIONS,
+    ids=[f"{i:02d}-{a[0]}-{a[1].split('-')[-2]}" for i, a in enumerate(SEED_ALTERATIONS)],
+)
+def test_each_grant_beyond_the_seed_boundary_is_caught(
+    plans: dict, stack: str, name: str, change: Change, expected: str
+) -> None:
+    assert fired(plans[stack]) == []
+    found = fired(altered(plans[stack], USER_POLICY, name, change))
+    prefix = f"staging-seed-boundary: {name}: {name} "
+    assert any(message.startswith(prefix) and expected in message for message in found), found
+
+
+def test_staging_without_prods_export_may_read_nothing_of_prods(plans: dict) -> None:
+    """Before prod has exported `stagingSeed` (the first rollout), the reader's grants to prod's
+    bucket would reach a bucket that exports no seeds: the pack refuses them."""
+    staging = plans["staging"]
+    reference = next(r for r in staging.resources if r.type == "pulumi:pulumi:StackReference")
+    exported = reference.plain_outputs["outputs"]["stagingSeed"]
+    assert exported["bucketArn"] == BUCKET_ARN and exported["kmsKeyArn"] == PROD_SEED_KEY_ARN
+    without_export = altered(
+        staging,
+        "pulumi:pulumi:StackReference",
+        reference.name,
+        lambda props: props | {"outputs": {k: v for k, v in props.get("outputs", {}).items() if k != "stagingSeed"}},
+    )
+    found = fired(without_export)
+    assert any("a bucket of another environment that exports no seeds" in message for message in found), found

@@ -101,6 +101,15 @@ def mock_image_id(reference: str) -> str:
     return "sha256:" + hashlib.sha256(reference.encode()).hexdigest()
 
 
+def mock_kms_key_id(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
+def mock_kms_key_arn(name: str, region: str = "eu-west-1") -> str:
+    """The ARN the mocks give the KMS key declared as `name`: derived from it, so traceable."""
+    return f"arn:aws:kms:{region}:{ACCOUNT_ID}:key/{mock_kms_key_id(name)}"
+
+
 def _decode(value: Any, *, reveal: bool, key: str = "") -> Any:
     """Inputs as the engine receives them, secrets masked (or unwrapped when `reveal`).
 
@@ -207,8 +216,8 @@ class _Mocks(pulumi_mocks.Mocks):
         elif type_ == "docker:index/container:Container" and args.inputs.get("attach"):
             state["exitCode"] = self.exit_codes.get(name, 0)
         elif type_ == "aws:kms/key:Key":
-            resource_id = hashlib.sha256(name.encode()).hexdigest()[:32]
-            state |= {"keyId": resource_id, "arn": f"arn:aws:kms:{self.region}:{ACCOUNT_ID}:key/{resource_id}"}
+            resource_id = mock_kms_key_id(name)
+            state |= {"keyId": resource_id, "arn": mock_kms_key_arn(name, self.region)}
         elif type_ == "aws:secretsmanager/secret:Secret":
             resource_id = f"arn:aws:secretsmanager:{self.region}:{ACCOUNT_ID}:secret:{args.inputs['name']}-AbCdEf"
             state["arn"] = resource_id
@@ -272,6 +281,30 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     plain_outputs=_decode(json_format.MessageToDict(response.object), reveal=True),
                 )
             )
+        return response
+
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802 (the engine's RPC name)
+        """A read resource (a StackReference) is recorded too: stack policies see it, with the
+        referenced stack's outputs, as they do in a real preview."""
+        response = super().ReadResource(request)
+        inputs = json_format.MessageToDict(request.properties)
+        self.declared.append(
+            DeclaredResource(
+                type=request.type,
+                name=request.name,
+                parent=_name_of(request.parent),
+                parent_urn=request.parent or None,
+                inputs=_decode(inputs, reveal=False),
+                plain_inputs=_decode(inputs, reveal=True),
+                urn=response.urn,
+                protect=False,
+                retain_on_delete=False,
+                delete_before_replace=False,
+                dependencies=list(request.dependencies),
+                provider=request.provider or None,
+                plain_outputs=_decode(json_format.MessageToDict(response.properties), reveal=True),
+            )
+        )
         return response
 
 
