@@ -21,7 +21,6 @@ the migration only starts once it succeeded.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
@@ -175,13 +174,12 @@ class BackupRunner(pulumi.ComponentResource):
     ) -> None:
         super().__init__("audit-x:backup:BackupRunner", name, None, opts)
         seed_key_arn = seed.writer_seed_key_arn if seed else None
-        arns = pulumi.Output.all(bucket.arn, kms_key.arn, seed_key_arn)
 
-        def identity(role: str, policy: Callable[[list[str]], str]) -> AccessKeyIdentity:
+        def identity(role: str, policy: pulumi.Output[str]) -> AccessKeyIdentity:
             return AccessKeyIdentity(
                 f"{name}-{role}",
                 ctx=ctx,
-                policy=arns.apply(policy),
+                policy=policy,
                 secrets=secrets,
                 stored_as=f"backup-{role}-access-key",
                 purpose=f"AWS access key of the backup runner's {role} identity",
@@ -190,8 +188,14 @@ class BackupRunner(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
 
-        self.writer = identity("writer", lambda a: writer_policy(a[0], a[1], a[2]))
-        self.reader = identity("reader", lambda a: reader_policy(a[0], a[1]))
+        # Each policy carries only the outputs it names: the reader's is not touched by the seed key.
+        self.writer = identity(
+            "writer",
+            pulumi.Output.all(bucket.arn, kms_key.arn, seed_key_arn).apply(lambda a: writer_policy(a[0], a[1], a[2])),
+        )
+        self.reader = identity(
+            "reader", pulumi.Output.all(bucket.arn, kms_key.arn).apply(lambda a: reader_policy(a[0], a[1]))
+        )
 
         # With PITR, FROM the server's own image as built on the host, pgBackRest included:
         # pgBackRest must be the same version on both ends of a backup.
