@@ -84,16 +84,21 @@ def seed_age_line(environment: str, found: tuple[float, str] | None, now: float)
     return f"{SEED_MEASUREMENT},environment={_escape_tag(environment)},role=running seed_age_s={age:.1f} {int(now)}"
 
 
-def write_rows(config: RunnerConfig, role: str, row_counts: dict[str, int], now: float) -> bool:
-    """Rows per table of a seed made (role=produced) or loaded (role=loaded), one point each."""
-    if not row_counts:
-        return False
-    environment = _escape_tag(config.environment)
-    lines = "\n".join(
-        f"{SEED_MEASUREMENT},environment={environment},role={role},table={_escape_tag(table)} rows={rows}i {int(now)}"
+def rows_lines(environment: str, role: str, row_counts: dict[str, int], now: float) -> list[str]:
+    """Rows per table of a seed made (role=produced) or loaded (role=loaded), one point each:
+
+    audit_x_seed,environment=prod,role=produced,table=public.users rows=2000i <unix seconds>
+    """
+    tags = f"environment={_escape_tag(environment)},role={role}"
+    return [
+        f"{SEED_MEASUREMENT},{tags},table={_escape_tag(table)} rows={rows}i {int(now)}"
         for table, rows in sorted(row_counts.items())
-    )
-    return write(config, lines, what=f"the seed's rows ({role})")
+    ]
+
+
+def write_rows(config: RunnerConfig, role: str, row_counts: dict[str, int], now: float) -> bool:
+    lines = rows_lines(config.environment, role, row_counts, now)
+    return bool(lines) and write(config, "\n".join(lines), what=f"the seed's rows ({role})")
 
 
 def write(config: RunnerConfig, line: str, *, what: str) -> bool:

@@ -24,8 +24,9 @@ from typing import Any, Literal
 
 import yaml
 
-from backup.metrics import ARCHIVING_INTERVAL_SECONDS
+from backup.metrics import ARCHIVING_INTERVAL_SECONDS, SEED_AGE_INTERVAL_SECONDS
 from backup.pitr import ARCHIVE_PUSH_TIMEOUT_SECONDS
+from backup.staging_seed import LOAD_KIND, PRODUCE_KIND
 from components.lib.containers import SECRETS_DIR
 from components.observability.signals import INFLUXDB, LOKI, Query, Scope
 from components.settings import AlertingSettings, Settings, Tiers
@@ -48,6 +49,9 @@ PAGERDUTY_FILE = f"{SECRETS_DIR}/pagerduty-routing-key"
 UNHEALTHY_AFTER_SECONDS = 90
 # Redpanda refreshes consumer lag no faster than `health_monitor_max_metadata_age` (10 s).
 REDPANDA_LAG_REFRESH_FLOOR_SECONDS = 10
+# Staging's seed runs (made in prod, loaded in staging): weekly; two weeks old is stale.
+SEED_KINDS = (PRODUCE_KIND, LOAD_KIND)
+STAGING_DATA_MAX_AGE_DAYS = 14
 # Alloy's loki.write batches lines for up to `batch_wait` (1 s by default) before pushing.
 ALLOY_BATCH_WAIT_SECONDS = 1
 
@@ -307,14 +311,62 @@ def alert_rules(settings: Settings) -> list[AlertRule]:
             title="Backup run failed",
             summary="The latest run of a backup kind (postgres, influxdb or the restore drill) failed.",
             severity="warning",
-            query=scope.backup_last_failed(backup_hours * 3600),
+            query=scope.backup_last_failed(backup_hours * 3600, excluding=SEED_KINDS),
             threshold=0,
             reducer="last",
             # No run in the window is the backup-stale rule's to report.
             no_data="OK",
             stages=(),
         ),
+        *staging_seed_rules(settings, scope),
     ]
+
+
+def staging_seed_rules(settings: Settings, scope: Scope) -> list[AlertRule]:
+    """Where a stack makes staging's seeds (prod) or loads them (staging): a failed run warns;
+    where it loads them, data older than STAGING_DATA_MAX_AGE_DAYS warns too (docs/staging-data.md)."""
+    seed = settings.staging_seed
+    if seed is None:
+        return []
+    # Weekly runs: a failure stays the latest for a week, and is still reported within two.
+    rules = [
+        AlertRule(
+            key="seed-failed",
+            title="Staging seed run failed",
+            summary=(
+                "The latest run making staging's seed (prod) or loading it (staging) failed: staging's data "
+                "gets older until the next one succeeds. The run's log says why (docs/staging-data.md)."
+            ),
+            severity="warning",
+            query=scope.backup_last_failed(2 * STAGING_DATA_MAX_AGE_DAYS * 86400, kinds=SEED_KINDS),
+            threshold=0,
+            reducer="last",
+            no_data="OK",
+            stages=(),
+        )
+    ]
+    if seed.source_stack is not None:
+        window = 3 * SEED_AGE_INTERVAL_SECONDS
+        rules.append(
+            AlertRule(
+                key="staging-data-stale",
+                title="Staging's data older than two weeks",
+                summary=(
+                    f"The seed staging runs on was made more than {STAGING_DATA_MAX_AGE_DAYS} days ago in "
+                    f"{seed.source_stack}, or none was ever loaded: migrations and load tests no longer meet "
+                    "prod's data. Load the newest (docs/staging-data.md)."
+                ),
+                severity="warning",
+                query=scope.staging_data_age_days(window),
+                threshold=STAGING_DATA_MAX_AGE_DAYS,
+                reducer="last",
+                # The runner reports every SEED_AGE_INTERVAL_SECONDS: none in three is not knowing
+                # what staging runs on (or no seed source exported yet).
+                no_data="Alerting",
+                stages=(Stage("seed age report", SEED_AGE_INTERVAL_SECONDS),),
+            )
+        )
+    return rules
 
 
 def _rule_document(rule: AlertRule, settings: Settings) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from backup.metrics import MEASUREMENT as BACKUP_MEASUREMENT
-from backup.metrics import PITR_MEASUREMENT
+from backup.metrics import PITR_MEASUREMENT, SEED_MEASUREMENT
 from components.lib.containers import LIFECYCLE_LABEL
 from components.lib.context import LABEL_PREFIX
 from components.observability.collector import PROBE_MEASUREMENT, REDPANDA_MEASUREMENT
@@ -21,6 +21,8 @@ LOKI = "loki"
 SERVICE_LABEL = f"{LABEL_PREFIX}.service"
 ROLE_LABEL = f"{LABEL_PREFIX}.role"
 BACKED_UP_KINDS = ("postgres", "influxdb")
+# Staging's data never loaded: older than any threshold (stagingSeed's alert).
+NEVER_LOADED_DAYS = 36500
 
 
 @dataclass(frozen=True)
@@ -215,17 +217,38 @@ class Scope:
             then=('group(columns: ["kind"])', "last()", f"map(fn: (r) => ({{r with _value: {hours}}}))"),
         )
 
-    def backup_last_failed(self, window_seconds: int) -> Query:
-        """1 per kind (postgres, influxdb, verify) whose latest run failed."""
+    def backup_last_failed(
+        self, window_seconds: int, *, kinds: Sequence[str] = (), excluding: Sequence[str] = ()
+    ) -> Query:
+        """1 per kind whose latest run failed: of `kinds` (default every kind), but `excluding`."""
+        selected = [f'r.kind == "{kind}"' for kind in kinds] or ["true"]
+        excluded = [f'r.kind != "{kind}"' for kind in excluding]
         return self.flux(
             window_seconds,
             f'r._measurement == "{BACKUP_MEASUREMENT}" and r._field == "success"',
-            f'r.environment == "{self.environment}"',
+            f'r.environment == "{self.environment}" and ({" or ".join(selected)})'
+            + "".join(f" and {condition}" for condition in excluded),
             then=(
                 'group(columns: ["kind"])',
                 'sort(columns: ["_time"])',
                 "last()",
                 "map(fn: (r) => ({r with _value: if r._value == 0 then 1.0 else 0.0}))",
+            ),
+        )
+
+    def staging_data_age_days(self, window_seconds: int) -> Query:
+        """Days since prod made the seed staging runs on (backup/staging_seed.py); never loaded
+        counts as older than any threshold (the runner writes -1 then)."""
+        return self.flux(
+            window_seconds,
+            f'r._measurement == "{SEED_MEASUREMENT}" and r._field == "seed_age_s"',
+            f'r.environment == "{self.environment}" and r.role == "running"',
+            then=(
+                'group(columns: ["environment"])',
+                'sort(columns: ["_time"])',
+                "last()",
+                f"map(fn: (r) => ({{r with _value: if r._value < 0.0 then {NEVER_LOADED_DAYS:.1f} "
+                "else r._value / 86400.0}))",
             ),
         )
 

@@ -4,11 +4,14 @@ moto S3 server. "Prod" is the rig's database; "staging" is another database on t
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import LiteralString
+from typing import Any, LiteralString
 
 import boto3
 import psycopg
@@ -18,6 +21,7 @@ from backup import seed, staging_seed
 from tests.backups.rig import DATABASE, DAY, PASSWORD, Rig, metric_lines, run
 from tools import audit_dataset
 from tools.local_services import postgres_bindir
+from tools.seed_load import SeedLoad, SeedLoadError
 
 pytestmark = pytest.mark.services
 
@@ -222,3 +226,94 @@ def test_a_seed_whose_bytes_changed_is_not_loaded_and_staging_keeps_its_data(
     assert rig.pg.psql("SELECT note FROM fixtures", database=STAGING).strip() == "hand-made"
     assert rig.pg.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{STAGING}_seed'").strip() == "0"
     assert metric_lines(rig, "seed-load", "failure")
+
+
+# --- tools/seed_load.py: the whole load, the app stopped, the migrations run -------------------
+
+MIGRATION = (
+    "ALTER TABLE users ADD COLUMN IF NOT EXISTS locale text; "
+    "INSERT INTO schema_migrations VALUES ('20261120120000') ON CONFLICT DO NOTHING"
+)
+
+
+@dataclass
+class RigHost:
+    """The Docker host as tools.seed_load sees it, over the rig: the runner's commands are the
+    real `backup.cli.main` on staging's database; the migration job runs a real migration."""
+
+    rig: Rig
+    bucket: str
+    migration_exit_code: int = 0
+    running: set[str] = field(default_factory=lambda: {"web-0", "worker-sidekiq-0"})
+    calls: list[str] = field(default_factory=list)
+
+    def containers(self, labels: dict[str, str], *, running: bool) -> list[str]:
+        role = labels.get("io.audit-x.role")
+        if labels.get("io.audit-x.service") == "backup":
+            return ["backup"]
+        if role == "migrate":
+            return ["migrate"]
+        return sorted(self.running) if running else sorted(self.running | {"migrate"})
+
+    def exec_json(self, container: str, argv: Sequence[str]) -> dict[str, Any]:
+        assert container == "backup" and list(argv[:3]) == ["python", "-m", "backup"]
+        self.calls.append(" ".join(argv[3:]))
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output):
+            code = run(self.rig, "unused", *argv[3:], now=DAY.replace(day=27), env=staging_env(self.bucket))
+        if code != 0:
+            raise SeedLoadError(f"{argv[3:]} exited {code}")
+        return json.loads(output.getvalue())
+
+    def stop(self, names: Sequence[str]) -> None:
+        self.calls.append(f"stop {' '.join(names)}")
+        self.running -= set(names)
+
+    def start(self, names: Sequence[str]) -> None:
+        self.calls.append(f"start {' '.join(names)}")
+        self.running |= set(names)
+
+    def run_to_completion(self, name: str) -> int:
+        self.calls.append(f"run {name}")
+        assert not self.running, "the migrations run with the app stopped"
+        if self.migration_exit_code == 0:
+            self.rig.pg.psql(MIGRATION, database=STAGING)
+        return self.migration_exit_code
+
+    def healthy(self, name: str) -> bool | None:
+        return name in self.running
+
+
+def test_the_load_stops_the_app_swaps_migrates_and_starts_it_again(rig: Rig, produced: tuple[str, dict]) -> None:
+    bucket, manifest = produced
+    staging_database(rig)
+    host = RigHost(rig, bucket)
+    result = SeedLoad(host, "test", report=lambda _: None).load(None)
+    assert result["seed"] == manifest["key"]
+    assert host.calls == [
+        "seed-load --stage",
+        "stop web-0 worker-sidekiq-0",
+        "seed-load --swap",
+        "run migrate",
+        "start web-0 worker-sidekiq-0",
+    ]
+    assert host.running == {"web-0", "worker-sidekiq-0"}
+    with psycopg.connect(rig.dsn(STAGING), password=PASSWORD) as staging:
+        assert staging.execute("SELECT max(version) FROM schema_migrations").fetchone() == ("20261120120000",)
+        for name, query in SAMPLE_QUERIES.items():
+            assert staging.execute(query).fetchall(), name
+
+
+def test_a_failed_migration_puts_staging_back_on_its_data_and_the_app_back_up(
+    rig: Rig, produced: tuple[str, dict]
+) -> None:
+    bucket, _ = produced
+    staging_database(rig)
+    host = RigHost(rig, bucket, migration_exit_code=1)
+    with pytest.raises(
+        SeedLoadError, match=r"the migrations \(migrate\) exited with 1 on the seed; staging was put back"
+    ):
+        SeedLoad(host, "test", report=lambda _: None).load(None)
+    assert host.calls[-2:] == ["seed-load --undo", "start web-0 worker-sidekiq-0"]
+    assert host.running == {"web-0", "worker-sidekiq-0"}
+    assert rig.pg.psql("SELECT note FROM fixtures", database=STAGING).strip() == "hand-made"

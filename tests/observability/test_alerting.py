@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from backup.metrics import RunOutcome, archiving_line
+from backup.metrics import RunOutcome, archiving_line, rows_lines, seed_age_line
 from backup.pitr import ArchiverStatus
 from components.observability.alerting import alert_rules, alerting_file
 from components.observability.dashboard import dashboard
@@ -220,13 +220,14 @@ def written_metrics(plan: Plan, stack: str) -> dict[str, dict[str, set[str]]]:
     for point in (
         RunOutcome("postgres", "scheduled", True, 1.0, 10).line(stack, 0),
         archiving_line(stack, archiving, 1.0),
+        seed_age_line(stack, (86400.0, "staging-seed/postgres/audit_x_prod/2026-11-29T040000Z.dump"), 1.0),
+        *rows_lines(stack, "loaded", {"public.users": 2000}, 1.0),
     ):
         head, fields, _ = point.split(" ")
         measurement, *tags = head.split(",")
-        written[measurement] = {
-            "tags": {t.split("=")[0] for t in tags},
-            "fields": {f.split("=")[0] for f in fields.split(",")},
-        }
+        known = written.setdefault(measurement, {"tags": set(), "fields": set()})
+        known["tags"] |= {t.split("=")[0] for t in tags}
+        known["fields"] |= {f.split("=")[0] for f in fields.split(",")}
     return written
 
 
