@@ -30,7 +30,7 @@ def test_actionlint_passes_on_every_workflow() -> None:
     binary = shutil.which("actionlint", path=str(Path(sys.executable).parent)) or shutil.which("actionlint")
     assert binary, "actionlint is installed by requirements-dev.txt"
     files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
-    assert len(files) == 4
+    assert len(files) == 5
     result = subprocess.run([binary, "-color=false", *files], capture_output=True, text=True, check=False, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -117,7 +117,7 @@ def test_load_test_stays_under_the_edges_rate_limit() -> None:
         assert f"sla.{key}" in script
 
 
-@pytest.mark.parametrize("name", ["ci.yml", "preview.yml", "scan.yml", "deploy.yml"])
+@pytest.mark.parametrize("name", ["ci.yml", "preview.yml", "scan.yml", "deploy.yml", "staging-seed.yml"])
 def test_every_workflow_starts_read_only(name: str) -> None:
     assert workflow(name)["permissions"]["contents"] == "read"
 
@@ -146,3 +146,15 @@ def test_a_failed_prod_deploy_pages_the_on_call_naming_the_approver() -> None:
     assert last["env"]["PAGERDUTY_ROUTING_KEY"] == "${{ secrets.PAGERDUTY_ROUTING_KEY }}"
     # Staging's failure pages nobody: it stops prod, and whoever pushed is told by GitHub.
     assert all("deploy_page" not in str(step.get("run", "")) for step in deploy["jobs"]["staging"]["steps"])
+
+
+def test_staging_loads_prods_seed_weekly_and_on_demand_never_during_a_deploy() -> None:
+    seeding = workflow("staging-seed.yml")
+    assert seeding["on"]["schedule"] == [{"cron": "0 6 * * 1"}]  # Monday, after Sunday's drill made a seed
+    assert set(seeding["on"]["workflow_dispatch"]["inputs"]) == {"seed", "undo"}
+    assert seeding["concurrency"] == workflow("deploy.yml")["concurrency"]  # one group: never overlapping
+    script = seeding["jobs"]["load"]["steps"][-1]["run"]
+    assert ".venv/bin/python -m tools.seed_load staging" in script and "--undo" in script
+    # The drill that makes the seed runs before the schedule: prod's verifySchedule is on Sunday.
+    prod = load_settings(load_stack_config("prod")).backup.verify_schedule
+    assert prod.startswith("sun ")
