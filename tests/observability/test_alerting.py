@@ -471,3 +471,20 @@ def test_pitr_is_watched_from_the_runners_own_metrics(stack: str) -> None:
     assert f'if r.kind == "pitr-full" then {7 * 24 + slack:.1f}' in stale.query.text
     assert f'if r.kind == "pitr-diff" then {settings.backup.max_age_hours:.1f}' in stale.query.text
     assert stale.threshold == 1 and stale.no_data == "Alerting"
+
+
+def test_staging_seed_runs_warn_and_only_staging_watches_its_datas_age(stack: str) -> None:
+    settings = settings_of(stack)
+    rules = {rule.key: rule for rule in alert_rules(settings)}
+    failed = rules["seed-failed"]
+    assert failed.severity == "warning"
+    assert 'r.kind == "staging-seed" or r.kind == "seed-load"' in failed.query.text
+    # A seed failure is not a backup failure: backup-failed leaves both kinds to seed-failed.
+    assert 'r.kind != "staging-seed" and r.kind != "seed-load"' in rules["backup-failed"].query.text
+    loads = settings.staging_seed is not None and settings.staging_seed.source_stack is not None
+    assert ("staging-data-stale" in rules) == loads
+    if loads:
+        stale = rules["staging-data-stale"]
+        assert (stale.severity, stale.threshold, stale.comparison, stale.no_data) == ("warning", 14, "gt", "Alerting")
+        assert 'r._measurement == "audit_x_seed" and r._field == "seed_age_s"' in stale.query.text
+        assert "r._value / 86400.0" in stale.query.text
