@@ -24,19 +24,22 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, LiteralString
+from typing import Any, LiteralString, cast
 
+import psycopg
 from psycopg import sql
 
-# {digest}: the value's HMAC-SHA256 under the key, in hex. Run with the key as a parameter: % is %%.
+# {digest}: the value's HMAC-SHA256 under the masking key, in hex. The key is a setting of the
+# masking transaction (KEY_SETTING), never part of a statement's text: statements get logged.
 FAKES: dict[str, LiteralString] = {
     "email": "'user-' || left({digest}, 20) || '@example.invalid'",
     "name": "'Person ' || upper(left({digest}, 10))",
-    "phone": "'+1555' || lpad((('x' || left({digest}, 8))::bit(32)::bigint %% 10000000)::text, 7, '0')",
+    "phone": "'+1555' || lpad((('x' || left({digest}, 8))::bit(32)::bigint % 10000000)::text, 7, '0')",
     # In 240.0.0.0/4, reserved and never a client's: a fake cannot equal a real address by chance.
-    "ip": "((240 + get_byte(decode({digest}, 'hex'), 0) %% 16) || '.' || get_byte(decode({digest}, 'hex'), 1) || '.' "
-    "|| get_byte(decode({digest}, 'hex'), 2) || '.' || get_byte(decode({digest}, 'hex'), 3))::inet",
+    # 28 bits of the digest, read once (each mention of {digest} is one HMAC per row).
+    "ip": "'240.0.0.0'::inet + ('x' || left({digest}, 7))::bit(28)::bigint",
 }
+KEY_SETTING = "audit_x.masking_key"
 SIMPLE = ("keep", "null")
 WITH_ARGUMENT = ("shift_days", "truncate", "constant")
 METHODS = (*SIMPLE, *FAKES, *WITH_ARGUMENT)
@@ -74,7 +77,9 @@ class Rule:
         if self.method == "null":
             return sql.SQL("NULL")
         if self.method in FAKES:
-            digest = sql.SQL("encode(hmac({}::text, %(key)s, 'sha256'), 'hex')").format(name)
+            digest = sql.SQL("encode(hmac({}::text, current_setting({}), 'sha256'), 'hex')").format(
+                name, sql.Literal(KEY_SETTING)
+            )
             return sql.SQL(FAKES[self.method]).format(digest=digest)
         if self.method == "shift_days":
             return sql.SQL("{} + make_interval(days => {})").format(name, sql.Literal(int(self.argument or 0)))
@@ -118,24 +123,77 @@ def unclassified(connection: Any, rules: Rules) -> list[str]:
     ]
 
 
+def column_types(connection: Any, schema: str = "public") -> dict[tuple[str, str], str]:
+    """Each column's type as SQL spells it (`character varying(255)`, `jsonb`)."""
+    rows = connection.execute(
+        "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped",
+        (schema,),
+    ).fetchall()
+    return {(table, column): type_ for table, column, type_ in rows}
+
+
 def mask(connection: Any, rules: Rules, key: str) -> dict[str, int]:
-    """Apply the rules to the scratch copy `connection` is on, in one transaction; rows per table."""
+    """Apply the rules to the scratch copy `connection` is on, in one transaction; rows per table.
+
+    Each table with masked columns is rewritten once (ALTER TABLE ... ALTER COLUMN ... TYPE
+    <its own type> USING <the rule>): a rewrite writes each row once and rebuilds the indexes in
+    bulk, where an UPDATE writes a second version of every row and maintains every index row by
+    row (tools/bench_seed.py measured the difference). A table a view or rule depends on cannot
+    be rewritten so: it is UPDATEd instead."""
     missing = unclassified(connection, rules)
     if missing:
         raise SeedError(f"no masking rule for {', '.join(missing)}: classify them in stagingSeed.rules first")
     connection.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
+    types = column_types(connection)
     masked: dict[str, int] = {}
     with connection.transaction():
+        connection.execute("SELECT set_config(%s, %s, true)", (KEY_SETTING, key))
         for table, columns in columns_of(connection).items():
-            changes = [
-                sql.SQL("{} = {}").format(sql.Identifier(column), rules[table][column].expression(column))
-                for column in columns
-                if rules[table][column].method != "keep"
-            ]
-            if changes:
-                statement = sql.SQL("UPDATE {} SET {}").format(sql.Identifier(table), sql.SQL(", ").join(changes))
-                masked[table] = connection.execute(statement, {"key": key}).rowcount
+            changed = {column: rules[table][column] for column in columns if rules[table][column].method != "keep"}
+            if changed:
+                _rewrite(connection, table, changed, types)
+                row = connection.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+                masked[table] = int(row[0]) if row else 0
     return masked
+
+
+_TYPE_NAME = re.compile(r'^[A-Za-z0-9_ ."(),\[\]]+$')
+
+
+def _type_sql(type_name: str) -> sql.SQL:
+    """A type as format_type() spells it, checked before it becomes part of a statement."""
+    if not _TYPE_NAME.fullmatch(type_name):
+        raise SeedError(f"unexpected column type {type_name!r}")
+    return sql.SQL(cast(LiteralString, type_name))
+
+
+def _rewrite(connection: Any, table: str, changed: dict[str, Rule], types: dict[tuple[str, str], str]) -> None:
+    def typed(column: str, rule: Rule) -> sql.Composable:
+        return sql.SQL("CAST(({}) AS {})").format(rule.expression(column), _type_sql(types[(table, column)]))
+
+    rewrite = sql.SQL("ALTER TABLE {} {}").format(
+        sql.Identifier(table),
+        sql.SQL(", ").join(
+            sql.SQL("ALTER COLUMN {} TYPE {} USING {}").format(
+                sql.Identifier(column), _type_sql(types[(table, column)]), typed(column, rule)
+            )
+            for column, rule in changed.items()
+        ),
+    )
+    try:
+        with connection.transaction():  # a savepoint: the UPDATE below runs if this is refused
+            connection.execute(rewrite)
+    except psycopg.errors.FeatureNotSupported:  # "cannot alter type of a column used by a view or rule"
+        update = sql.SQL("UPDATE {} SET {}").format(
+            sql.Identifier(table),
+            sql.SQL(", ").join(
+                sql.SQL("{} = {}").format(sql.Identifier(column), typed(column, rule))
+                for column, rule in changed.items()
+            ),
+        )
+        connection.execute(update)
 
 
 Originals = dict[tuple[str, str], list[str]]

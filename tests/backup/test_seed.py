@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterator
 
 import psycopg
+from psycopg import sql
 import pytest
 
 from backup import seed
@@ -118,10 +119,17 @@ def test_prods_config_holds_the_rules_and_a_bad_one_is_named() -> None:
 
     prod = load_settings(load_stack_config("prod"))
     assert prod.staging_seed is not None and prod.staging_seed.rules == audit_dataset.MASKING_RULES
-    assert load_settings(load_stack_config("staging")).staging_seed is None  # staging only loads a seed
+    staging = load_settings(load_stack_config("staging")).staging_seed
+    assert staging is not None and staging.rules is None  # staging only loads seeds: from prod
+    assert staging.source_stack == "audit-x/audit-x/prod"
     config = load_stack_config("prod") | {"audit-x:stagingSeed": '{"rules": {"users": {"email": "hash"}}}'}
     with pytest.raises(ConfigError, match=r"audit-x:stagingSeed\.rules = .*users\.email = 'hash'"):
         load_settings(config)
+    both = load_stack_config("prod") | {
+        "audit-x:stagingSeed": '{"rules": {"users": {"email": "email"}}, "sourceStack": "audit-x/audit-x/prod"}'
+    }
+    with pytest.raises(ConfigError, match=r"audit-x:stagingSeed.*expected either rules .* or sourceStack"):
+        load_settings(both)
 
 
 @pytest.mark.parametrize("method", sorted(seed.FAKES))
@@ -146,3 +154,32 @@ def test_each_fake_gives_a_value_of_its_kind_that_cannot_be_a_real_one(pg: Postg
         "ip": r"2(4\d|5[0-5])\.\d+\.\d+\.\d+/32",  # 240.0.0.0/4: reserved, never a client's
     }[method]
     assert re.fullmatch(expected, first), first
+
+
+def test_a_table_a_view_depends_on_is_masked_all_the_same(pg: PostgresCluster) -> None:
+    """A rewrite is refused where a view reads the column: the rules are applied by UPDATE there."""
+    with clone(pg, "scratch_view") as scratch, psycopg.connect(dsn(pg, SOURCE)) as source:
+        scratch.execute("CREATE VIEW user_emails AS SELECT id, email FROM users")
+        masked = seed.mask(scratch, RULES, KEY)
+        assert masked["users"] == counts(source)["users"]
+        assert scratch.execute(
+            "SELECT count(*) FROM user_emails WHERE email LIKE 'user-%@example.invalid'"
+        ).fetchone() == (counts(source)["users"],)
+
+
+def test_the_masking_key_is_never_part_of_a_statement(pg: PostgresCluster) -> None:
+    """Statements reach the server's log (log_min_duration_statement): the key is a setting of the
+    masking transaction, passed as a parameter, and the statements only name that setting."""
+    with clone(pg, "scratch_key") as scratch:
+        statements: list[str] = []
+        original = scratch.execute
+
+        def recording(query: object, params: object = None, **kwargs: object) -> object:
+            text = query.as_string(scratch) if isinstance(query, sql.Composable) else str(query)
+            statements.append(text)
+            return original(query, params, **kwargs)  # type: ignore[arg-type]
+
+        scratch.execute = recording  # type: ignore[method-assign]
+        seed.mask(scratch, RULES, KEY)
+    assert any("ALTER TABLE" in s and "current_setting('audit_x.masking_key')" in s for s in statements)
+    assert not [s for s in statements if KEY in s]

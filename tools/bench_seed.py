@@ -1,0 +1,196 @@
+"""Benchmark staging's seed against the restore drill it follows, in one run, on loopback.
+
+    python -m tools.bench_seed --size-mb 1024 [--json]
+
+Builds the audit-like data set of about N MB (tools/audit_dataset.py) in a throwaway PostgreSQL,
+backs it up to moto's S3 server with the runner's own `postgres` command, then runs the runner's
+`seed` command (the weekly restore drill, then the seed from its verified copy, as prod's runner
+does every Sunday) and reports, from that one run:
+
+    db_mb               the database's size
+    drill_s             the restore drill: checksum, TOC, restore into a scratch database, counts
+    seed_s              masking, checking and dumping the seed (mask_s + check_s + dump_s)
+    seed_ratio          seed_s / drill_s (goal: at most 0.5 at 1 GB, the seed adds at most half)
+    mask_s, check_s, dump_s   its parts
+    masked_rows_per_s   rows the masking UPDATEs wrote, per second of mask_s
+    dump_mb             the logical backup the drill restored (pg_dump -Fc)
+    seed_mb             the seed (pg_dump -Fc --compress=1 of the masked copy)
+    leaks               original values of masked columns found anywhere in the seed (every
+                        email, name, organisation name, token digest of the source, and up to
+                        20,000 of its IP addresses and user agents): must be 0
+    cpu_s               CPU seconds of the runner's process and of PostgreSQL's, during the
+                        `seed` command: what this two-core machine spends on each side
+
+The last line with --json is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psycopg
+
+from backup.cli import main as runner
+from tools import audit_dataset
+from tools.local_services import PostgresCluster, postgres_bindir, postgres_cluster, s3_server
+
+DATABASE = "audit_x_bench"
+PASSWORD = "BenchSeedPassword0123456789abcdefghijk"
+BUCKET = "audit-x-bench-seed"
+MASKING_KEY = "bench-masking-key-0123456789abcdefghijklmnopqrstuvwxyz0123"
+
+
+@contextlib.contextmanager
+def environment(work: Path, pg: PostgresCluster, endpoint: str) -> Iterator[dict[str, str]]:
+    """The runner's environment, as the Pulumi program sets it in prod (seed rules and key)."""
+    (work / "pgpassword").write_text(PASSWORD)
+    (work / "masking-key").write_text(MASKING_KEY)
+    (work / "rules.json").write_text(json.dumps(audit_dataset.MASKING_RULES))
+    yield {
+        "BACKUP_ENVIRONMENT": "bench",
+        "BACKUP_BUCKET": BUCKET,
+        "BACKUP_STATE_DIR": str(work / "state"),
+        "AWS_REGION": "eu-west-1",
+        "S3_ENDPOINT_URL": endpoint,
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(pg.port),
+        "PGUSER": "audit_x",
+        "PGDATABASE": DATABASE,
+        "PGPASSWORD_FILE": str(work / "pgpassword"),
+        "BACKUP_SCHEDULE_INFLUXDB": "off",
+        "SEED_RULES_FILE": str(work / "rules.json"),
+        "SEED_KEY_FILE": str(work / "masking-key"),
+    }
+
+
+def run_runner(env: dict[str, str], *argv: str) -> dict[str, Any]:
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        code = runner(list(argv), env=env)
+    if code != 0:
+        raise SystemExit(f"`python -m backup {' '.join(argv)}` exited {code}")
+    return json.loads(output.getvalue())
+
+
+def postgres_cpu_s(pg: PostgresCluster) -> float:
+    """CPU seconds of every process of the cluster (its postmaster's children included)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"postgres" in command:
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
+def originals(dsn: str) -> list[str]:
+    with psycopg.connect(dsn, password=PASSWORD) as connection:
+        return [
+            value
+            for (value,) in connection.execute(
+                "SELECT email FROM users UNION ALL SELECT full_name FROM users "
+                "UNION ALL SELECT name FROM organizations UNION ALL SELECT digest FROM api_tokens "
+                "UNION ALL (SELECT DISTINCT host(ip) FROM audit_events WHERE ip IS NOT NULL LIMIT 20000) "
+                "UNION ALL (SELECT user_agent FROM audit_events WHERE user_agent IS NOT NULL LIMIT 20000)"
+            ).fetchall()
+        ]
+
+
+def leaks_in(seed_dump: Path, values: list[str]) -> int:
+    """How many of `values` appear anywhere in the seed (restored to SQL text, scanned whole)."""
+    text = subprocess.run(
+        [str(postgres_bindir() / "pg_restore"), "--file=-", str(seed_dump)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    ).stdout
+    return sum(1 for value in set(values) if value in text)
+
+
+def run(size_mb: int) -> dict[str, Any]:
+    # This process runs the runner: pg_dump and pg_restore of the server's version, moto's keys.
+    os.environ["PATH"] = f"{postgres_bindir()}:{os.environ['PATH']}"
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    with (
+        tempfile.TemporaryDirectory(prefix="audit-x-bench-seed-") as tmp,
+        postgres_cluster() as pg,
+        s3_server() as endpoint,
+    ):
+        work = Path(tmp)
+        pg.psql(f"CREATE ROLE audit_x LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
+        pg.psql(f"CREATE DATABASE {DATABASE} OWNER audit_x")
+        dsn = f"host=127.0.0.1 port={pg.port} user=audit_x dbname={DATABASE}"
+        built = audit_dataset.build(dsn, size_mb, password=PASSWORD)
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="eu-west-1")
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        with environment(work, pg, endpoint) as env:
+            backup = run_runner(env, "postgres")
+            runner_cpu, pg_cpu = resource.getrusage(resource.RUSAGE_SELF), postgres_cpu_s(pg)
+            started = time.monotonic()
+            result = run_runner(env, "seed")
+            total_s = time.monotonic() - started
+            runner_after = resource.getrusage(resource.RUSAGE_SELF)
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            pg_cpu = postgres_cpu_s(pg) - pg_cpu
+        seed = result["staging_seed"]
+        timings = seed["timings_s"]
+        seed_s = timings["mask_s"] + timings["check_s"] + timings["dump_s"]
+        drill_s = total_s - seed_s
+        seed_file = work / "seed.dump"
+        s3.download_file(BUCKET, seed["key"], str(seed_file))
+        figures = {
+            "size_mb_requested": size_mb,
+            "db_mb": built["size_mb"],
+            "drill_s": round(drill_s, 2),
+            "seed_s": round(seed_s, 2),
+            "seed_ratio": round(seed_s / drill_s, 3),
+            **{name: round(value, 2) for name, value in timings.items()},
+            "masked_rows_per_s": round(sum(seed["masked_rows"].values()) / timings["mask_s"]),
+            "dump_mb": round(backup["size_bytes"] / 2**20, 1),
+            "seed_mb": round(seed["size_bytes"] / 2**20, 1),
+            "leaks": leaks_in(seed_file, originals(dsn)),
+            "cpu_s": {
+                "runner": round(
+                    runner_after.ru_utime + runner_after.ru_stime - runner_cpu.ru_utime - runner_cpu.ru_stime, 1
+                ),
+                "runner_children_total": round(children.ru_utime + children.ru_stime, 1),
+                "postgres": round(pg_cpu, 1),
+            },
+        }
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.bench_seed", description="Benchmark the staging seed.")
+    parser.add_argument("--size-mb", type=int, default=256)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    figures = run(args.size_mb)
+    for name, value in figures.items():
+        print(f"{name:20} {value}")
+    if args.json:
+        print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
