@@ -207,10 +207,11 @@ def sample_originals(connection: Any, rules: Rules, sample: int = 200) -> Origin
         for column, rule in columns.items():
             if rule.method not in MASKING:
                 continue
-            query = sql.SQL("SELECT DISTINCT {c}::text FROM {t} WHERE {c} IS NOT NULL LIMIT {n}").format(
+            # The first rows a scan meets, not DISTINCT: DISTINCT hashes the whole table first.
+            query = sql.SQL("SELECT {c}::text FROM {t} WHERE {c} IS NOT NULL LIMIT {n}").format(
                 c=sql.Identifier(column), t=sql.Identifier(table), n=sql.Literal(sample)
             )
-            values = [row[0] for row in connection.execute(query).fetchall()]
+            values = sorted({row[0] for row in connection.execute(query).fetchall()})
             if values:
                 originals[(table, column)] = values
     return originals

@@ -18,8 +18,11 @@ does every Sunday) and reports, from that one run:
     leaks               original values of masked columns found anywhere in the seed (every
                         email, name, organisation name, token digest of the source, and up to
                         20,000 of its IP addresses and user agents): must be 0
+    wal_mb              WAL the server wrote for the drill, and for the seed besides: on prod's
+                        server both reach the PITR repository (pgBackRest archives all WAL)
     cpu_s               CPU seconds of the runner's process and of PostgreSQL's, during the
-                        `seed` command: what this two-core machine spends on each side
+                        `seed` command (drill and seed), and of pg_dump and pg_restore: what this
+                        two-core machine spends on each side
 
 The last line with --json is one JSON object.
 """
@@ -86,18 +89,21 @@ def run_runner(env: dict[str, str], *argv: str) -> dict[str, Any]:
 
 
 def postgres_cpu_s(pg: PostgresCluster) -> float:
-    """CPU seconds of every process of the cluster (its postmaster's children included)."""
+    """CPU seconds of the server: its postmaster with every child it has reaped (each connection's
+    backend exits with its connection) and the children still running."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            command = (stat.parent / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"postgres" in command:
-            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-    return total
+    postmaster = int((pg.datadir / "postmaster.pid").read_text().split()[0])
+
+    def stat(pid: int) -> list[str]:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+    fields = stat(postmaster)
+    total = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime, stime, cutime, cstime
+    for child in Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split():
+        with contextlib.suppress(OSError):
+            fields = stat(int(child))
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def originals(dsn: str) -> list[str]:
@@ -113,16 +119,33 @@ def originals(dsn: str) -> list[str]:
         ]
 
 
-def leaks_in(seed_dump: Path, values: list[str]) -> int:
-    """How many of `values` appear anywhere in the seed (restored to SQL text, scanned whole)."""
-    text = subprocess.run(
-        [str(postgres_bindir() / "pg_restore"), "--file=-", str(seed_dump)],
-        check=True,
+def leaks_in(seed_dump: Path, values: list[str], work: Path) -> int:
+    """How many of `values` appear anywhere in the seed, restored to SQL text and scanned whole by
+    `grep -F` (Aho-Corasick over every value at once: one pass, not one per value)."""
+    text, patterns = work / "seed.sql", work / "originals.txt"
+    with text.open("wb") as out:
+        subprocess.run(
+            [str(postgres_bindir() / "pg_restore"), "--file=-", str(seed_dump)], check=True, stdout=out, timeout=1800
+        )
+    patterns.write_text("\n".join(sorted(set(values))) + "\n")
+    found = subprocess.run(
+        ["grep", "--fixed-strings", "--only-matching", f"--file={patterns}", str(text)],
         capture_output=True,
         text=True,
         timeout=1800,
-    ).stdout
-    return sum(1 for value in set(values) if value in text)
+        check=False,
+    )
+    if found.returncode not in (0, 1):  # 1: nothing matched
+        raise SystemExit(f"grep failed: {found.stderr}")
+    return len(set(found.stdout.split("\n")) - {""})
+
+
+def wal_lsn(pg: PostgresCluster) -> str:
+    return pg.psql("SELECT pg_current_wal_lsn()").strip()
+
+
+def wal_mb_since(pg: PostgresCluster, lsn: str) -> float:
+    return round(float(pg.psql(f"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{lsn}')").strip()) / 2**20, 1)
 
 
 def run(size_mb: int) -> dict[str, Any]:
@@ -144,13 +167,20 @@ def run(size_mb: int) -> dict[str, Any]:
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
         with environment(work, pg, endpoint) as env:
             backup = run_runner(env, "postgres")
+            # The drill alone first: the WAL it makes on the server (archived by pgBackRest in prod).
+            lsn = wal_lsn(pg)
+            run_runner(env, "verify")
+            drill_wal_mb = wal_mb_since(pg, lsn)
+            lsn = wal_lsn(pg)
             runner_cpu, pg_cpu = resource.getrusage(resource.RUSAGE_SELF), postgres_cpu_s(pg)
+            tools_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.monotonic()
             result = run_runner(env, "seed")
             total_s = time.monotonic() - started
             runner_after = resource.getrusage(resource.RUSAGE_SELF)
             children = resource.getrusage(resource.RUSAGE_CHILDREN)
             pg_cpu = postgres_cpu_s(pg) - pg_cpu
+            seed_wal_mb = round(wal_mb_since(pg, lsn) - drill_wal_mb, 1)
         seed = result["staging_seed"]
         timings = seed["timings_s"]
         seed_s = timings["mask_s"] + timings["check_s"] + timings["dump_s"]
@@ -167,12 +197,16 @@ def run(size_mb: int) -> dict[str, Any]:
             "masked_rows_per_s": round(sum(seed["masked_rows"].values()) / timings["mask_s"]),
             "dump_mb": round(backup["size_bytes"] / 2**20, 1),
             "seed_mb": round(seed["size_bytes"] / 2**20, 1),
-            "leaks": leaks_in(seed_file, originals(dsn)),
+            "leaks": leaks_in(seed_file, originals(dsn), work),
+            "wal_mb": {"drill": drill_wal_mb, "seed": seed_wal_mb},
             "cpu_s": {
                 "runner": round(
                     runner_after.ru_utime + runner_after.ru_stime - runner_cpu.ru_utime - runner_cpu.ru_stime, 1
                 ),
-                "runner_children_total": round(children.ru_utime + children.ru_stime, 1),
+                # pg_dump and pg_restore, started by the runner
+                "dump_and_restore_tools": round(
+                    children.ru_utime + children.ru_stime - tools_cpu.ru_utime - tools_cpu.ru_stime, 1
+                ),
                 "postgres": round(pg_cpu, 1),
             },
         }

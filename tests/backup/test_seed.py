@@ -8,8 +8,8 @@ import subprocess
 from collections.abc import Iterator
 
 import psycopg
-from psycopg import sql
 import pytest
+from psycopg import sql
 
 from backup import seed
 from tools import audit_dataset
