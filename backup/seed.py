@@ -134,8 +134,9 @@ def column_types(connection: Any, schema: str = "public") -> dict[tuple[str, str
     return {(table, column): type_ for table, column, type_ in rows}
 
 
-def mask(connection: Any, rules: Rules, key: str) -> dict[str, int]:
-    """Apply the rules to the scratch copy `connection` is on, in one transaction; rows per table.
+def mask(connection: Any, rules: Rules, key: str) -> list[str]:
+    """Apply the rules to the scratch copy `connection` is on, in one transaction; the tables
+    whose columns were masked (their rows are counted once, by the caller, with all the others).
 
     Each table with masked columns is rewritten once (ALTER TABLE ... ALTER COLUMN ... TYPE
     <its own type> USING <the rule>): a rewrite writes each row once and rebuilds the indexes in
@@ -147,15 +148,14 @@ def mask(connection: Any, rules: Rules, key: str) -> dict[str, int]:
         raise SeedError(f"no masking rule for {', '.join(missing)}: classify them in stagingSeed.rules first")
     connection.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
     types = column_types(connection)
-    masked: dict[str, int] = {}
+    masked: list[str] = []
     with connection.transaction():
         connection.execute("SELECT set_config(%s, %s, true)", (KEY_SETTING, key))
         for table, columns in columns_of(connection).items():
             changed = {column: rules[table][column] for column in columns if rules[table][column].method != "keep"}
             if changed:
                 _rewrite(connection, table, changed, types)
-                row = connection.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
-                masked[table] = int(row[0]) if row else 0
+                masked.append(table)
     return masked
 
 
@@ -218,16 +218,23 @@ def sample_originals(connection: Any, rules: Rules, sample: int = 200) -> Origin
 
 
 def leaks(connection: Any, originals: Originals) -> dict[str, int]:
-    """`table.column` -> how many of its sampled originals are still in it after masking. The
-    values themselves are never returned: they are a real person's data."""
-    found: dict[str, int] = {}
+    """`table.column` -> how many of its sampled originals are still in it after masking, each
+    table scanned once for all its columns. The values themselves are never returned: they are
+    a real person's data."""
+    by_table: dict[str, dict[str, list[str]]] = {}
     for (table, column), values in originals.items():
-        query = sql.SQL("SELECT count(DISTINCT {c}::text) FROM {t} WHERE {c}::text = ANY(%s)").format(
-            c=sql.Identifier(column), t=sql.Identifier(table)
+        by_table.setdefault(table, {})[column] = values
+    found: dict[str, int] = {}
+    for table, columns in by_table.items():
+        query = sql.SQL("SELECT {} FROM {}").format(
+            sql.SQL(", ").join(
+                sql.SQL("count(DISTINCT {c}::text) FILTER (WHERE {c}::text = ANY(%s))").format(c=sql.Identifier(column))
+                for column in columns
+            ),
+            sql.Identifier(table),
         )
-        row = connection.execute(query, (values,)).fetchone()
-        if row and row[0]:
-            found[f"{table}.{column}"] = int(row[0])
+        row = connection.execute(query, list(columns.values())).fetchone() or ()
+        found |= {f"{table}.{column}": int(count) for column, count in zip(columns, row, strict=True) if count}
     return found
 
 

@@ -95,6 +95,7 @@ def produce(
         timings["check_s"] = time.monotonic() - mark
         counts = postgres.table_row_counts(connection)
         migration = postgres.latest_migration(connection)
+    masked_rows = {table: counts[f"public.{table}"] for table in masked}
     key = BackupKey(SEED_TIER, postgres.KIND, config.pg_database, stamp(started), EXTENSION)
     mark = time.monotonic()
     size, sha256 = run_producer_to_s3(
@@ -117,7 +118,7 @@ def produce(
         "source_sha256": source_manifest["sha256"],
         "rules_sha256": digest,
         "row_counts": counts,
-        "masked_rows": masked,
+        "masked_rows": masked_rows,
         "leak_check": {
             "columns": len(originals),
             "values_sampled": sum(len(values) for values in originals.values()),

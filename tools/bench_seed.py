@@ -2,7 +2,8 @@
 
     python -m tools.bench_seed --size-mb 1024 [--json]
 
-Builds the audit-like data set of about N MB (tools/audit_dataset.py) in a throwaway PostgreSQL,
+Builds the audit-like data set of about N MB (tools/audit_dataset.py) in a throwaway PostgreSQL
+started with prod's server flags (memory, logging),
 backs it up to moto's S3 server with the runner's own `postgres` command, then runs the runner's
 `seed` command (the weekly restore drill, then the seed from its verified copy, as prod's runner
 does every Sunday) and reports, from that one run:
@@ -47,8 +48,11 @@ import boto3
 import psycopg
 
 from backup.cli import main as runner
+from components.data.postgres import server_flags
+from components.settings import load_settings
 from tools import audit_dataset
 from tools.local_services import PostgresCluster, postgres_bindir, postgres_cluster, s3_server
+from tools.mock_engine import load_stack_config
 
 DATABASE = "audit_x_bench"
 PASSWORD = "BenchSeedPassword0123456789abcdefghijk"
@@ -148,6 +152,11 @@ def wal_mb_since(pg: PostgresCluster, lsn: str) -> float:
     return round(float(pg.psql(f"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{lsn}')").strip()) / 2**20, 1)
 
 
+def prod_server_flags() -> list[str]:
+    """`name=value` of each `-c` flag prod's PostgreSQL runs with."""
+    return server_flags(load_settings(load_stack_config("prod")).postgres)[2::2]
+
+
 def run(size_mb: int) -> dict[str, Any]:
     # This process runs the runner: pg_dump and pg_restore of the server's version, moto's keys.
     os.environ["PATH"] = f"{postgres_bindir()}:{os.environ['PATH']}"
@@ -155,7 +164,8 @@ def run(size_mb: int) -> dict[str, Any]:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     with (
         tempfile.TemporaryDirectory(prefix="audit-x-bench-seed-") as tmp,
-        postgres_cluster() as pg,
+        # The server as prod runs it: its memory and logging flags (components/data/postgres.py).
+        postgres_cluster(prod_server_flags()) as pg,
         s3_server() as endpoint,
     ):
         work = Path(tmp)
