@@ -134,7 +134,7 @@ def column_types(connection: Any, schema: str = "public") -> dict[tuple[str, str
     return {(table, column): type_ for table, column, type_ in rows}
 
 
-def mask(connection: Any, rules: Rules, key: str) -> list[str]:
+def mask(connection: Any, rules: Rules, key: str, *, rewrite: bool = True) -> list[str]:
     """Apply the rules to the scratch copy `connection` is on, in one transaction; the tables
     whose columns were masked (their rows are counted once, by the caller, with all the others).
 
@@ -154,7 +154,7 @@ def mask(connection: Any, rules: Rules, key: str) -> list[str]:
         for table, columns in columns_of(connection).items():
             changed = {column: rules[table][column] for column in columns if rules[table][column].method != "keep"}
             if changed:
-                _rewrite(connection, table, changed, types)
+                _mask_table(connection, table, changed, types, rewrite=rewrite)
                 masked.append(table)
     return masked
 
@@ -169,11 +169,13 @@ def _type_sql(type_name: str) -> sql.SQL:
     return sql.SQL(cast(LiteralString, type_name))
 
 
-def _rewrite(connection: Any, table: str, changed: dict[str, Rule], types: dict[tuple[str, str], str]) -> None:
+def _mask_table(
+    connection: Any, table: str, changed: dict[str, Rule], types: dict[tuple[str, str], str], *, rewrite: bool
+) -> None:
     def typed(column: str, rule: Rule) -> sql.Composable:
         return sql.SQL("CAST(({}) AS {})").format(rule.expression(column), _type_sql(types[(table, column)]))
 
-    rewrite = sql.SQL("ALTER TABLE {} {}").format(
+    alter = sql.SQL("ALTER TABLE {} {}").format(
         sql.Identifier(table),
         sql.SQL(", ").join(
             sql.SQL("ALTER COLUMN {} TYPE {} USING {}").format(
@@ -182,18 +184,20 @@ def _rewrite(connection: Any, table: str, changed: dict[str, Rule], types: dict[
             for column, rule in changed.items()
         ),
     )
-    try:
-        with connection.transaction():  # a savepoint: the UPDATE below runs if this is refused
-            connection.execute(rewrite)
-    except psycopg.errors.FeatureNotSupported:  # "cannot alter type of a column used by a view or rule"
-        update = sql.SQL("UPDATE {} SET {}").format(
-            sql.Identifier(table),
-            sql.SQL(", ").join(
-                sql.SQL("{} = {}").format(sql.Identifier(column), typed(column, rule))
-                for column, rule in changed.items()
-            ),
-        )
-        connection.execute(update)
+    if rewrite:
+        try:
+            with connection.transaction():  # a savepoint: the UPDATE below runs if this is refused
+                connection.execute(alter)
+            return
+        except psycopg.errors.FeatureNotSupported:  # "cannot alter type of a column used by a view or rule"
+            pass
+    update = sql.SQL("UPDATE {} SET {}").format(
+        sql.Identifier(table),
+        sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(column), typed(column, rule)) for column, rule in changed.items()
+        ),
+    )
+    connection.execute(update)
 
 
 Originals = dict[tuple[str, str], list[str]]

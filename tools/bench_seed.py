@@ -21,6 +21,8 @@ does every Sunday) and reports, from that one run:
                         20,000 of its IP addresses and user agents): must be 0
     wal_mb              WAL the server wrote for the drill, and for the seed besides: on prod's
                         server both reach the PITR repository (pgBackRest archives all WAL)
+    mask_strategies     the masking alone on fresh copies: the runner's rewrite against an UPDATE
+                        of every row (the baseline), each with its time and WAL
     cpu_s               CPU seconds of the runner's process and of PostgreSQL's, during the
                         `seed` command (drill and seed), and of pg_dump and pg_restore: what this
                         two-core machine spends on each side
@@ -47,6 +49,7 @@ from typing import Any
 import boto3
 import psycopg
 
+from backup import seed
 from backup.cli import main as runner
 from components.data.postgres import server_flags
 from components.settings import load_settings
@@ -152,6 +155,25 @@ def wal_mb_since(pg: PostgresCluster, lsn: str) -> float:
     return round(float(pg.psql(f"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{lsn}')").strip()) / 2**20, 1)
 
 
+def mask_strategies(pg: PostgresCluster) -> dict[str, Any]:
+    """The masking alone, on two fresh copies of the source: the rewrite the runner does, and an
+    UPDATE of every row (the baseline, and the runner's fallback where a view blocks a rewrite)."""
+    rules = seed.parse_rules(audit_dataset.MASKING_RULES)
+    figures: dict[str, Any] = {}
+    for strategy in ("rewrite", "update"):
+        copy = f"mask_{strategy}"
+        pg.psql(f"CREATE DATABASE {copy} TEMPLATE {DATABASE}")
+        with psycopg.connect(f"host=127.0.0.1 port={pg.port} user=audit_x dbname={copy}", password=PASSWORD) as c:
+            c.autocommit = True
+            lsn = wal_lsn(pg)
+            started = time.monotonic()
+            seed.mask(c, rules, MASKING_KEY, rewrite=strategy == "rewrite")
+            figures[strategy] = {"s": round(time.monotonic() - started, 2), "wal_mb": wal_mb_since(pg, lsn)}
+        pg.psql(f"DROP DATABASE {copy}")
+    figures["update_over_rewrite_s"] = round(figures["update"]["s"] / figures["rewrite"]["s"], 2)
+    return figures
+
+
 def prod_server_flags() -> list[str]:
     """`name=value` of each `-c` flag prod's PostgreSQL runs with."""
     return server_flags(load_settings(load_stack_config("prod")).postgres)[2::2]
@@ -191,12 +213,13 @@ def run(size_mb: int) -> dict[str, Any]:
             children = resource.getrusage(resource.RUSAGE_CHILDREN)
             pg_cpu = postgres_cpu_s(pg) - pg_cpu
             seed_wal_mb = round(wal_mb_since(pg, lsn) - drill_wal_mb, 1)
-        seed = result["staging_seed"]
-        timings = seed["timings_s"]
+        strategies = mask_strategies(pg)
+        made = result["staging_seed"]
+        timings = made["timings_s"]
         seed_s = timings["mask_s"] + timings["check_s"] + timings["dump_s"]
         drill_s = total_s - seed_s
         seed_file = work / "seed.dump"
-        s3.download_file(BUCKET, seed["key"], str(seed_file))
+        s3.download_file(BUCKET, made["key"], str(seed_file))
         figures = {
             "size_mb_requested": size_mb,
             "db_mb": built["size_mb"],
@@ -204,11 +227,12 @@ def run(size_mb: int) -> dict[str, Any]:
             "seed_s": round(seed_s, 2),
             "seed_ratio": round(seed_s / drill_s, 3),
             **{name: round(value, 2) for name, value in timings.items()},
-            "masked_rows_per_s": round(sum(seed["masked_rows"].values()) / timings["mask_s"]),
+            "masked_rows_per_s": round(sum(made["masked_rows"].values()) / timings["mask_s"]),
             "dump_mb": round(backup["size_bytes"] / 2**20, 1),
-            "seed_mb": round(seed["size_bytes"] / 2**20, 1),
+            "seed_mb": round(made["size_bytes"] / 2**20, 1),
             "leaks": leaks_in(seed_file, originals(dsn), work),
             "wal_mb": {"drill": drill_wal_mb, "seed": seed_wal_mb},
+            "mask_strategies": strategies,
             "cpu_s": {
                 "runner": round(
                     runner_after.ru_utime + runner_after.ru_stime - runner_cpu.ru_utime - runner_cpu.ru_stime, 1
