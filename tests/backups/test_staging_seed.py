@@ -10,6 +10,7 @@ import json
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, LiteralString
 
@@ -17,7 +18,9 @@ import boto3
 import psycopg
 import pytest
 
-from backup import seed, staging_seed
+from backup import config as runner_config
+from backup import seed, staging_seed, state
+from backup.cli import make_seed_store, make_store, serve
 from tests.backups.rig import DATABASE, DAY, PASSWORD, Rig, metric_lines, run
 from tools import audit_dataset
 from tools.local_services import postgres_bindir
@@ -317,3 +320,68 @@ def test_a_failed_migration_puts_staging_back_on_its_data_and_the_app_back_up(
     assert host.calls[-2:] == ["seed-load --undo", "start web-0 worker-sidekiq-0"]
     assert host.running == {"web-0", "worker-sidekiq-0"}
     assert rig.pg.psql("SELECT note FROM fixtures", database=STAGING).strip() == "hand-made"
+
+
+class ClockRanOutError(Exception):
+    pass
+
+
+def serve_until(rig: Rig, env: dict[str, str], start: datetime, end: datetime) -> None:
+    """The runner's scheduler (`serve`) on a fake clock from `start` until `end`."""
+    now = [start]
+
+    def sleep(seconds: float) -> None:
+        now[0] += timedelta(seconds=seconds)
+        if now[0] > end:
+            raise ClockRanOutError
+
+    config = runner_config.load(env)
+    with pytest.raises(ClockRanOutError):
+        serve(
+            config,
+            make_store(config, "postgres"),
+            make_store(config, "verify"),
+            lambda: now[0],
+            sleep=sleep,
+            seed_store=make_seed_store(config),
+        )
+
+
+def test_prods_scheduler_makes_the_seed_right_after_sundays_drill(rig: Rig, seed_env: dict[str, str]) -> None:
+    bucket = rig.new_bucket()
+    env = {**rig.env, **seed_env, "BACKUP_BUCKET": bucket, "BACKUP_STATE_DIR": str(rig.tmp / f"state-{bucket}")}
+    saturday_noon = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    serve_until(rig, env, saturday_noon, datetime(2026, 11, 29, 5, 0, tzinfo=UTC))
+    assert [k.rsplit("/", 1)[1] for k in seed_keys(rig, bucket)] == [
+        "2026-11-29T040000Z.dump",  # Sunday 04:00, the drill's time (backup.verifySchedule)
+        "2026-11-29T040000Z.manifest.json",
+    ]
+    sunday_4am = int(datetime(2026, 11, 29, 4, 0, tzinfo=UTC).timestamp())
+    assert [line for line in metric_lines(rig, "staging-seed", "success") if line.endswith(f" {sunday_4am}")]
+
+
+def test_stagings_scheduler_reports_the_age_of_its_data_every_ten_minutes(rig: Rig, produced: tuple[str, dict]) -> None:
+    bucket, _ = produced
+    staging_database(rig)
+    own = rig.new_bucket()
+    env = {**rig.env, **staging_env(bucket), "BACKUP_BUCKET": own, "BACKUP_STATE_DIR": str(rig.tmp / "state-staging")}
+    state.record_success(
+        Path(env["BACKUP_STATE_DIR"]),
+        staging_seed.LOAD_KIND,
+        DAY,
+        {"seed": "staging-seed/postgres/audit_x_test/2026-11-25T020000Z.dump", "taken_at": DAY.isoformat()},
+    )
+    start = DAY + timedelta(days=3)
+    serve_until(rig, env, start, start + timedelta(minutes=25))
+    ages = [
+        line
+        for line in rig.influx.lines
+        if line.startswith("audit_x_seed,environment=test,role=running ")
+        and start.timestamp() <= int(line.rsplit(" ", 1)[1]) <= (start + timedelta(minutes=25)).timestamp()
+    ]
+    # At start, then every SEED_AGE_INTERVAL_SECONDS: three days old, and older by the minute.
+    assert [line.split(" ")[1] for line in ages][:3] == [
+        "seed_age_s=259200.0",
+        "seed_age_s=259800.0",
+        "seed_age_s=260400.0",
+    ]
