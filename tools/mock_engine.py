@@ -253,33 +253,44 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.declared: list[DeclaredResource] = []
 
+    def _record(self, request: Any, inputs: Any, outputs: Any, urn: str, **options: Any) -> None:
+        """One resource as it reached the engine: inputs (secrets masked, and revealed) and what
+        the (mock) provider answered."""
+        decoded = json_format.MessageToDict(inputs)
+        self.declared.append(
+            DeclaredResource(
+                type=request.type,
+                name=request.name,
+                parent=_name_of(request.parent),
+                parent_urn=request.parent or None,
+                inputs=_decode(decoded, reveal=False),
+                plain_inputs=_decode(decoded, reveal=True),
+                urn=urn,
+                dependencies=list(request.dependencies),
+                provider=request.provider or None,
+                plain_outputs=_decode(json_format.MessageToDict(outputs), reveal=True),
+                **options,
+            )
+        )
+
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the engine's RPC name)
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
-            inputs = json_format.MessageToDict(request.object)
-            self.declared.append(
-                DeclaredResource(
-                    type=request.type,
-                    name=request.name,
-                    parent=_name_of(request.parent),
-                    parent_urn=request.parent or None,
-                    inputs=_decode(inputs, reveal=False),
-                    plain_inputs=_decode(inputs, reveal=True),
-                    urn=response.urn,
-                    protect=request.protect,
-                    retain_on_delete=request.retainOnDelete,
-                    delete_before_replace=request.deleteBeforeReplace,
-                    dependencies=list(request.dependencies),
-                    provider=request.provider or None,
-                    delete_before_replace_defined=request.deleteBeforeReplaceDefined,
-                    property_dependencies={key: list(deps.urns) for key, deps in request.propertyDependencies.items()},
-                    custom_timeouts={
-                        op: value
-                        for op in ("create", "update", "delete")
-                        if (value := getattr(request.customTimeouts, op, ""))
-                    },
-                    plain_outputs=_decode(json_format.MessageToDict(response.object), reveal=True),
-                )
+            self._record(
+                request,
+                request.object,
+                response.object,
+                response.urn,
+                protect=request.protect,
+                retain_on_delete=request.retainOnDelete,
+                delete_before_replace=request.deleteBeforeReplace,
+                delete_before_replace_defined=request.deleteBeforeReplaceDefined,
+                property_dependencies={key: list(deps.urns) for key, deps in request.propertyDependencies.items()},
+                custom_timeouts={
+                    op: value
+                    for op in ("create", "update", "delete")
+                    if (value := getattr(request.customTimeouts, op, ""))
+                },
             )
         return response
 
@@ -287,23 +298,14 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         """A read resource (a StackReference) is recorded too: stack policies see it, with the
         referenced stack's outputs, as they do in a real preview."""
         response = super().ReadResource(request)
-        inputs = json_format.MessageToDict(request.properties)
-        self.declared.append(
-            DeclaredResource(
-                type=request.type,
-                name=request.name,
-                parent=_name_of(request.parent),
-                parent_urn=request.parent or None,
-                inputs=_decode(inputs, reveal=False),
-                plain_inputs=_decode(inputs, reveal=True),
-                urn=response.urn,
-                protect=False,
-                retain_on_delete=False,
-                delete_before_replace=False,
-                dependencies=list(request.dependencies),
-                provider=request.provider or None,
-                plain_outputs=_decode(json_format.MessageToDict(response.properties), reveal=True),
-            )
+        self._record(
+            request,
+            request.properties,
+            response.properties,
+            response.urn,
+            protect=False,
+            retain_on_delete=False,
+            delete_before_replace=False,
         )
         return response
 
