@@ -332,7 +332,9 @@ def run_seed(config: RunnerConfig, store: BackupStore, clock: Clock, which: str 
 def run_seed_load(config: RunnerConfig, clock: Clock, args: argparse.Namespace) -> dict[str, Any]:
     """`seed-load`: stage, swap or undo (backup/staging_seed.py); a load is recorded as one run."""
     if args.undo:
-        return staging_seed.undo(config)
+        result = staging_seed.undo(config, clock)
+        record_seed_age(config, clock)
+        return result
     seed_store = make_seed_store(config)
     if seed_store is None or not config.seed_source_bucket:
         raise BackupError("no seed source is configured here: SEED_SOURCE_BUCKET and SEED_SOURCE_DATABASE")
@@ -343,7 +345,7 @@ def run_seed_load(config: RunnerConfig, clock: Clock, args: argparse.Namespace) 
             result["staged"] = staging_seed.stage(config, seed_store, args.seed)
         if not args.stage:
             result["swapped"] = staging_seed.swap(config, clock)
-            metrics.write_rows(config, "loaded", result.get("staged", {}).get("row_counts", {}), clock().timestamp())
+            metrics.write_rows(config, "loaded", result["swapped"]["row_counts"], clock().timestamp())
             record_seed_age(config, clock)
         return result
 

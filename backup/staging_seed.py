@@ -208,7 +208,13 @@ def stage(config: RunnerConfig, store: BackupStore, which: str | None) -> dict[s
         with _admin(config) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(staged)))
         raise
-    record = {"seed": key.data, "taken_at": key.taken_at.isoformat(), "source_backup": manifest["source_backup"]}
+    # On the database itself: which seed it holds and its rows travel with it through the swap.
+    record = {
+        "seed": key.data,
+        "taken_at": key.taken_at.isoformat(),
+        "source_backup": manifest["source_backup"],
+        "row_counts": found,
+    }
     with _admin(config) as admin:
         admin.execute(
             sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(staged), sql.Literal(json.dumps(record)))
@@ -216,7 +222,6 @@ def stage(config: RunnerConfig, store: BackupStore, which: str | None) -> dict[s
     return {
         **record,
         "staged_as": staged,
-        "row_counts": found,
         "latest_migration": manifest["latest_migration"],
         "restore_s": round(time.monotonic() - started, 3),
         "size_bytes": manifest["size_bytes"],
@@ -233,13 +238,24 @@ def swap(config: RunnerConfig, clock: Clock) -> dict[str, Any]:
             raise BackupError(f"no staged seed in {staged}: run `python -m backup seed-load --stage` first")
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(previous)))
         _rename_pair(admin, live, previous, staged)
-    state.record_success(config.state_dir, LOAD_KIND, clock(), record)
+    _record_loaded(config, clock, record)
     log.info("staging now runs on %s; the data it had is in %s", record["seed"], previous)
     return {**record, "database": live, "previous": previous}
 
 
-def undo(config: RunnerConfig) -> dict[str, Any]:
-    """Put the data from before the last swap back (it stays until the next swap)."""
+def _record_loaded(config: RunnerConfig, clock: Clock, record: dict[str, Any] | None) -> None:
+    """Which seed the live database holds, for the age metric; none when it holds no seed."""
+    if record is None:
+        state.forget(config.state_dir, LOAD_KIND)
+    else:
+        state.record_success(
+            config.state_dir, LOAD_KIND, clock(), {k: v for k, v in record.items() if k != "row_counts"}
+        )
+
+
+def undo(config: RunnerConfig, clock: Clock) -> dict[str, Any]:
+    """Put the data from before the last swap back (it stays until the next swap; `swap` puts
+    the seed back again)."""
     live, staged, previous = config.pg_database, staged_name(config.pg_database), previous_name(config.pg_database)
     with _admin(config) as admin:
         if not _exists(admin, previous):
@@ -247,6 +263,7 @@ def undo(config: RunnerConfig) -> dict[str, Any]:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(staged)))
         _rename_pair(admin, live, staged, previous)
         record = loaded_seed(admin, live)
+    _record_loaded(config, clock, record)
     return {"database": live, "now_holds": record or "the data from before the seed", "set_aside_as": staged}
 
 

@@ -31,6 +31,17 @@ def read(state_dir: Path) -> dict[str, Any]:
 def record_success(state_dir: Path, kind: str, at: datetime, details: dict[str, Any]) -> None:
     state = read(state_dir)
     state[kind] = {"last_success": at.astimezone(UTC).isoformat(), **details}
+    _write(state_dir, state)
+
+
+def forget(state_dir: Path, kind: str) -> None:
+    """No success of `kind` holds any more (staging back on data that is no seed)."""
+    state = read(state_dir)
+    if state.pop(kind, None) is not None:
+        _write(state_dir, state)
+
+
+def _write(state_dir: Path, state: dict[str, Any]) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     # Written to a temp file and renamed: the health check never reads half a file.
     with tempfile.NamedTemporaryFile("w", dir=state_dir, delete=False, suffix=".tmp") as handle:

@@ -196,15 +196,18 @@ def test_staging_loads_the_seed_and_the_apps_queries_return_rows(rig: Rig, produ
             "seed": manifest["key"],
             "taken_at": "2026-11-25T02:00:00+00:00",
             "source_backup": manifest["source_backup"],
+            "row_counts": manifest["row_counts"],
         }
     previous = staging_seed.previous_name(STAGING)
     assert rig.pg.psql("SELECT note FROM fixtures", database=previous).strip() == "hand-made"
     assert metric_lines(rig, "seed-load", "success")
     age = [line for line in rig.influx.lines if line.startswith("audit_x_seed,environment=test,role=running ")]
     assert age and "seed_age_s=172800.0" in age[-1]  # loaded two days after prod made it
-    # Undo: the data from before is back under the live name.
-    assert run(rig, "unused", "seed-load", "--undo", env=staging_env(bucket)) == 0
+    # Undo: the data from before is back under the live name, and it is no seed.
+    assert run(rig, "unused", "seed-load", "--undo", now=later, env=staging_env(bucket)) == 0
     assert rig.pg.psql("SELECT note FROM fixtures", database=STAGING).strip() == "hand-made"
+    age = [line for line in rig.influx.lines if line.startswith("audit_x_seed,environment=test,role=running ")]
+    assert "seed_age_s=-1.0" in age[-1]
 
 
 def _disconnected(connection: psycopg.Connection) -> bool:
@@ -301,6 +304,9 @@ def test_the_load_stops_the_app_swaps_migrates_and_starts_it_again(rig: Rig, pro
         "start web-0 worker-sidekiq-0",
     ]
     assert host.running == {"web-0", "worker-sidekiq-0"}
+    # Rows per table of the seed loaded, written when it became the live database.
+    at = int(DAY.replace(day=27).timestamp())
+    assert f"audit_x_seed,environment=test,role=loaded,table=public.users rows=2000i {at}" in rig.influx.lines
     with psycopg.connect(rig.dsn(STAGING), password=PASSWORD) as staging:
         assert staging.execute("SELECT max(version) FROM schema_migrations").fetchone() == ("20261120120000",)
         for name, query in SAMPLE_QUERIES.items():
