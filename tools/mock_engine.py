@@ -385,14 +385,18 @@ def run_program(
     overrides: Mapping[str, str] | None = None,
     secrets: Mapping[str, str] | None = None,
     exit_codes: Mapping[str, int] | None = None,
+    stack_outputs: Mapping[str, dict[str, Any]] | None = None,
 ) -> Plan:
     """Run the program for `stack` under mocks and return what it declared; raise what it raised.
 
     `config` replaces the stack file's config; `overrides` are merged over it; `secrets` are
     set as secret config (how `pulumi config set --secret` delivers them); `exit_codes` gives
-    one-shot containers an exit code other than 0.
+    one-shot containers an exit code other than 0; `stack_outputs` replaces what a referenced stack
+    exports (by its fully qualified name), as if that stack had been updated so.
     """
-    plan, error = try_program(stack, config=config, overrides=overrides, secrets=secrets, exit_codes=exit_codes)
+    plan, error = try_program(
+        stack, config=config, overrides=overrides, secrets=secrets, exit_codes=exit_codes, stack_outputs=stack_outputs
+    )
     if error is not None:
         raise error
     return plan
@@ -405,12 +409,13 @@ def try_program(
     overrides: Mapping[str, str] | None = None,
     secrets: Mapping[str, str] | None = None,
     exit_codes: Mapping[str, int] | None = None,
+    stack_outputs: Mapping[str, dict[str, Any]] | None = None,
 ) -> tuple[Plan, BaseException | None]:
     """Like run_program, but a failed run returns what was declared before it failed, and why."""
     raw = dict(config if config is not None else load_stack_config(stack))
     raw.update(overrides or {})
     raw.update(secrets or {})
-    referenced = referenced_outputs(raw)
+    referenced = referenced_outputs(raw) | dict(stack_outputs or {})
     keys = set(secrets or {}) | secret_keys(raw)
     return _run_under_mocks(stack, raw, keys, exit_codes or {}, _run_main, referenced=referenced)
 
