@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from components.observability.alerting import DATASOURCE_UIDS
+from backup.metrics import SEED_AGE_INTERVAL_SECONDS
+from components.observability.alerting import DATASOURCE_UIDS, STAGING_DATA_MAX_AGE_DAYS
 from components.observability.signals import LOKI, Query, Scope
 from components.settings import Settings, Tiers
 
@@ -92,6 +93,19 @@ def dashboard(settings: Settings) -> dict[str, Any]:
             12,
         ),
     ]
+    seed = settings.staging_seed
+    if seed is not None and seed.source_stack is not None:
+        # Where the stack runs on prod's masked data: how old it is (the staging-data-stale alert).
+        rows.append(
+            (
+                f"Days since {seed.source_stack} made the data this stack runs on",
+                "stat",
+                scope.staging_data_age_days(3 * SEED_AGE_INTERVAL_SECONDS),
+                "none",
+                Tiers(warning=STAGING_DATA_MAX_AGE_DAYS - 3, critical=STAGING_DATA_MAX_AGE_DAYS),
+                12,
+            )
+        )
     panels: list[dict[str, Any]] = []
     x = y = 0
     for panel_id, (title, kind, query, unit, tiers, width) in enumerate(rows, start=1):

@@ -488,3 +488,15 @@ def test_staging_seed_runs_warn_and_only_staging_watches_its_datas_age(stack: st
         assert (stale.severity, stale.threshold, stale.comparison, stale.no_data) == ("warning", 14, "gt", "Alerting")
         assert 'r._measurement == "audit_x_seed" and r._field == "seed_age_s"' in stale.query.text
         assert "r._value / 86400.0" in stale.query.text
+
+
+def test_the_dashboard_shows_the_age_of_stagings_data_where_it_runs_on_a_seed(stack: str) -> None:
+    settings = settings_of(stack)
+    titles = {panel["title"]: panel for panel in dashboard(settings)["panels"]}
+    age = titles.get("Days since audit-x/audit-x/prod made the data this stack runs on")
+    loads = settings.staging_seed is not None and settings.staging_seed.source_stack is not None
+    assert (age is not None) == loads
+    if age is not None:
+        assert 'r._field == "seed_age_s"' in age["targets"][0]["query"]
+        steps = age["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert [step["value"] for step in steps][-1] == 14  # critical where the alert fires
