@@ -341,3 +341,14 @@ def test_a_logical_replace_alone_is_read_as_create_then_delete(stack: str) -> No
     result = preview_tool.verdict_from_engine(document)
     assert [(s.op, s.delete_first) for s in result.steps] == [("create-replacement", False), ("delete-replaced", False)]
     assert result.down == {}
+
+
+def test_a_release_of_the_program_is_previewed_from_the_commit_that_deployed_the_stack(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--from-commit`: the earlier program's plan, from a git worktree, against this one. From
+    this very commit nothing changes; a commit that is not there is refused, naming it."""
+    assert preview_tool.main(["staging", "--from-commit", "HEAD"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-2:] == ["replaced=0", "down=none"]
+    with pytest.raises(SystemExit, match="--from-commit 'no-such-commit'"):
+        preview_tool.main(["staging", "--from-commit", "no-such-commit"])

@@ -2,6 +2,7 @@
 
     python -m tools.preview STACK [--from KEY=VALUE ...] [--set KEY=VALUE ...] [--rm KEY ...] [--json]
     python -m tools.preview STACK --from-preview FILE [--json]
+    python -m tools.preview STACK --from-commit REV [--json]
 
 Runs the program under mocks twice, with the stack's config as it is (the deployed stack, read
 back as a refresh would) and with the changes (keys as `pulumi config set --path` takes them:
@@ -16,19 +17,26 @@ the stack file (a canary already running: `--from app.canary.image=... --from ap
 old and new state) and gives the same verdict for the real engine's steps; the PR preview
 workflow posts that line beside the diff. (Its secrets are masked, so that verdict covers
 containers, order and routing, not credentials.)
+
+`--from-commit REV` previews a release of this program itself: the stack as the program at REV
+declared it (run in a temporary git worktree) updated by the program as it is now.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
+import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from components.settings import ConfigError
-from tools.mock_engine import DeclaredResource, Plan, load_stack_config, run_program, stack_names
+from tools.mock_engine import REPO_ROOT, DeclaredResource, Plan, load_stack_config, run_program, stack_names
 from tools.update_model import OPS, Step, Verdict, analyse, verdict
 
 NAMESPACE = "audit-x"
@@ -87,6 +95,52 @@ def preview(stack: str, assignments: Sequence[str], base: Sequence[str] = (), re
     deployed = run_program(stack, config=changed_config(stack, [], base))
     changed = run_program(stack, config=changed_config(stack, assignments, base, removals))
     return verdict(deployed.resources, changed.resources)
+
+
+# --- a release of the program itself: the plan of an earlier commit against this one ------------
+
+# Run inside a checkout of the earlier commit: its own program, its own mock engine, the same venv.
+_DUMP_PLAN = (
+    "import dataclasses, json, sys\n"
+    "from tools.mock_engine import run_program\n"
+    "plan = run_program(sys.argv[1])\n"
+    "with open(sys.argv[2], 'w') as out:\n"
+    "    json.dump([dataclasses.asdict(r) for r in plan.resources], out, default=str)\n"
+)
+
+
+def plan_at_commit(stack: str, revision: str) -> list[DeclaredResource]:
+    """What the program at `revision` declares for `stack` (its stack file at that revision too),
+    from a temporary git worktree: the deployed state a release of this program starts from."""
+    known = {f.name for f in dataclasses.fields(DeclaredResource)}
+    with tempfile.TemporaryDirectory(prefix="audit-x-preview-") as tmp:
+        tree, dump = Path(tmp) / "tree", Path(tmp) / "plan.json"
+        added = subprocess.run(
+            ["git", "worktree", "add", "--detach", str(tree), revision],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if added.returncode != 0:
+            raise SystemExit(f"--from-commit {revision!r}: {added.stderr.strip()}")
+        try:
+            subprocess.run(
+                [sys.executable, "-c", _DUMP_PLAN, stack, str(dump)],
+                cwd=tree,
+                env={**os.environ, "PYTHONPATH": str(tree)},
+                check=True,
+                capture_output=True,
+                timeout=600,
+            )
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO_ROOT, check=False)
+        return [DeclaredResource(**{k: v for k, v in r.items() if k in known}) for r in json.loads(dump.read_text())]
+
+
+def release_preview(stack: str, revision: str) -> Verdict:
+    """Deployed by the program at `revision`, updated by this one: what the release does."""
+    return verdict(plan_at_commit(stack, revision), run_program(stack).resources)
 
 
 # --- `pulumi preview --json` --------------------------------------------------------------------
@@ -169,11 +223,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rm", dest="removals", action="append", default=[], metavar="KEY", help="a key to remove")
     parser.add_argument("--from-preview", type=Path, metavar="FILE", help="the output of `pulumi preview --json`")
+    parser.add_argument(
+        "--from-commit", metavar="REV", help="the stack as an earlier commit of this program deployed it"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     try:
         if args.from_preview:
             result = verdict_from_engine(json.loads(args.from_preview.read_text()))
+        elif args.from_commit:
+            result = release_preview(args.stack, args.from_commit)
         else:
             result = preview(args.stack, args.assignments, args.base, args.removals)
     except ConfigError as error:
