@@ -71,6 +71,15 @@ class Rule:
             raise SeedError(f"{where} = {text!r}: {method} takes no argument")
         return cls(method, argument or None)
 
+    def keeps(self, value: str) -> bool:
+        """Whether masking leaves `value` as it was, by design: the constant itself, or text no
+        longer than the truncation. Such a value surviving is no leak."""
+        if self.method == "constant":
+            return value == self.argument
+        if self.method == "truncate":
+            return len(value) <= int(self.argument or 0)
+        return False
+
     def expression(self, column: str) -> sql.Composable:
         """The SQL the column is set to (the key is the query's one parameter, where used)."""
         name = sql.Identifier(column)
@@ -205,17 +214,20 @@ Originals = dict[tuple[str, str], list[str]]
 
 def sample_originals(connection: Any, rules: Rules, sample: int = 200) -> Originals:
     """Up to `sample` distinct values of each masked column, read before masking: what must not
-    survive it. Held in memory only, never logged."""
+    survive it. Held in memory only, never logged. Columns the database has only (a rule for a
+    column a migration dropped is ignored), and not the values a rule leaves as they are by
+    design: one equal to its constant, one no longer than its truncation."""
     originals: Originals = {}
-    for table, columns in rules.items():
-        for column, rule in columns.items():
-            if rule.method not in MASKING:
+    for table, columns in columns_of(connection).items():
+        for column in columns:
+            rule = rules.get(table, {}).get(column)
+            if rule is None or rule.method not in MASKING:
                 continue
             # The first rows a scan meets, not DISTINCT: DISTINCT hashes the whole table first.
             query = sql.SQL("SELECT {c}::text FROM {t} WHERE {c} IS NOT NULL LIMIT {n}").format(
                 c=sql.Identifier(column), t=sql.Identifier(table), n=sql.Literal(sample)
             )
-            values = sorted({row[0] for row in connection.execute(query).fetchall()})
+            values = sorted(v for v in {row[0] for row in connection.execute(query).fetchall()} if not rule.keeps(v))
             if values:
                 originals[(table, column)] = values
     return originals

@@ -184,3 +184,25 @@ def test_the_masking_key_is_never_part_of_a_statement(pg: PostgresCluster) -> No
         seed.mask(scratch, RULES, KEY)
     assert any("ALTER TABLE" in s and "current_setting('audit_x.masking_key')" in s for s in statements)
     assert not [s for s in statements if KEY in s]
+
+
+def test_values_a_rule_keeps_by_design_are_no_leak_and_a_dropped_columns_rule_is_ignored(
+    pg: PostgresCluster,
+) -> None:
+    """A short user agent is its own truncation and `{}` its own constant: found after masking,
+    they must not stop the run. A rule for a column a migration dropped names nothing to sample."""
+    with clone(pg, "scratch_by_design") as scratch:
+        scratch.execute("UPDATE organizations SET settings = '{}' WHERE id = 1")
+        scratch.execute(
+            "INSERT INTO audit_events (organization_id, request_id, action, resource_type, resource_id, "
+            "changes, user_agent, occurred_at) VALUES (1, gen_random_uuid(), 'login', 'User', 1, '{}', "
+            "'curl/8', now()), (1, gen_random_uuid(), 'login', 'User', 2, '{}', 'Mozilla/5.0 (X11) long', now())"
+        )
+        rules = RULES | {"users": RULES["users"] | {"nickname": seed.Rule("name")}}  # dropped since
+        originals = seed.sample_originals(scratch, rules)
+        assert "{}" not in originals[("organizations", "settings")]
+        assert originals[("audit_events", "user_agent")] == ["Mozilla/5.0 (X11) long"]
+        assert ("users", "nickname") not in originals
+        seed.mask(scratch, rules, KEY)
+        assert seed.leaks(scratch, originals) == {}
+        assert scratch.execute("SELECT count(*) FROM audit_events WHERE user_agent = 'curl/8'").fetchone() == (1,)
