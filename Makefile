@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STACK  ?= staging
 # InfluxData's Flux parser and type checker (npm, WebAssembly): the tests check every rendered query with it.
-FLUX_CHECK := tools/flux/node_modules/.installed
+FLUX_CHECK := harness/flux/node_modules/.installed
 
 .PHONY: help venv system-packages plan policy test lint format preview up config-reference
 
@@ -24,21 +24,21 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
 	touch $@
 
-$(FLUX_CHECK): tools/flux/package.json tools/flux/package-lock.json | system-packages
+$(FLUX_CHECK): harness/flux/package.json harness/flux/package-lock.json | system-packages
 	@command -v npm >/dev/null || { echo "npm is needed for the Flux checker: apt-get install nodejs npm"; exit 1; }
-	npm ci --prefix tools/flux --no-audit --no-fund --silent
+	npm ci --prefix harness/flux --no-audit --no-fund --silent
 	touch $@
 
 plan: venv
-	$(BIN)/python -m tools.plan $(STACK)
+	$(BIN)/python -m ops.plan $(STACK)
 
 policy: venv
-	$(BIN)/python -m tools.policy $(STACK)
+	$(BIN)/python -m ops.policy $(STACK)
 
 # The Debian packages the tests need (PostgreSQL, redis-server, Node.js, shellcheck): installed
 # as root, otherwise named on one line.
 system-packages:
-	@sh tools/system_packages.sh
+	@sh harness/system_packages.sh
 
 # The tests alone need the Flux checker (Node.js); planning and linting do not.
 test: venv system-packages $(FLUX_CHECK)
@@ -54,7 +54,7 @@ format: venv
 	$(BIN)/ruff format .
 
 config-reference: venv
-	$(BIN)/python -m tools.config_reference
+	$(BIN)/python -m ops.config_reference
 
 preview: venv
 	@command -v pulumi >/dev/null || { echo "the Pulumi CLI is not installed: see README.md, 'Deploying for real'"; exit 1; }

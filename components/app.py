@@ -30,8 +30,9 @@ from components.lib.containers import (
     revision,
     succeeded,
 )
-from components.lib.context import LABEL_PREFIX, EnvironmentContext
+from components.lib.context import EnvironmentContext
 from components.lib.files import read_shipped
+from components.lib.tokens import LABEL_PREFIX
 from components.settings import AppSettings
 from components.settings.types import image_tag
 

@@ -332,7 +332,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
             "environment": settings.environment,
             "dockerHost": settings.docker_host,
             "appUrl": f"https://{settings.domain}",
-            # What runs: the stable image and the canary in progress (tools/canary.py resumes from it).
+            # What runs: the stable image and the canary in progress (ops/canary.py resumes from it).
             "release": {
                 "image": settings.app.image,
                 "canary": settings.app.canary.model_dump(mode="json") if settings.app.canary else None,

@@ -2,7 +2,7 @@
 
 Self-contained (the Pulumi CLI runs a pack from its own directory and virtualenv), so it repeats
 the few facts it checks rather than importing the program. Property names are the engine's
-(camelCase), as `pulumi preview` hands them to a pack and as `python -m tools.policy` does.
+(camelCase), as `pulumi preview` hands them to a pack and as `python -m ops.policy` does.
 
 A value that is unknown during a preview (a new resource's id or ARN) is not judged: only what
 is known can violate.
@@ -17,7 +17,7 @@ import json
 import posixpath
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import yaml
@@ -35,6 +35,9 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
+# The names resources and labels are known by: a copy of components/lib/tokens.py's, since the pack
+# runs without the program's imports (tests/policy/test_rules.py checks that the two agree).
+LABEL_PREFIX = "io.audit-x"
 CONTAINER = "docker:index/container:Container"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 BUILT_IMAGE = "docker:index/image:Image"
@@ -42,7 +45,11 @@ BUCKET = "aws:s3/bucket:Bucket"
 SECRET = "aws:secretsmanager/secret:Secret"
 KMS_KEY = "aws:kms/key:Key"
 VOLUME = "docker:index/volume:Volume"
-IAM_POLICIES = ("aws:iam/userPolicy:UserPolicy", "aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")
+IAM_USER_POLICY = "aws:iam/userPolicy:UserPolicy"
+IAM_POLICIES = (IAM_USER_POLICY, "aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")
+HEALTH_CHECK = "aws:route53/healthCheck:HealthCheck"
+METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+SNS_SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
 STATEFUL = (VOLUME, BUCKET, SECRET, KMS_KEY)
 DATA_SERVICES = {"postgres", "redis", "redpanda", "influxdb"}
 # Host directories a Docker daemon's socket lives under (`/var/run` is a link to `/run`): mounting
@@ -51,7 +58,6 @@ SOCKET_DIRECTORIES = {"/", "/var", "/run", "/var/run"}
 # The one service that may hold the socket: the read-only API proxy (components/platform/docker_api.py).
 SOCKET_HOLDER = "docker-api"
 _WRITE_METHODS = ("POST", "PUT", "DELETE", "PATCH")
-LABEL = "io.audit-x"
 
 _PINNED_TAG = re.compile(r"^[a-z0-9][a-z0-9._/:-]*:(?!latest$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _PINNED_DIGEST = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
@@ -61,8 +67,9 @@ def is_pinned(reference: str) -> bool:
     return bool(_PINNED_TAG.match(reference) or _PINNED_DIGEST.match(reference))
 
 
-def labels_of(props: dict[str, Any]) -> dict[str, str]:
-    return {item.get("label"): item.get("value") for item in props.get("labels") or []}
+def labels_of(inputs: Mapping[str, Any]) -> dict[str, str]:
+    """A Docker resource's `labels` input (`[{"label": ..., "value": ...}]`) as a mapping."""
+    return {item["label"]: item["value"] for item in inputs.get("labels") or [] if "label" in item}
 
 
 # --- resource policies -----------------------------------------------------------------------
@@ -160,7 +167,7 @@ def docker_socket(args: ResourceValidationArgs, report: ReportViolation) -> None
     mounts = _mounts_docker_socket(props)
     if not mounts:
         return
-    service = labels_of(props).get(f"{LABEL}.service")
+    service = labels_of(props).get(f"{LABEL_PREFIX}.service")
     if service != SOCKET_HOLDER:
         report(f"mounts the Docker socket but is {service!r}, not the read-only API proxy ({SOCKET_HOLDER})", None)
         return
@@ -178,7 +185,7 @@ def published_ports(args: ResourceValidationArgs, report: ReportViolation) -> No
         report("publishes all its ports", None)
     if not ports:
         return
-    service = labels_of(dict(args.props)).get(f"{LABEL}.service")
+    service = labels_of(dict(args.props)).get(f"{LABEL_PREFIX}.service")
     external = sorted(int(p.get("external") or p.get("internal")) for p in ports)
     if service in DATA_SERVICES:
         report(f"is a data service ({service}) and publishes {external}", None)
@@ -463,7 +470,7 @@ def _critical_receivers(resources: Iterable[PolicyResource]) -> list[str] | None
         if resource.resource_type != CONTAINER:
             continue
         props = dict(resource.props)
-        if labels_of(props).get(f"{LABEL}.service") != "grafana":
+        if labels_of(props).get(f"{LABEL_PREFIX}.service") != "grafana":
             continue
         for upload in props.get("uploads") or []:
             if not str(upload.get("file", "")).endswith("/alerting/audit-x.yaml"):
@@ -481,25 +488,25 @@ def watched_from_outside(args: StackValidationArgs, report: ReportViolation) -> 
     if not (args.get_config() or {}).get("required", False):
         return
     judged = {
-        "aws:route53/healthCheck:HealthCheck",
-        "aws:cloudwatch/metricAlarm:MetricAlarm",
-        "aws:sns/topicSubscription:TopicSubscription",
+        HEALTH_CHECK,
+        METRIC_ALARM,
+        SNS_SUBSCRIPTION,
     }
     by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for resource in args.resources:
         if resource.resource_type in judged:  # only these: an unknown elsewhere stops nothing
             by_type[resource.resource_type].append(dict(resource.props))
-    probes = [p for p in by_type["aws:route53/healthCheck:HealthCheck"] if p.get("type") == "HTTPS"]
+    probes = [p for p in by_type[HEALTH_CHECK] if p.get("type") == "HTTPS"]
     if not any(p.get("resourcePath") == "/health" for p in probes):
         report("nothing probes the app's /health from outside the host (Route 53 health check)", None)
     heartbeat = [
         a
-        for a in by_type["aws:cloudwatch/metricAlarm:MetricAlarm"]
+        for a in by_type[METRIC_ALARM]
         if str(a.get("namespace", "")).startswith("audit-x/") and a.get("treatMissingData") == "breaching"
     ]
     if not heartbeat:
         report("no alarm fires when the collector's heartbeat stops (missing data as breaching)", None)
-    if not by_type["aws:sns/topicSubscription:TopicSubscription"]:
+    if not by_type[SNS_SUBSCRIPTION]:
         report("nobody is subscribed to the external watcher's topic", None)
 
 

@@ -1,6 +1,6 @@
 """Fixtures shared by the tests: each stack's plan, run once per session under the mock engine.
 
-Every run of the program gets a fresh event loop and fresh mocks (tools.mock_engine); the plans
+Every run of the program gets a fresh event loop and fresh mocks (harness.mock_engine); the plans
 of the real stack files are cached because many tests read them and none changes them.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.mock_engine import Plan, run_program, stack_names
+from harness.mock_engine import Plan, run_program, stack_names
 
 STACKS = stack_names()
 

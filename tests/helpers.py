@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import os
+import re
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pulumi_docker as docker
+import yaml
 
+from components.lib import tokens
 from components.lib.context import EnvironmentContext
-from components.settings import LogRotationSettings
-from tools.mock_engine import DeclaredResource, Plan, mock_image_id
+from components.lib.tokens import labels_of
+from components.platform.edge import NEW_ROUTES_FILE
+from components.settings import LogRotationSettings, Settings, load_settings
+from harness import telegraf_catalogue
+from harness.mock_engine import REPO_ROOT, DeclaredResource, Plan, load_stack_config, mock_image_id
+from runner.metrics import RunOutcome, archiving_line, rows_lines, seed_age_line
+from runner.pitr import ArchiverStatus
 
-CONTAINER = "docker:index/container:Container"
-IMAGE = "docker:index/remoteImage:RemoteImage"
-BUILT_IMAGE = "docker:index/image:Image"
-NETWORK = "docker:index/network:Network"
-VOLUME = "docker:index/volume:Volume"
-SECRET = "aws:secretsmanager/secret:Secret"
 DATA_SERVICES = ("postgres", "redis", "redpanda", "influxdb")
+FLUX_CHECK = REPO_ROOT / "harness" / "flux" / "check.js"
 
 
 def env_name(plan: Plan) -> str:
@@ -35,7 +41,7 @@ def container(plan: Plan, *parts: str) -> DeclaredResource:
 
 
 def containers(plan: Plan) -> list[DeclaredResource]:
-    return plan.of_type(CONTAINER)
+    return plan.of_type(tokens.CONTAINER)
 
 
 def long_running(plan: Plan) -> list[DeclaredResource]:
@@ -43,7 +49,7 @@ def long_running(plan: Plan) -> list[DeclaredResource]:
 
 
 def labels(resource: DeclaredResource) -> dict[str, str]:
-    return {item["label"]: item["value"] for item in resource.inputs.get("labels", [])}
+    return labels_of(resource.inputs)
 
 
 def env(resource: DeclaredResource, *, plain: bool = False) -> dict[str, str]:
@@ -58,10 +64,10 @@ def network_names(resource: DeclaredResource) -> list[str]:
 
 def image_reference(plan: Plan, resource: DeclaredResource) -> str:
     """The pinned reference a container runs: a pulled image's reference, or a built image's name."""
-    built = {img.inputs["imageName"] for img in plan.of_type(BUILT_IMAGE)}
+    built = {img.inputs["imageName"] for img in plan.of_type(tokens.BUILT_IMAGE)}
     if resource.inputs["image"] in built:
         return resource.inputs["image"]
-    images = {img.plain_inputs["name"]: img for img in plan.of_type(IMAGE)}
+    images = {img.plain_inputs["name"]: img for img in plan.of_type(tokens.REMOTE_IMAGE)}
     matches = [ref for ref in images if mock_image_id(ref) == resource.inputs["image"]]
     assert len(matches) == 1, f"{resource.name} runs an image the plan did not pull: {resource.inputs['image']}"
     return matches[0]
@@ -135,17 +141,102 @@ def uploaded(resource: DeclaredResource, path: str) -> str:
     return files[path]
 
 
-def seconds(duration: str) -> int:
-    """`"90s"` -> 90, `"2m"` -> 120, `"4h"` -> 14400: the durations Docker and Grafana are given."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    return int(duration[:-1]) * units[duration[-1]]
-
-
 def component_context(environment: str = "test") -> EnvironmentContext:
-    """The context a component gets when a test builds it alone (tools.mock_engine.run_component)."""
+    """The context a component gets when a test builds it alone (harness.mock_engine.run_component)."""
     return EnvironmentContext(environment=environment, protect_stateful=False, log_rotation=LogRotationSettings())
 
 
 def data_network(ctx: EnvironmentContext) -> docker.Network:
     """A network for a component built alone to join."""
     return docker.Network(ctx.name("data"), name=ctx.name("data"), internal=True)
+
+
+# --- metrics and queries -----------------------------------------------------------------------
+
+
+def settings_of(stack: str, secrets: dict[str, str] | None = None) -> Settings:
+    return load_settings({**load_stack_config(stack), **(secrets or {})}, frozenset(secrets or {}))
+
+
+def flux_valid(scripts: list[str]) -> list[bool]:
+    """InfluxData's Flux parser and type checker (harness/flux, installed by `make test`)."""
+    result = subprocess.run(
+        ["node", str(FLUX_CHECK)], input=json.dumps(scripts), capture_output=True, text=True, timeout=120, check=True
+    )
+    return json.loads(result.stdout)
+
+
+def written_metrics(plan: Plan, stack: str) -> dict[str, dict[str, set[str]]]:
+    """What reaches the metrics bucket: the collector's inputs as Telegraf's source at the pinned
+    version emits them under this config (harness/telegraf_catalogue.py), and the backup runner's
+    own point, as its code writes it (runner/metrics.py)."""
+    catalogue = telegraf_catalogue.load()
+    image = settings_of(stack).monitoring.collector_image
+    assert image.split(":", 1)[1].startswith(catalogue["telegraf"] + "-"), (
+        f"the collector runs {image}, the catalogue is of Telegraf {catalogue['telegraf']}: regenerate it"
+    )
+    config = tomllib.loads(uploaded(container(plan, "collector"), "/etc/telegraf/telegraf.conf"))
+    container_labels = {item["label"] for c in containers(plan) for item in c.inputs.get("labels", [])}
+    written = telegraf_catalogue.emitted(config, catalogue, container_labels)
+    # The heartbeat goes to CloudWatch only: the InfluxDB output drops it.
+    for dropped in config["outputs"]["influxdb_v2"][0].get("namedrop", []):
+        written.pop(dropped, None)
+    archiving = ArchiverStatus(1, "000000010000000000000001", 0.0, 0, None, None, "000000010000000000000002")
+    for point in (
+        RunOutcome("postgres", "scheduled", True, 1.0, 10).line(stack, 0),
+        archiving_line(stack, archiving, 1.0),
+        seed_age_line(stack, (86400.0, "staging-seed/postgres/audit_x_prod/2026-11-29T040000Z.dump"), 1.0),
+        *rows_lines(stack, "loaded", {"public.users": 2000}, 1.0),
+    ):
+        head, fields, _ = point.split(" ")
+        measurement, *tags = head.split(",")
+        known = written.setdefault(measurement, {"tags": set(), "fields": set()})
+        known["tags"] |= {t.split("=")[0] for t in tags}
+        known["fields"] |= {f.split("=")[0] for f in fields.split(",")}
+    return written
+
+
+def _matches(name: str, names: set[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in names)
+
+
+def unknown_references(query: str, written: dict[str, dict[str, set[str]]]) -> list[str]:
+    """Every measurement, field and tag a Flux query reads that nothing writes."""
+    problems = []
+    measurements = re.findall(r'r\._measurement == "([^"]+)"', query)
+    for measurement in measurements:
+        if measurement not in written:
+            problems.append(f"measurement {measurement}")
+    schema = {"tags": set(), "fields": set()}
+    for measurement in measurements:
+        for kind in ("tags", "fields"):
+            schema[kind] |= written.get(measurement, {}).get(kind, set())
+    for field in re.findall(r'r\._field == "([^"]+)"', query):
+        if not _matches(field, schema["fields"]):
+            problems.append(f"field {field}")
+    pivoted = "pivot(" in query
+    for line in query.splitlines():
+        step = line.strip().removeprefix("|> ")
+        if not step.startswith(("filter(", "group(", "map(")):
+            continue
+        columns = re.findall(r"\br\.([a-z_][a-z0-9_]*)", step) + re.findall(r'r\["([^"]+)"\]', step)
+        columns += [c for group in re.findall(r"columns: \[([^\]]*)\]", step) for c in re.findall(r'"([^"]+)"', group)]
+        for column in columns:
+            if column.startswith("_"):
+                continue  # _measurement, _field, _value, _time: every point has them
+            # After a pivot, fields are columns too.
+            readable = schema["tags"] | (schema["fields"] if pivoted and step.startswith("map(") else set())
+            if not _matches(column, readable):
+                problems.append(f"column {column}")
+    return problems
+
+
+# --- the edge ----------------------------------------------------------------------------------
+
+
+def routes(plan: Plan) -> dict:
+    return yaml.safe_load(uploaded(container(plan, "edge-routes"), NEW_ROUTES_FILE))
+
+
+def edge_file(plan: Plan, path: str) -> dict:
+    return yaml.safe_load(uploaded(container(plan, "edge"), path))

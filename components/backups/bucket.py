@@ -4,7 +4,7 @@ The backup jobs write every run under `daily/`, and copy the first of an ISO wee
 `weekly/` and the first of a month under `monthly/`, each object under S3 Object Lock until its
 tier's span has passed (COMPLIANCE in prod: not even the account's root user can delete or
 shorten it; GOVERNANCE in staging). The runner keeps 7 daily, 4 weekly and 12 monthly copies by
-count (backup/retention.py): it extends the newest copies' locks while newer ones are missing,
+count (runner/retention.py): it extends the newest copies' locks while newer ones are missing,
 and tags a copy `audit-x-retention=released` once it is past its count and its lock has run out.
 Only then does a lifecycle rule below expire it: no age-based rule can hide the newest copies.
 
@@ -23,12 +23,12 @@ import json
 import pulumi
 import pulumi_aws as aws
 
-from backup.layout import SEED_TIER, TIERS
-from backup.storage import RELEASE_TAG
 from components.lib.context import EnvironmentContext
 from components.settings import BackupSettings
+from runner.layout import SEED_TIER, TIERS
+from runner.storage import RELEASE_TAG
 
-# The prefixes the runner writes (backup/layout.py), one per tier.
+# The prefixes the runner writes (runner/layout.py), one per tier.
 TIER_PREFIXES = tuple(f"{tier}/" for tier in TIERS)
 
 

@@ -16,12 +16,12 @@ import json
 import pulumi
 import pulumi_aws as aws
 
-from backup import pitr
 from components.data.postgres import PGDATA, SOCKET_DIR, SPOOL_DIR, Archiving
 from components.lib.context import EnvironmentContext
 from components.platform.identity import AccessKeyIdentity
 from components.platform.secrets import Secrets
 from components.settings import PitrSettings
+from runner import pitr
 
 PREFIX = f"{pitr.REPOSITORY_PREFIX}/"
 

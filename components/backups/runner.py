@@ -1,6 +1,6 @@
 """The backup runner on the Docker host, its image, and its two AWS identities.
 
-The runner (backup/) dumps PostgreSQL and InfluxDB to the environment's bucket on a schedule,
+The runner (runner/) dumps PostgreSQL and InfluxDB to the environment's bucket on a schedule,
 runs a weekly restore drill, and writes every outcome to InfluxDB. Its container is healthy only
 while the last successful backup is younger than `backup.maxAgeHours`.
 
@@ -27,7 +27,6 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from backup import pitr as pitr_tool
 from components.backups.bucket import TIER_PREFIXES
 from components.backups.staging_seed import SeedRunnerSetup, seed_writer_statements
 from components.data.postgres import DATA_DIR, SOCKET_DIR, Archiving
@@ -43,12 +42,14 @@ from components.lib.containers import (
     on_network,
     one_shot_container,
 )
-from components.lib.context import LABEL_PREFIX, EnvironmentContext
+from components.lib.context import EnvironmentContext
+from components.lib.tokens import LABEL_PREFIX
 from components.platform.identity import AccessKeyIdentity
 from components.platform.secrets import Secrets
 from components.settings import BackupSettings
+from runner import pitr as pitr_tool
 
-BUILD_CONTEXT = "backup"
+BUILD_CONTEXT = "runner"
 RUNNER_DIR = REPO_ROOT / BUILD_CONTEXT
 STATE_DIR = "/var/lib/audit-x-backup"
 CREDENTIALS_FILE = f"{SECRETS_DIR}/aws-credentials"
@@ -56,7 +57,7 @@ PG_PASSWORD_FILE = f"{SECRETS_DIR}/postgres-password"
 INFLUX_TOKEN_FILE = f"{SECRETS_DIR}/influxdb-token"
 # The image runs as `postgres` (uid 999 in the official image it is built from).
 RUNNER_UID = "999"
-HEALTH_COMMAND = "python -m backup healthcheck"
+HEALTH_COMMAND = "python -m runner healthcheck"
 
 
 @dataclass(frozen=True)

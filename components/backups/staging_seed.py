@@ -23,13 +23,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from backup import staging_seed
-from backup.layout import SEED_TIER
 from components.lib.containers import SECRETS_DIR, ConfigFile, SecretFile
 from components.lib.context import EnvironmentContext
 from components.platform.identity import AccessKeyIdentity
 from components.platform.secrets import GeneratedSecret, Secrets
 from components.settings import StagingSeedSettings
+from runner import staging_seed
+from runner.layout import SEED_TIER
 
 OUTPUT = "stagingSeed"
 RULES_FILE = "/etc/audit-x/masking-rules.json"

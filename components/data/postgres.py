@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from backup import pitr
 from components.lib.build import REPO_ROOT, built_image, image_tag_for
 from components.lib.containers import (
     SECRETS_DIR,
@@ -45,6 +44,7 @@ from components.lib.containers import (
 from components.lib.context import EnvironmentContext
 from components.lib.files import read_shipped
 from components.settings import PostgresSettings
+from runner import pitr
 
 PORT = 5432
 HOSTNAME = "postgres"

@@ -18,8 +18,9 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
-from components.lib.context import LABEL_PREFIX, EnvironmentContext
+from components.lib.context import EnvironmentContext
 from components.lib.durations import go_duration
+from components.lib.tokens import LABEL_PREFIX
 
 SECRETS_DIR = "/run/secrets"
 # On top of the health or run wait: pulling the image and creating the container.

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.lib.tokens import LABEL_PREFIX
 from components.settings import PROJECT, LogRotationSettings, Settings
-
-LABEL_PREFIX = "io.audit-x"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ PagerDuty key) are `$__file{path}` references Grafana reads from its secret file
 provisions, never values, and never environment variables.
 
 Each rule also states the delays between a failure and its notification (`stages`), from which
-`python -m tools.ttd STACK` computes the worst-case time to detect.
+`python -m ops.ttd STACK` computes the worst-case time to detect.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from typing import Any, Literal
 
 import yaml
 
-from backup.metrics import ARCHIVING_INTERVAL_SECONDS, SEED_AGE_INTERVAL_SECONDS
-from backup.pitr import ARCHIVE_PUSH_TIMEOUT_SECONDS
-from backup.staging_seed import LOAD_KIND, PRODUCE_KIND
 from components.lib.containers import SECRETS_DIR
 from components.observability.signals import INFLUXDB, LOKI, Query, Scope
 from components.settings import AlertingSettings, Settings, Tiers
+from runner.metrics import ARCHIVING_INTERVAL_SECONDS, SEED_AGE_INTERVAL_SECONDS
+from runner.pitr import ARCHIVE_PUSH_TIMEOUT_SECONDS
+from runner.staging_seed import LOAD_KIND, PRODUCE_KIND
 
 Severity = Literal["warning", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("warning", "critical")
@@ -58,7 +58,7 @@ ALLOY_BATCH_WAIT_SECONDS = 1
 
 @dataclass(frozen=True)
 class Stage:
-    """One delay between a failure and its notification, as `tools.ttd` lists it."""
+    """One delay between a failure and its notification, as `ops.ttd` lists it."""
 
     name: str
     seconds: int

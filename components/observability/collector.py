@@ -34,7 +34,8 @@ from components.lib.containers import (
     on_network,
     pinned_image,
 )
-from components.lib.context import LABEL_PREFIX, EnvironmentContext
+from components.lib.context import EnvironmentContext
+from components.lib.tokens import LABEL_PREFIX
 from components.observability.watcher import HEARTBEAT_FIELD, HEARTBEAT_MEASUREMENT, Heartbeat
 from components.platform.docker_api import DockerApiProxy
 from components.platform.edge import METRICS_PORT as EDGE_METRICS_PORT
@@ -98,7 +99,7 @@ def telegraf_config(
         "agent": {
             "interval": interval,
             "round_interval": True,
-            # No jitter: the time to detect (tools/ttd.py) adds up these intervals exactly.
+            # No jitter: the time to detect (ops/ttd.py) adds up these intervals exactly.
             "collection_jitter": "0s",
             "flush_interval": f"{settings.flush_interval_seconds}s",
             "flush_jitter": "0s",

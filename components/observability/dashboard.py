@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from backup.metrics import SEED_AGE_INTERVAL_SECONDS
 from components.observability.alerting import DATASOURCE_UIDS, STAGING_DATA_MAX_AGE_DAYS
 from components.observability.signals import LOKI, Query, Scope
 from components.settings import Settings, Tiers
+from runner.metrics import SEED_AGE_INTERVAL_SECONDS
 
 WIDTH = 24  # Grafana's grid is 24 columns wide
 HOUR = 3600

@@ -25,8 +25,9 @@ from components.lib.containers import (
     on_network,
     pinned_image,
 )
-from components.lib.context import LABEL_PREFIX, EnvironmentContext
+from components.lib.context import EnvironmentContext
 from components.lib.files import render_shipped
+from components.lib.tokens import LABEL_PREFIX
 from components.settings import LogsSettings
 
 LOKI_PORT = 3100

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from backup.metrics import MEASUREMENT as BACKUP_MEASUREMENT
-from backup.metrics import PITR_MEASUREMENT, SEED_MEASUREMENT
 from components.lib.containers import LIFECYCLE_LABEL
-from components.lib.context import LABEL_PREFIX
+from components.lib.tokens import LABEL_PREFIX
 from components.observability.collector import PROBE_MEASUREMENT, REDPANDA_MEASUREMENT
+from runner.metrics import MEASUREMENT as BACKUP_MEASUREMENT
+from runner.metrics import PITR_MEASUREMENT, SEED_MEASUREMENT
 
 INFLUXDB = "influxdb"
 LOKI = "loki"
@@ -237,7 +237,7 @@ class Scope:
         )
 
     def staging_data_age_days(self, window_seconds: int) -> Query:
-        """Days since prod made the seed staging runs on (backup/staging_seed.py); never loaded
+        """Days since prod made the seed staging runs on (runner/staging_seed.py); never loaded
         counts as older than any threshold (the runner writes -1 then)."""
         return self.flux(
             window_seconds,

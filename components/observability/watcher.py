@@ -43,7 +43,7 @@ HEARTBEAT_METRIC = f"{HEARTBEAT_MEASUREMENT}_{HEARTBEAT_FIELD}"
 RUNBOOK_SECTION = "the-host-is-unreachable"  # docs/runbooks.md
 # Route 53's HealthCheckStatus and the heartbeat are per minute.
 ALARM_PERIOD_SECONDS = 60
-# Budgets of the delays no config sets (tools.ttd adds them up): CloudWatch has Route 53's
+# Budgets of the delays no config sets (ops.ttd adds them up): CloudWatch has Route 53's
 # per-minute datapoint only after the minute; SNS delivers to PagerDuty and e-mail.
 METRIC_DELAY_SECONDS = 60
 NOTIFICATION_SECONDS = 30

@@ -48,7 +48,7 @@ ROUTES_SCRIPT = read_shipped(__file__, "edge_routes.sh")
 ACME_DIR = "/var/lib/traefik"
 PING_PORT = 8082
 # Prometheus metrics (per service: requests by status code, a latency histogram), scraped by the
-# collector into InfluxDB: how a canary is compared with the stable version (tools/canary.py).
+# collector into InfluxDB: how a canary is compared with the stable version (ops/canary.py).
 METRICS_PORT = 8083
 # The services of the app's traffic, as Traefik's metrics label them (`<name>@file`).
 STABLE_SERVICE = "web-stable"

@@ -58,7 +58,7 @@ class WorkerSettings(ConfigModel):
 class CanarySettings(ConfigModel):
     """A canary release in progress: web containers of `image` beside the stable ones, taking
     `weight` % of the app's traffic at the edge (and every request with `X-Canary: 1`). Set and
-    cleared by `python -m tools.canary`; absent when no canary runs."""
+    cleared by `python -m ops.canary`; absent when no canary runs."""
 
     image: PinnedImage
     weight: int = Field(default=0, ge=0, le=100, description="% of the app's traffic the canary takes")
@@ -66,7 +66,7 @@ class CanarySettings(ConfigModel):
 
 
 class CanaryPolicy(ConfigModel):
-    """How `python -m tools.canary` steps a canary and judges it against the stable version."""
+    """How `python -m ops.canary` steps a canary and judges it against the stable version."""
 
     steps: list[int] = Field(default_factory=lambda: [5, 25, 50], min_length=1)
     interval_seconds: Seconds = Field(default=300, ge=30, le=3600, description="how long each step is watched")

@@ -6,14 +6,14 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
-from backup import seed
-from backup.config import ConfigError as RunnerConfigError
-from backup.config import Schedule
-from backup.storage import PART_BUFFERS
 from components.settings.types import ConfigModel, Megabytes, Seconds
+from runner import seed
+from runner.config import ConfigError as RunnerConfigError
+from runner.config import Schedule
+from runner.storage import PART_BUFFERS
 
 # The backup runner's memory besides its part buffers: Python, boto3 and psycopg, with a margin
-# (tools/bench_backup.py measured a peak RSS of about 110 MB with three 8 MiB parts).
+# (bench/backup.py measured a peak RSS of about 110 MB with three 8 MiB parts).
 RUNNER_BASE_MEMORY_MB = 128
 # pgBackRest's Debian package, from the PostgreSQL project's archive (renovate.json moves it).
 PGBACKREST_VERSION = "2.56.0-1.pgdg12+1"
@@ -37,7 +37,7 @@ class BackupSettings(ConfigModel):
     weekly_copies: int = Field(default=4, ge=1, le=520)
     monthly_copies: int = Field(default=12, ge=1, le=1200)
     noncurrent_version_days: int = Field(default=30, ge=1, le=3650)
-    # S3 Object Lock on every backup copy (backup/retention.py): COMPLIANCE can be shortened by
+    # S3 Object Lock on every backup copy (runner/retention.py): COMPLIANCE can be shortened by
     # nobody; GOVERNANCE by an identity with s3:BypassGovernanceRetention (none on the host).
     object_lock_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
     abort_incomplete_upload_days: int = Field(default=1, ge=1, le=30)
@@ -65,7 +65,7 @@ class BackupSettings(ConfigModel):
 
 class PitrSettings(ConfigModel):
     """Point-in-time recovery: WAL archived continuously by pgBackRest, full and differential
-    backups on schedule, all under `pgbackrest/` in the backup bucket (backup/pitr.py)."""
+    backups on schedule, all under `pgbackrest/` in the backup bucket (runner/pitr.py)."""
 
     # pgBackRest from the PostgreSQL project's Debian repository (its archive keeps every
     # version, so the pin stays installable when the main repository moves on).
@@ -99,7 +99,7 @@ class PitrSettings(ConfigModel):
 
 
 class StagingSeedSettings(ConfigModel):
-    """Staging's data, a masked copy of prod's (backup/seed.py, backup/staging_seed.py).
+    """Staging's data, a masked copy of prod's (runner/seed.py, runner/staging_seed.py).
 
     Prod makes the seeds: `rules`, one masking rule for every column of the app's schema (a
     column no rule names stops the seed run: privacy by default), and how long a seed is kept.

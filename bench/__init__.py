@@ -1,0 +1,1 @@
+"""The benchmarks whose figures the docs cite: `python -m bench.<name> --help`."""

@@ -1,0 +1,1 @@
+"""What operators and CI run: `python -m ops.<command>` (README.md, docs/)."""
