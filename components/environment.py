@@ -68,7 +68,24 @@ class AuditXEnvironment(pulumi.ComponentResource):
             ctx.name("aws"), region=settings.aws_region, opts=pulumi.ResourceOptions(parent=self)
         )
         child = pulumi.ResourceOptions(parent=self, providers=[self.docker_provider, self.aws_provider])
+        # In this order: each part uses what the parts before it declared.
+        self._declare_secrets_and_storage(child)
+        self._declare_data_services(child)
+        self._declare_observability(child)
+        self._declare_backup_runner(child)
+        self._declare_app(child)
+        self._declare_watch_and_edge(child)
+        if not pages_someone(settings):
+            # Not an error (staging may run without a pager), but never silent.
+            pulumi.log.warn(
+                f"critical alerts of {settings.environment} page nobody: no PagerDuty routing key is set. "
+                "Set one with `pulumi config set --secret pagerdutyRoutingKey <key>` (docs/observability.md)."
+            )
+        self.register_outputs(self.outputs())
 
+    def _declare_secrets_and_storage(self, child: pulumi.ResourceOptions) -> None:
+        """Secrets and their key, the backup bucket, staging's seed, the networks, pgBackRest's repository."""
+        settings, ctx = self.settings, self.context
         self.secrets = Secrets(
             ctx.name("secrets"),
             settings.provided_secrets,
@@ -106,8 +123,6 @@ class AuditXEnvironment(pulumi.ComponentResource):
                 ctx.name("seed-reader"), seed_settings, ctx=ctx, secrets=self.secrets, opts=child
             )
         self.networks = Networks(ctx.name("networks"), ctx=ctx, opts=child)
-        data_network = self.networks.data
-
         # pgBackRest's repository: its identity and configuration, before the server that archives.
         self.pitr = PitrRepository(
             ctx.name("pgbackrest"),
@@ -119,6 +134,10 @@ class AuditXEnvironment(pulumi.ComponentResource):
             secrets=self.secrets,
             opts=child,
         )
+
+    def _declare_data_services(self, child: pulumi.ResourceOptions) -> None:
+        settings, ctx = self.settings, self.context
+        data_network = self.networks.data
         self.postgres = Postgres(
             ctx.name("postgres"),
             settings.postgres,
@@ -158,17 +177,18 @@ class AuditXEnvironment(pulumi.ComponentResource):
             data_network=data_network,
             opts=child,
         )
-        self.logs = Logs(ctx.name("logs"), settings.logs, ctx=ctx, data_network=data_network, opts=child)
+
+    def _declare_observability(self, child: pulumi.ResourceOptions) -> None:
+        """Loki and Alloy, and Grafana with its datasources, dashboard and alerting."""
+        settings, ctx = self.settings, self.context
+        self.logs = Logs(ctx.name("logs"), settings.logs, ctx=ctx, data_network=self.networks.data, opts=child)
         self.grafana = Grafana(
             ctx.name("grafana"),
             settings.grafana,
             ctx=ctx,
             public_url=f"https://grafana.{settings.domain}",
             admin_password=self.secrets.value("grafana-admin-password"),
-            influxdb_token=self.secrets.value("influxdb-operator-token"),
-            influxdb_url=self.influxdb.url,
-            influxdb_org=self.influxdb.org,
-            influxdb_bucket=self.influxdb.bucket,
+            influxdb=self.influxdb.endpoint(self.secrets.value("influxdb-operator-token")),
             loki_url=self.logs.url,
             alerting_file=alerting_file(settings),
             dashboards={"platform.json": dashboard_json(settings)},
@@ -178,11 +198,12 @@ class AuditXEnvironment(pulumi.ComponentResource):
                 pagerduty_routing_key=self.secrets.optional_value("pagerduty-routing-key"),
                 smtp_password=self.secrets.optional_value("smtp-password"),
             ),
-            data_network=data_network,
-            app_network=self.networks.app,
+            networks=self.networks,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.influxdb])),
         )
-        data_services: list[pulumi.Input[pulumi.Resource]] = [self.postgres, self.redis, self.redpanda, self.influxdb]
+
+    def _declare_backup_runner(self, child: pulumi.ResourceOptions) -> None:
+        settings, ctx = self.settings, self.context
         # Archiving is always on here (its component is optional for the component tests alone).
         assert self.postgres.server_image is not None
         self.backup_runner = BackupRunner(
@@ -195,14 +216,9 @@ class AuditXEnvironment(pulumi.ComponentResource):
             secrets=self.secrets,
             postgres_image=settings.postgres.image,
             influxdb_image=settings.influxdb.image,
-            postgres_user=self.postgres.app_login,
-            postgres_password=self.postgres.app_password,
-            database=self.postgres.database,
-            influxdb_url=self.influxdb.url,
-            influxdb_org=self.influxdb.org,
-            influxdb_bucket=self.influxdb.bucket,
-            data_network=data_network,
-            app_network=self.networks.app,
+            database=self.postgres.endpoint,
+            influxdb=self.influxdb.endpoint(self.secrets.value("influxdb-operator-token")),
+            networks=self.networks,
             depends_on=[self.postgres.ready, self.influxdb, self.backup_bucket],
             pitr=PitrRunner(
                 archiving=self.pitr.archiving(),
@@ -217,20 +233,27 @@ class AuditXEnvironment(pulumi.ComponentResource):
             seed=self.staging_seed.runner_setup(RUNNER_UID) if self.staging_seed else None,
             opts=child,
         )
+
+    def _declare_app(self, child: pulumi.ResourceOptions) -> None:
+        settings, ctx = self.settings, self.context
+        data_services: list[pulumi.Input[pulumi.Resource]] = [self.postgres, self.redis, self.redpanda, self.influxdb]
         self.app = App(
             ctx.name("app"),
             settings.app,
             ctx=ctx,
             env=self.app_env(),
             secrets=self.app_secrets(),
-            data_network=data_network,
-            app_network=self.networks.app,
+            networks=self.networks,
             # The migration job needs the data services up and the app's database login ready (and,
             # where config says so, a fresh backup); web and workers wait for the migration.
             depends_on=[*data_services, self.postgres.ready],
             backup_before_migration=self.backup_runner.pre_migration_backup,
             opts=child,
         )
+
+    def _declare_watch_and_edge(self, child: pulumi.ResourceOptions) -> None:
+        """The external watcher on AWS, the Docker API proxy and the collector, and the edge."""
+        settings, ctx = self.settings, self.context
         self.watcher = ExternalWatcher(
             ctx.name("watcher"),
             settings.watcher,
@@ -250,14 +273,10 @@ class AuditXEnvironment(pulumi.ComponentResource):
             settings.monitoring,
             ctx=ctx,
             web_urls=[f"http://{web_slot(i)}:{settings.app.web.port}" for i in range(settings.app.web.replicas)],
-            influxdb_url=self.influxdb.url,
-            influxdb_org=self.influxdb.org,
-            influxdb_bucket=self.influxdb.bucket,
-            influxdb_token=self.secrets.value("influxdb-operator-token"),
+            influxdb=self.influxdb.endpoint(self.secrets.value("influxdb-operator-token")),
             docker_api=self.docker_api,
             heartbeat=self.watcher.heartbeat(settings.watcher, settings.environment),
-            data_network=data_network,
-            app_network=self.networks.app,
+            networks=self.networks,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.influxdb])),
         )
         self.edge = Edge(
@@ -273,13 +292,6 @@ class AuditXEnvironment(pulumi.ComponentResource):
             app_network=self.networks.app,
             opts=child,
         )
-        if not pages_someone(settings):
-            # Not an error (staging may run without a pager), but never silent.
-            pulumi.log.warn(
-                f"critical alerts of {settings.environment} page nobody: no PagerDuty routing key is set. "
-                "Set one with `pulumi config set --secret pagerdutyRoutingKey <key>` (docs/observability.md)."
-            )
-        self.register_outputs(self.outputs())
 
     def jobs(self) -> dict[str, docker.Container]:
         """The one-shot jobs, by what they do."""
@@ -301,10 +313,10 @@ class AuditXEnvironment(pulumi.ComponentResource):
     def app_env(self) -> dict[str, pulumi.Input[str]]:
         """What every app role is told about its environment: no secret. The connection URLs
         carry no password; the launcher puts it in from its file (components/app.py)."""
-        postgres, redis = self.postgres, self.redis
+        database, redis = self.postgres.endpoint, self.redis
         return {
             "AUDIT_X_ENVIRONMENT": self.context.environment,
-            "DATABASE_URL": f"postgres://{postgres.app_login}@{postgres.host}:{postgres.port}/{postgres.database}",
+            "DATABASE_URL": f"postgres://{database.login}@{database.host}:{database.port}/{database.database}",
             "REDIS_URL": f"redis://{redis.host}:{redis.port}/0",
             "KAFKA_BROKERS": self.redpanda.brokers,
             "INFLUXDB_URL": self.influxdb.url,
@@ -315,7 +327,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
     def app_secrets(self) -> dict[str, pulumi.Output[str]]:
         """The app's secrets by the variable the app reads them from; each reaches it as a file."""
         secrets = {
-            "DATABASE_PASSWORD": self.postgres.app_password,
+            "DATABASE_PASSWORD": self.postgres.endpoint.password,
             "REDIS_PASSWORD": self.redis.password,
             "INFLUXDB_TOKEN": self.secrets.value("influxdb-operator-token"),
             "SECRET_KEY_BASE": self.secrets.value("secret-key-base"),

@@ -29,7 +29,8 @@ import pulumi_docker as docker
 
 from components.backups.bucket import TIER_PREFIXES
 from components.backups.staging_seed import SeedRunnerSetup, seed_writer_statements
-from components.data.postgres import DATA_DIR, SOCKET_DIR, Archiving
+from components.data.influxdb import InfluxDbEndpoint
+from components.data.postgres import DATA_DIR, SOCKET_DIR, Archiving, DatabaseEndpoint
 from components.lib.build import REPO_ROOT, built_image
 from components.lib.containers import (
     SECRETS_DIR,
@@ -45,9 +46,9 @@ from components.lib.containers import (
 from components.lib.context import EnvironmentContext
 from components.lib.tokens import LABEL_PREFIX
 from components.platform.identity import AccessKeyIdentity
+from components.platform.network import Networks
 from components.platform.secrets import Secrets
 from components.settings import BackupSettings
-from runner import pitr as pitr_tool
 
 BUILD_CONTEXT = "runner"
 RUNNER_DIR = REPO_ROOT / BUILD_CONTEXT
@@ -140,6 +141,85 @@ def reader_policy(bucket_arn: str, key_arn: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class RunnerSetup:
+    """What every container of the runner gets: its environment, volumes and files."""
+
+    env: dict[str, pulumi.Input[str]]
+    volumes: dict[str, pulumi.Input[str]]
+    files: list[SecretFile | ConfigFile]
+
+
+def runner_setup(
+    settings: BackupSettings,
+    *,
+    ctx: EnvironmentContext,
+    region: str,
+    bucket: aws.s3.Bucket,
+    credentials: pulumi.Output[str],
+    database: DatabaseEndpoint,
+    influxdb: InfluxDbEndpoint,
+    state_volume: pulumi.Input[str],
+    pitr: PitrRunner | None,
+    seed: SeedRunnerSetup | None,
+) -> RunnerSetup:
+    """The runner's wiring: the bucket and the writer's credentials, PostgreSQL and InfluxDB, the
+    schedules, and where PITR or staging's seed are configured, what they add."""
+    env: dict[str, pulumi.Input[str]] = {
+        "BACKUP_ENVIRONMENT": ctx.environment,
+        "BACKUP_BUCKET": bucket.bucket,
+        "AWS_REGION": region,
+        "AWS_SHARED_CREDENTIALS_FILE": CREDENTIALS_FILE,
+        "BACKUP_WRITER_PROFILE": "writer",
+        "BACKUP_LOCK_MODE": settings.object_lock_mode,
+        "BACKUP_DAILY_COPIES": str(settings.daily_copies),
+        "BACKUP_WEEKLY_COPIES": str(settings.weekly_copies),
+        "BACKUP_MONTHLY_COPIES": str(settings.monthly_copies),
+        "BACKUP_PART_SIZE_MB": str(settings.part_size_mb),
+        "BACKUP_STATE_DIR": STATE_DIR,
+        "BACKUP_MAX_AGE_HOURS": str(settings.max_age_hours),
+        "BACKUP_SCHEDULE_POSTGRES": settings.postgres_schedule,
+        "BACKUP_SCHEDULE_INFLUXDB": settings.influxdb_schedule,
+        "BACKUP_SCHEDULE_VERIFY": settings.verify_schedule,
+        "PGHOST": database.host,
+        "PGPORT": str(database.port),
+        "PGUSER": database.login,
+        "PGDATABASE": database.database,
+        "PGPASSWORD_FILE": PG_PASSWORD_FILE,
+        "INFLUX_URL": influxdb.url,
+        "INFLUX_ORG": influxdb.org,
+        "INFLUX_METRICS_BUCKET": influxdb.bucket,
+        "INFLUX_TOKEN_FILE": INFLUX_TOKEN_FILE,
+    }
+    volumes: dict[str, pulumi.Input[str]] = {STATE_DIR: state_volume}
+    pitr_files: list[SecretFile | ConfigFile] = []
+    if pitr is not None:
+        # pgBackRest backs up from the server's own data directory and socket, with the very
+        # configuration the server archives with.
+        env |= {
+            "BACKUP_PITR_FULL_SCHEDULE": pitr.full_schedule,
+            "BACKUP_PITR_DIFF_SCHEDULE": pitr.diff_schedule,
+            "BACKUP_PITR_DRILL_SCHEDULE": pitr.drill_schedule,
+            "PITR_PG_SOCKET": SOCKET_DIR,
+        }
+        volumes |= {DATA_DIR: pitr.data_volume, SOCKET_DIR: pitr.socket_volume}
+        pitr_files = pitr.archiving.files(owner=RUNNER_UID)
+    seed_files: list[SecretFile | ConfigFile] = []
+    if seed is not None:
+        env |= seed.env
+        seed_files = seed.files
+        if seed.profile is not None:
+            credentials = pulumi.Output.concat(credentials, "\n", seed.profile)
+    files: list[SecretFile | ConfigFile] = [
+        *pitr_files,
+        *seed_files,
+        SecretFile(CREDENTIALS_FILE, credentials, owner=RUNNER_UID),
+        SecretFile(PG_PASSWORD_FILE, database.password, owner=RUNNER_UID),
+        SecretFile(INFLUX_TOKEN_FILE, influxdb.token, owner=RUNNER_UID),
+    ]
+    return RunnerSetup(env, volumes, files)
+
+
 class BackupRunner(pulumi.ComponentResource):
     image: docker.Image
     writer: AccessKeyIdentity
@@ -160,43 +240,20 @@ class BackupRunner(pulumi.ComponentResource):
         secrets: Secrets,
         postgres_image: str,
         influxdb_image: str,
-        postgres_user: pulumi.Input[str],
-        postgres_password: pulumi.Output[str],
-        database: str,
-        influxdb_url: str,
-        influxdb_org: str,
-        influxdb_bucket: str,
-        data_network: docker.Network,
-        app_network: docker.Network,
+        database: DatabaseEndpoint,
+        influxdb: InfluxDbEndpoint,
+        networks: Networks,
         depends_on: list[pulumi.Input[pulumi.Resource]],
         pitr: PitrRunner | None = None,
         seed: SeedRunnerSetup | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("audit-x:backup:BackupRunner", name, None, opts)
-        seed_key_arn = seed.writer_seed_key_arn if seed else None
-
-        def identity(role: str, policy: pulumi.Output[str]) -> AccessKeyIdentity:
-            return AccessKeyIdentity(
-                f"{name}-{role}",
-                ctx=ctx,
-                policy=policy,
-                secrets=secrets,
-                stored_as=f"backup-{role}-access-key",
-                purpose=f"AWS access key of the backup runner's {role} identity",
-                # The token they were created with: their URNs stay.
-                type_token="audit-x:backup:BackupIdentity",
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-
-        # Each policy carries only the outputs it names: the reader's is not touched by the seed key.
-        self.writer = identity(
-            "writer",
-            pulumi.Output.all(bucket.arn, kms_key.arn, seed_key_arn).apply(lambda a: writer_policy(a[0], a[1], a[2])),
-        )
-        self.reader = identity(
-            "reader", pulumi.Output.all(bucket.arn, kms_key.arn).apply(lambda a: reader_policy(a[0], a[1]))
-        )
+        self._name = name
+        self._ctx = ctx
+        self._settings = settings
+        self._networks = networks
+        self.writer, self.reader = self._identities(bucket, kms_key, secrets, seed)
 
         # With PITR, FROM the server's own image as built on the host, pgBackRest included:
         # pgBackRest must be the same version on both ends of a backup.
@@ -209,99 +266,25 @@ class BackupRunner(pulumi.ComponentResource):
         # the runner is replaced and never keeps an older pg_dump.
         self.image = built_image(name, BUILD_CONTEXT, build_args, self, after=pitr.server_image if pitr else None)
         self.volume = named_volume(ctx, f"{name}-state", "backup", "state", self)
-
-        env: dict[str, pulumi.Input[str]] = {
-            "BACKUP_ENVIRONMENT": ctx.environment,
-            "BACKUP_BUCKET": bucket.bucket,
-            "AWS_REGION": region,
-            "AWS_SHARED_CREDENTIALS_FILE": CREDENTIALS_FILE,
-            "BACKUP_WRITER_PROFILE": "writer",
-            "BACKUP_LOCK_MODE": settings.object_lock_mode,
-            "BACKUP_DAILY_COPIES": str(settings.daily_copies),
-            "BACKUP_WEEKLY_COPIES": str(settings.weekly_copies),
-            "BACKUP_MONTHLY_COPIES": str(settings.monthly_copies),
-            "BACKUP_PART_SIZE_MB": str(settings.part_size_mb),
-            "BACKUP_STATE_DIR": STATE_DIR,
-            "BACKUP_MAX_AGE_HOURS": str(settings.max_age_hours),
-            "BACKUP_SCHEDULE_POSTGRES": settings.postgres_schedule,
-            "BACKUP_SCHEDULE_INFLUXDB": settings.influxdb_schedule,
-            "BACKUP_SCHEDULE_VERIFY": settings.verify_schedule,
-            "PGHOST": "postgres",
-            "PGPORT": "5432",
-            "PGUSER": postgres_user,
-            "PGDATABASE": database,
-            "PGPASSWORD_FILE": PG_PASSWORD_FILE,
-            "INFLUX_URL": influxdb_url,
-            "INFLUX_ORG": influxdb_org,
-            "INFLUX_METRICS_BUCKET": influxdb_bucket,
-            "INFLUX_TOKEN_FILE": INFLUX_TOKEN_FILE,
-        }
-        volumes: dict[str, pulumi.Input[str]] = {STATE_DIR: self.volume.name}
-        pitr_files: list[SecretFile | ConfigFile] = []
-        if pitr is not None:
-            # pgBackRest backs up from the server's own data directory and socket, with the very
-            # configuration the server archives with.
-            env |= {
-                "BACKUP_PITR_FULL_SCHEDULE": pitr.full_schedule,
-                "BACKUP_PITR_DIFF_SCHEDULE": pitr.diff_schedule,
-                "BACKUP_PITR_DRILL_SCHEDULE": pitr.drill_schedule,
-                "PITR_PG_SOCKET": SOCKET_DIR,
-            }
-            volumes |= {DATA_DIR: pitr.data_volume, SOCKET_DIR: pitr.socket_volume}
-            pitr_files = [
-                ConfigFile(pitr_tool.CONFIG_FILE, pitr.archiving.config),
-                SecretFile(pitr_tool.SECRETS_FILE, pitr.archiving.secrets, owner=RUNNER_UID),
-            ]
         # The writer only: the reader's key is not on the host (see the module's docstring). In
         # staging, the seed reader too: it reads prod's seeds, nothing else (staging_seed.py).
-        credentials = self.writer.profile("writer")
-        seed_files: list[SecretFile | ConfigFile] = []
-        if seed is not None:
-            env |= seed.env
-            seed_files = seed.files
-            if seed.profile is not None:
-                credentials = pulumi.Output.concat(credentials, "\n", seed.profile)
-        files: list[SecretFile | ConfigFile] = [
-            *pitr_files,
-            *seed_files,
-            SecretFile(CREDENTIALS_FILE, credentials, owner=RUNNER_UID),
-            SecretFile(PG_PASSWORD_FILE, postgres_password, owner=RUNNER_UID),
-            SecretFile(INFLUX_TOKEN_FILE, secrets.value("influxdb-operator-token"), owner=RUNNER_UID),
-        ]
-
-        def spec(
-            role: str, command: list[str], health: HealthCheck | None, labels: dict[str, pulumi.Input[str]]
-        ) -> ContainerSpec:
-            return ContainerSpec(
-                service="backup",
-                role=role,
-                image=self.image.image_name,
-                memory_mb=settings.memory_limit_mb,
-                # data: PostgreSQL and InfluxDB; app: outbound, to S3.
-                networks=[on_network(data_network), on_network(app_network)],
-                command=command,
-                env=env,
-                files=files,
-                volumes=volumes,
-                healthcheck=health,
-                extra_labels=labels,
-                wait_timeout_seconds=settings.startup_timeout_seconds + 60,
-                # A pre-migration backup takes as long as a scheduled one at most.
-                run_timeout_seconds=settings.startup_timeout_seconds,
-                # A backup in progress is allowed to finish its current part and abort cleanly.
-                stop_grace_seconds=60,
-            )
-
-        after_data = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, self.writer, self.reader])
-        self._job_prefix = name
-        self._spec = spec
-        self._after_data = after_data
-        self._ctx = ctx
-        self._before_migrations = settings.before_migrations
+        self._setup = runner_setup(
+            settings,
+            ctx=ctx,
+            region=region,
+            bucket=bucket,
+            credentials=self.writer.profile("writer"),
+            database=database,
+            influxdb=influxdb,
+            state_volume=self.volume.name,
+            pitr=pitr,
+            seed=seed,
+        )
+        self._after_data = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, self.writer, self.reader])
         self.container = long_running_container(
             ctx,
             name,
-            spec(
+            self._spec(
                 "scheduler",
                 ["serve"],
                 # Healthy only while every backup is fresh; on a first start the runner takes one
@@ -316,23 +299,80 @@ class BackupRunner(pulumi.ComponentResource):
                     start_period=f"{settings.startup_timeout_seconds}s",
                     start_interval="10s",
                 ),
-                {},
             ),
-            after_data,
+            self._after_data,
             # A new runner (new image, rotated credentials) is healthy before the old one goes.
             rolling=True,
         )
         self.pre_migration = None
         self.register_outputs({"container": self.container.name, "writer": self.writer.user.name})
 
+    def _identities(
+        self, bucket: aws.s3.Bucket, kms_key: aws.kms.Key, secrets: Secrets, seed: SeedRunnerSetup | None
+    ) -> tuple[AccessKeyIdentity, AccessKeyIdentity]:
+        """The writer (on the host) and the reader (off it), each with its own policy."""
+        seed_key_arn = seed.writer_seed_key_arn if seed else None
+
+        def identity(role: str, policy: pulumi.Output[str]) -> AccessKeyIdentity:
+            return AccessKeyIdentity(
+                f"{self._name}-{role}",
+                ctx=self._ctx,
+                policy=policy,
+                secrets=secrets,
+                stored_as=f"backup-{role}-access-key",
+                purpose=f"AWS access key of the backup runner's {role} identity",
+                # The token they were created with: their URNs stay.
+                type_token="audit-x:backup:BackupIdentity",
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+
+        # Each policy carries only the outputs it names: the reader's is not touched by the seed key.
+        writer = identity(
+            "writer",
+            pulumi.Output.all(bucket.arn, kms_key.arn, seed_key_arn).apply(lambda a: writer_policy(a[0], a[1], a[2])),
+        )
+        reader = identity(
+            "reader", pulumi.Output.all(bucket.arn, kms_key.arn).apply(lambda a: reader_policy(a[0], a[1]))
+        )
+        return writer, reader
+
+    def _spec(
+        self,
+        role: str,
+        command: list[str],
+        health: HealthCheck | None,
+        labels: dict[str, pulumi.Input[str]] | None = None,
+    ) -> ContainerSpec:
+        """A container of the runner's image in `role`: the scheduler, or a one-shot job."""
+        settings = self._settings
+        return ContainerSpec(
+            service="backup",
+            role=role,
+            image=self.image.image_name,
+            memory_mb=settings.memory_limit_mb,
+            # data: PostgreSQL and InfluxDB; app: outbound, to S3.
+            networks=[on_network(self._networks.data), on_network(self._networks.app)],
+            command=command,
+            env=self._setup.env,
+            files=self._setup.files,
+            volumes=self._setup.volumes,
+            healthcheck=health,
+            extra_labels=labels or {},
+            wait_timeout_seconds=settings.startup_timeout_seconds + 60,
+            # A pre-migration backup takes as long as a scheduled one at most.
+            run_timeout_seconds=settings.startup_timeout_seconds,
+            # A backup in progress is allowed to finish its current part and abort cleanly.
+            stop_grace_seconds=60,
+        )
+
     def pre_migration_backup(self, for_migration: pulumi.Output[str]) -> docker.Container | None:
         """A fresh PostgreSQL backup for the migration whose revision is `for_migration`, where
         config asks for one (`backup.beforeMigrations`): it runs again whenever that migration does."""
-        if not self._before_migrations:
+        if not self._settings.before_migrations:
             return None
         self.pre_migration = one_shot_container(
             self._ctx,
-            f"{self._job_prefix}-pre-migrate",
+            f"{self._name}-pre-migrate",
             self._spec(
                 "pre-migrate",
                 ["postgres", "--reason", "pre-migration"],

@@ -10,6 +10,8 @@ on a wrong one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_docker as docker
 
@@ -36,6 +38,16 @@ INFLUXDB_UID = "1000"
 
 # INFLUXDB_PORT is unset in the container and lets the tests aim the same command elsewhere.
 HEALTH_COMMAND = 'wget -q -O- "http://127.0.0.1:${INFLUXDB_PORT:-8086}/health" | grep -Eq \'"status": ?"pass"\''
+
+
+@dataclass(frozen=True)
+class InfluxDbEndpoint:
+    """What a client of the metrics store needs: where it is, its org and bucket, and its token."""
+
+    url: str
+    org: str
+    bucket: str
+    token: pulumi.Output[str]
 
 
 class InfluxDb(pulumi.ComponentResource):
@@ -94,3 +106,7 @@ class InfluxDb(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"container": self.container.name, "url": self.url})
+
+    def endpoint(self, token: pulumi.Output[str]) -> InfluxDbEndpoint:
+        """The metrics store as a client holding `token` reaches it."""
+        return InfluxDbEndpoint(url=self.url, org=self.org, bucket=self.bucket, token=token)

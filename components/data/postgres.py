@@ -71,6 +71,11 @@ class Archiving:
     config: pulumi.Input[str]
     secrets: pulumi.Output[str]
 
+    def files(self, owner: str) -> list[SecretFile | ConfigFile]:
+        """pgBackRest's configuration, and its secrets readable by `owner` alone: the server and
+        the backup runner use the very same two."""
+        return [ConfigFile(pitr.CONFIG_FILE, self.config), SecretFile(pitr.SECRETS_FILE, self.secrets, owner=owner)]
+
 
 # Runs inside the container with its environment. PGPORT is honoured by libpq when set, which is
 # how the tests point the very same command at a throwaway server.
@@ -107,6 +112,17 @@ def server_flags(settings: PostgresSettings) -> list[str]:
     for key, value in flags.items():
         command += ["-c", f"{key}={value}"]
     return command
+
+
+@dataclass(frozen=True)
+class DatabaseEndpoint:
+    """What a client of the database needs: where it is, which database, and the app's login now."""
+
+    host: str
+    port: int
+    database: str
+    login: str
+    password: pulumi.Output[str]
 
 
 class Postgres(pulumi.ComponentResource):
@@ -207,10 +223,7 @@ class Postgres(pulumi.ComponentResource):
             server_image = self.server_image.image_name
             self.spool_volume = named_volume(ctx, f"{name}-spool", "postgres", "spool", self)
             server_volumes[SPOOL_DIR] = self.spool_volume.name
-            server_files = [
-                ConfigFile(pitr.CONFIG_FILE, archiving.config),
-                SecretFile(pitr.SECRETS_FILE, archiving.secrets, owner=POSTGRES_UID),
-            ]
+            server_files = archiving.files(owner=POSTGRES_UID)
             for key, value in pitr.server_settings(archiving.archive_timeout_seconds).items():
                 command += ["-c", f"{key}={value}"]
         # The server is never replaced for a password: none of its inputs carries one. It waits
@@ -278,6 +291,11 @@ class Postgres(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
         )
         self.register_outputs({"container": self.container.name, "database": database, "login": self.app_login})
+
+    @property
+    def endpoint(self) -> DatabaseEndpoint:
+        """The database as the app and the backup runner reach it, as the app's login in use."""
+        return DatabaseEndpoint(self.host, self.port, self.database, self.app_login, self.app_password)
 
     @property
     def ready(self) -> pulumi.Output[docker.Container]:

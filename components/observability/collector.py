@@ -24,6 +24,7 @@ import pulumi
 import pulumi_docker as docker
 import tomli_w
 
+from components.data.influxdb import InfluxDbEndpoint
 from components.lib.containers import (
     SECRETS_DIR,
     ConfigFile,
@@ -39,6 +40,7 @@ from components.lib.tokens import LABEL_PREFIX
 from components.observability.watcher import HEARTBEAT_FIELD, HEARTBEAT_MEASUREMENT, Heartbeat
 from components.platform.docker_api import DockerApiProxy
 from components.platform.edge import METRICS_PORT as EDGE_METRICS_PORT
+from components.platform.network import Networks
 from components.settings import MonitoringSettings
 
 CONFIG_PATH = "/etc/telegraf/telegraf.conf"
@@ -74,9 +76,7 @@ def telegraf_config(
     environment: str,
     container_prefix: str,
     web_urls: Sequence[str],
-    influxdb_url: str,
-    influxdb_org: str,
-    influxdb_bucket: str,
+    influxdb: InfluxDbEndpoint,
     docker_endpoint: str,
     heartbeat: Heartbeat,
 ) -> dict[str, Any]:
@@ -111,10 +111,10 @@ def telegraf_config(
         "outputs": {
             "influxdb_v2": [
                 {
-                    "urls": [influxdb_url],
+                    "urls": [influxdb.url],
                     "token": f"@{{{SECRET_STORE}:{INFLUX_TOKEN_KEY}}}",
-                    "organization": influxdb_org,
-                    "bucket": influxdb_bucket,
+                    "organization": influxdb.org,
+                    "bucket": influxdb.bucket,
                     "timeout": "5s",
                     "namedrop": [HEARTBEAT_MEASUREMENT],
                 }
@@ -198,14 +198,10 @@ class Collector(pulumi.ComponentResource):
         *,
         ctx: EnvironmentContext,
         web_urls: Sequence[str],
-        influxdb_url: str,
-        influxdb_org: str,
-        influxdb_bucket: str,
-        influxdb_token: pulumi.Output[str],
+        influxdb: InfluxDbEndpoint,
         docker_api: DockerApiProxy,
         heartbeat: Heartbeat,
-        data_network: docker.Network,
-        app_network: docker.Network,
+        networks: Networks,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("audit-x:observability:Collector", name, None, opts)
@@ -214,9 +210,7 @@ class Collector(pulumi.ComponentResource):
             environment=ctx.environment,
             container_prefix=ctx.name() + "-",
             web_urls=web_urls,
-            influxdb_url=influxdb_url,
-            influxdb_org=influxdb_org,
-            influxdb_bucket=influxdb_bucket,
+            influxdb=influxdb,
             docker_endpoint=docker_api.endpoint,
             heartbeat=heartbeat,
         )
@@ -230,11 +224,11 @@ class Collector(pulumi.ComponentResource):
                 image=self.image.image_id,
                 memory_mb=settings.collector_memory_limit_mb,
                 # data: InfluxDB and Redpanda; app: the web role's probes; the Docker API's own.
-                networks=[on_network(data_network), on_network(app_network), on_network(docker_api.network)],
+                networks=[on_network(networks.data), on_network(networks.app), on_network(docker_api.network)],
                 command=["telegraf", "--config", CONFIG_PATH],
                 files=[
                     ConfigFile(CONFIG_PATH, render_toml(config)),
-                    SecretFile(INFLUX_TOKEN_FILE, influxdb_token, owner=COLLECTOR_UID),
+                    SecretFile(INFLUX_TOKEN_FILE, influxdb.token, owner=COLLECTOR_UID),
                     SecretFile(HEARTBEAT_CREDENTIALS_FILE, heartbeat.credentials, owner=COLLECTOR_UID),
                 ],
                 user=f"{COLLECTOR_UID}:{COLLECTOR_UID}",

@@ -11,10 +11,13 @@ password is `GF_SMTP_PASSWORD__FILE`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pulumi
 import pulumi_docker as docker
 import yaml
 
+from components.data.influxdb import InfluxDbEndpoint
 from components.lib.containers import (
     SECRETS_DIR,
     ConfigFile,
@@ -39,6 +42,7 @@ from components.observability.alerting import (
     file_reference,
 )
 from components.observability.signals import INFLUXDB, LOKI
+from components.platform.network import Networks
 from components.settings import GrafanaSettings, SmtpSettings
 
 PORT = 3000
@@ -113,17 +117,25 @@ def dashboard_provider_file() -> str:
     return yaml.safe_dump(document, sort_keys=False)
 
 
+@dataclass(frozen=True)
+class NotificationRoutes:
+    """What Grafana's contact points need, only what is configured: plain settings in its
+    environment, every secret as a file readable by Grafana's user alone."""
+
+    env: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    files: list[SecretFile] = field(default_factory=list)
+
+
 def notification_settings(
     smtp: SmtpSettings | None,
     *,
     slack_webhook_url: pulumi.Output[str] | None,
     pagerduty_routing_key: pulumi.Output[str] | None,
     smtp_password: pulumi.Output[str] | None,
-) -> tuple[dict[str, pulumi.Input[str]], list[SecretFile]]:
-    """What the contact points need, only what is configured: plain settings in the environment,
-    every secret as a file readable by Grafana's user alone."""
-    env: dict[str, pulumi.Input[str]] = {}
-    files: list[SecretFile] = []
+) -> NotificationRoutes:
+    """The routes configured: Slack, PagerDuty and e-mail, each only where its setting is given."""
+    routes = NotificationRoutes()
+    env, files = routes.env, routes.files
     if slack_webhook_url is not None:
         files.append(SecretFile(SLACK_FILE, slack_webhook_url, owner=GRAFANA_UID))
     if pagerduty_routing_key is not None:
@@ -140,7 +152,7 @@ def notification_settings(
         if smtp_password is not None:
             env["GF_SMTP_PASSWORD__FILE"] = SMTP_PASSWORD_FILE
             files.append(SecretFile(SMTP_PASSWORD_FILE, smtp_password, owner=GRAFANA_UID))
-    return env, files
+    return routes
 
 
 class Grafana(pulumi.ComponentResource):
@@ -158,16 +170,12 @@ class Grafana(pulumi.ComponentResource):
         ctx: EnvironmentContext,
         public_url: str,
         admin_password: pulumi.Output[str],
-        influxdb_token: pulumi.Output[str],
-        influxdb_url: str,
-        influxdb_org: str,
-        influxdb_bucket: str,
+        influxdb: InfluxDbEndpoint,
         loki_url: str,
         alerting_file: str,
         dashboards: dict[str, str],
-        notifications: tuple[dict[str, pulumi.Input[str]], list[SecretFile]],
-        data_network: docker.Network,
-        app_network: docker.Network,
+        notifications: NotificationRoutes,
+        networks: Networks,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("audit-x:observability:Grafana", name, None, opts)
@@ -184,7 +192,7 @@ class Grafana(pulumi.ComponentResource):
                 role="admin-password",
                 image=self.image.image_id,
                 script=RESET_ADMIN_SCRIPT,
-                networks=[on_network(data_network)],
+                networks=[on_network(networks.data)],
                 env={
                     "GF_PATHS_DATA": DATA_DIR,
                     "NEW_PASSWORD_FILE": NEW_PASSWORD_FILE,
@@ -204,7 +212,7 @@ class Grafana(pulumi.ComponentResource):
                 image=self.image.image_id,
                 memory_mb=settings.memory_limit_mb,
                 # data: to query InfluxDB; app: outbound, for alert notifications.
-                networks=[on_network(data_network, "grafana"), on_network(app_network, "grafana")],
+                networks=[on_network(networks.data, "grafana"), on_network(networks.app, "grafana")],
                 env={
                     "GF_SECURITY_ADMIN_USER": settings.admin_user,
                     "GF_SECURITY_ADMIN_PASSWORD__FILE": PASSWORD_FILE,
@@ -215,15 +223,15 @@ class Grafana(pulumi.ComponentResource):
                     "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
                     "GF_LOG_MODE": "console",
                     "GF_LOG_CONSOLE_FORMAT": "json",
-                    **notifications[0],
+                    **notifications.env,
                 },
                 files=[
-                    SecretFile(INFLUXDB_TOKEN_FILE, influxdb_token, owner=GRAFANA_UID),
-                    *notifications[1],
+                    SecretFile(INFLUXDB_TOKEN_FILE, influxdb.token, owner=GRAFANA_UID),
+                    *notifications.files,
                     ConfigFile(
                         DATASOURCES_FILE,
                         datasources_file(
-                            influxdb_url=influxdb_url, org=influxdb_org, bucket=influxdb_bucket, loki_url=loki_url
+                            influxdb_url=influxdb.url, org=influxdb.org, bucket=influxdb.bucket, loki_url=loki_url
                         ),
                     ),
                     ConfigFile(ALERTING_FILE, alerting_file),
