@@ -424,13 +424,20 @@ def try_program(
 TEST_STACK = "component-test"
 
 
-def run_component(build: Callable[[], None], *, exit_codes: Mapping[str, int] | None = None) -> Plan:
+def run_component(
+    build: Callable[[], None],
+    *,
+    exit_codes: Mapping[str, int] | None = None,
+    stack_outputs: Mapping[str, dict[str, Any]] | None = None,
+) -> Plan:
     """Run `build` (which declares one component) under mocks, alone, and return what it declared.
 
     A failure then points at that component, not at the whole stack. `build` gets no stack
     config: a component takes everything it needs as arguments (tests.helpers.component_context).
+    `stack_outputs`: what a stack the component references exports, by its fully qualified name
+    (no other stack is run for it).
     """
-    plan, error = _run_under_mocks(TEST_STACK, {}, set(), exit_codes or {}, build)
+    plan, error = _run_under_mocks(TEST_STACK, {}, set(), exit_codes or {}, build, referenced=stack_outputs)
     if error is not None:
         raise error
     return plan

@@ -11,16 +11,22 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import pulumi
+import pulumi_aws as aws
 import pulumi_docker as docker
 import yaml
 
+from components.data.influxdb import InfluxDbEndpoint
+from components.data.postgres import DatabaseEndpoint
 from components.lib import tokens
 from components.lib.context import EnvironmentContext
 from components.lib.tokens import labels_of
 from components.platform.edge import NEW_ROUTES_FILE
-from components.settings import LogRotationSettings, Settings, load_settings
+from components.platform.network import Networks
+from components.platform.secrets import Secrets
+from components.settings import LogRotationSettings, ProvidedSecrets, Settings, load_settings
 from harness import telegraf_catalogue
-from harness.mock_engine import REPO_ROOT, DeclaredResource, Plan, load_stack_config, mock_image_id
+from harness.mock_engine import REPO_ROOT, DeclaredResource, Plan, fake_secret, load_stack_config, mock_image_id
 from runner.metrics import RunOutcome, archiving_line, rows_lines, seed_age_line
 from runner.pitr import ArchiverStatus
 
@@ -141,14 +147,105 @@ def uploaded(resource: DeclaredResource, path: str) -> str:
     return files[path]
 
 
-def component_context(environment: str = "test") -> EnvironmentContext:
+# --- components built alone (harness.mock_engine.run_component) -----------------------------------
+# Small stand-ins for what a component gets from the others; each is declared inside the `build`
+# a test hands to run_component (an Output needs the run's event loop).
+
+
+def component_context(environment: str = "test", *, protect_stateful: bool = False) -> EnvironmentContext:
     """The context a component gets when a test builds it alone (harness.mock_engine.run_component)."""
-    return EnvironmentContext(environment=environment, protect_stateful=False, log_rotation=LogRotationSettings())
+    return EnvironmentContext(
+        environment=environment, protect_stateful=protect_stateful, log_rotation=LogRotationSettings()
+    )
 
 
 def data_network(ctx: EnvironmentContext) -> docker.Network:
     """A network for a component built alone to join."""
     return docker.Network(ctx.name("data"), name=ctx.name("data"), internal=True)
+
+
+def networks(ctx: EnvironmentContext) -> Networks:
+    """The environment's two networks, `audit-x-<env>-data` and `audit-x-<env>-app`."""
+    return Networks(ctx.name("networks"), ctx=ctx)
+
+
+def secrets(ctx: EnvironmentContext, provided: ProvidedSecrets | None = None) -> Secrets:
+    """The environment's secrets, nothing provided unless given. The mocks make up every generated
+    value, traceably: `generated(ctx, "pgbackrest-cipher-pass")` is the one a component gets."""
+    return Secrets(
+        ctx.name("secrets"),
+        provided or ProvidedSecrets(),
+        ctx=ctx,
+        rotation={},
+        recovery_window_days=7,
+        kms_deletion_window_days=7,
+    )
+
+
+def generated(ctx: EnvironmentContext, name: str) -> str:
+    """The value the mocks give the generated secret `name` of `secrets(ctx)`: one kept by its
+    rotation marker, not yet rotated (not a credential used in turn, which a generation keeps)."""
+    return fake_secret(ctx.name(name))
+
+
+def kms_key(ctx: EnvironmentContext) -> aws.kms.Key:
+    """A KMS key of the environment's, `audit-x-<env>-kms` (ARN: mock_kms_key_arn of that name)."""
+    return aws.kms.Key(ctx.name("kms"), description="a key for a component built alone")
+
+
+def s3_bucket(ctx: EnvironmentContext, bucket_name: str) -> aws.s3.Bucket:
+    """A bucket named `bucket_name` (ARN `arn:aws:s3:::<bucket_name>`)."""
+    return aws.s3.Bucket(ctx.name("bucket"), bucket=bucket_name)
+
+
+def influxdb_endpoint(token: str = "influxdb-token-value") -> InfluxDbEndpoint:
+    """A metrics store somewhere, with a secret token."""
+    return InfluxDbEndpoint(
+        url="http://metrics.test:8086", org="test-org", bucket="test-metrics", token=pulumi.Output.secret(token)
+    )
+
+
+def database_endpoint(password: str = "database-password-value") -> DatabaseEndpoint:
+    """A database somewhere, as the app's login reaches it, with a secret password."""
+    return DatabaseEndpoint(
+        host="db.test", port=6543, database="audit_x_test", login="audit_x_b", password=pulumi.Output.secret(password)
+    )
+
+
+def children(plan: Plan, parent: str) -> list[tuple[str, str]]:
+    """(type, name) of every resource `parent` declared itself, sorted."""
+    return sorted((r.type, r.name) for r in plan.resources if r.parent == parent)
+
+
+def declared(plan: Plan, type_: str, name: str) -> DeclaredResource:
+    """The one resource of `type_` named `name` (names repeat across types: a network and a container)."""
+    matches = [r for r in plan.of_type(type_) if r.name == name]
+    assert len(matches) == 1, f"{len(matches)} {type_} named {name}"
+    return matches[0]
+
+
+def upload(resource: DeclaredResource, path: str, *, plain: bool = False) -> dict[str, Any]:
+    """A file written into a container: content (masked unless `plain`), permissions, owner, group."""
+    files = {u["file"]: u for u in (resource.plain_inputs if plain else resource.inputs).get("uploads") or []}
+    assert path in files, f"{resource.name} has no {path}: {sorted(files)}"
+    return files[path]
+
+
+def clashes(plan: Plan) -> list[str]:
+    """What two components side by side would fight over: a URN, or the name of a Docker object or
+    an AWS resource of the same type (the mock engine refuses neither, the real ones do)."""
+    seen: dict[tuple[str, str], int] = {}
+    for r in plan.resources:
+        seen[("urn", r.urn)] = seen.get(("urn", r.urn), 0) + 1
+        name = r.plain_inputs.get("name")
+        if isinstance(name, str) and r.type != tokens.REMOTE_IMAGE:  # two pulls of one image are one image
+            seen[(r.type, name)] = seen.get((r.type, name), 0) + 1
+    return sorted(f"{kind} {name}" for (kind, name), count in seen.items() if count > 1)
+
+
+def volumes(resource: DeclaredResource) -> dict[str, str]:
+    """A container's named volumes, by the path they are mounted at."""
+    return {v["containerPath"]: v["volumeName"] for v in resource.inputs.get("volumes") or [] if "volumeName" in v}
 
 
 # --- metrics and queries -----------------------------------------------------------------------
