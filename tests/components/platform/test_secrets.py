@@ -6,12 +6,22 @@ from __future__ import annotations
 import logging
 
 import pytest
+from pydantic import SecretStr
 
 from components.lib import tokens
-from components.platform.secrets import GENERATED_SECRETS
-from components.settings import load_settings
-from harness.mock_engine import Plan, fake_secret, iter_strings, load_stack_config, run_program
-from tests.helpers import containers, labels
+from components.platform.secrets import GENERATED_SECRETS, Secrets
+from components.settings import ProvidedSecrets, load_settings
+from harness.mock_engine import (
+    Plan,
+    fake_secret,
+    iter_strings,
+    load_stack_config,
+    mock_kms_key_arn,
+    mock_kms_key_id,
+    run_component,
+    run_program,
+)
+from tests.helpers import children, component_context, containers, declared, generated, labels
 
 PROVIDED = {
     "audit-x:sentryDsn": "https://sentrykey0001@o1.ingest.sentry.io/7",
@@ -144,3 +154,123 @@ def test_environments_share_no_secret_key_or_identity(plans: dict[str, Plan]) ->
     ):
         assert names(plans["staging"], type_, field).isdisjoint(names(plans["prod"], type_, field)), type_
     assert plans["staging"].outputs["kmsKeyArn"] != plans["prod"].outputs["kmsKeyArn"]
+
+
+# --- built alone -------------------------------------------------------------------------------
+
+GENERATED_LENGTHS = {
+    "postgres-password": 40,
+    "postgres-login-a": 40,
+    "postgres-login-b": 40,
+    "redis-password": 40,
+    "redis-password-b": 40,
+    "influxdb-admin-password": 40,
+    "influxdb-operator-token": 64,
+    "grafana-admin-password": 40,
+    "secret-key-base": 128,
+    "pgbackrest-cipher-pass": 64,
+}
+SLACK_URL = "https://hooks.slack.com/services/T0/B0/alone-slack-secret"
+
+
+def build_secrets(
+    provided: ProvidedSecrets | None = None, rotation: dict[str, str] | None = None, *, protect: bool = False
+) -> Plan:
+    def declare() -> None:
+        Secrets(
+            "audit-x-test-secrets",
+            provided or ProvidedSecrets(),
+            ctx=component_context(protect_stateful=protect),
+            rotation=rotation or {},
+            recovery_window_days=14,
+            kms_deletion_window_days=10,
+        )
+
+    return run_component(declare)
+
+
+def stored_values(plan: Plan) -> dict[str, str]:
+    """Each version's plain value, by the secret's name (audit-x-test-secret-<name>-version)."""
+    return {
+        r.name.removeprefix("audit-x-test-secret-").removesuffix("-version"): r.plain_inputs["secretString"]
+        for r in plan.of_type(tokens.SECRET_VERSION)
+    }
+
+
+def test_secrets_alone_declare_their_key_its_alias_and_every_generated_secret() -> None:
+    plan = build_secrets()
+    assert children(plan, "audit-x-test-secrets") == sorted(
+        [
+            (tokens.KMS_KEY, "audit-x-test-kms"),
+            (tokens.KMS_ALIAS, "audit-x-test-kms-alias"),
+            *[(tokens.RANDOM_PASSWORD, f"audit-x-test-{name}") for name in GENERATED_LENGTHS],
+            *[(tokens.SECRET, f"audit-x-test-secret-{name}") for name in GENERATED_LENGTHS],
+            *[(tokens.SECRET_VERSION, f"audit-x-test-secret-{name}-version") for name in GENERATED_LENGTHS],
+        ]
+    )
+    key = declared(plan, tokens.KMS_KEY, "audit-x-test-kms")
+    assert {k: key.inputs[k] for k in ("deletionWindowInDays", "enableKeyRotation", "description")} == {
+        "deletionWindowInDays": 10,
+        "enableKeyRotation": True,
+        "description": "Encrypts the secrets and backups of audit-x test",
+    }
+    alias = declared(plan, tokens.KMS_ALIAS, "audit-x-test-kms-alias")
+    assert (alias.inputs["name"], alias.inputs["targetKeyId"]) == (
+        "alias/audit-x-test",
+        mock_kms_key_id("audit-x-test-kms"),
+    )
+    passwords = {r.name.removeprefix("audit-x-test-"): r.inputs for r in plan.of_type(tokens.RANDOM_PASSWORD)}
+    assert {name: inputs["length"] for name, inputs in passwords.items()} == GENERATED_LENGTHS
+    assert {
+        (inputs["special"], inputs["minLower"], inputs["minUpper"], inputs["minNumeric"])
+        for inputs in passwords.values()
+    } == {(False, 4, 4, 4)}
+    for name in GENERATED_LENGTHS:
+        secret = declared(plan, tokens.SECRET, f"audit-x-test-secret-{name}")
+        assert {k: secret.inputs[k] for k in ("name", "kmsKeyId", "recoveryWindowInDays")} == {
+            "name": f"audit-x/test/{name}",
+            "kmsKeyId": mock_kms_key_arn("audit-x-test-kms"),
+            "recoveryWindowInDays": 14,
+        }
+        version = declared(plan, tokens.SECRET_VERSION, f"audit-x-test-secret-{name}-version")
+        assert version.inputs["secretString"] == "[secret]"
+    # A credential used in turn is kept by the generation its slot was made at; every other by its marker.
+    alternating = {
+        "postgres-login-a": {"generation": "0"},
+        "postgres-login-b": {"generation": "-1"},
+        "redis-password": {"rotation": "initial"},
+        "redis-password-b": {"generation": "-1"},
+    }
+    assert {name: inputs["keepers"] for name, inputs in passwords.items()} == {
+        name: alternating.get(name, {"rotation": "initial"}) for name in GENERATED_LENGTHS
+    }
+    values = stored_values(plan)
+    assert {name: values[name] for name in GENERATED_LENGTHS if name not in alternating} == {
+        name: generated(component_context(), name) for name in GENERATED_LENGTHS if name not in alternating
+    }
+    assert len(set(values.values())) == len(GENERATED_LENGTHS)
+
+
+def test_a_provided_secret_is_stored_only_when_given() -> None:
+    plan = build_secrets(ProvidedSecrets(slack_webhook_url=SecretStr(SLACK_URL)))
+    assert set(stored_values(plan)) == {*GENERATED_LENGTHS, "slack-webhook-url"}
+    assert stored_values(plan)["slack-webhook-url"] == SLACK_URL
+    slack = declared(plan, tokens.SECRET, "audit-x-test-secret-slack-webhook-url")
+    assert (slack.inputs["name"], slack.inputs["description"]) == (
+        "audit-x/test/slack-webhook-url",
+        "provided by operators with `pulumi config set --secret`",
+    )
+    assert SLACK_URL not in str([r.inputs for r in plan.resources])
+
+
+def test_a_rotation_marker_gives_a_new_value_to_the_secret_it_names_and_no_other() -> None:
+    before = stored_values(build_secrets())
+    after = stored_values(build_secrets(rotation={"grafana-admin-password": "2026-03"}))
+    assert sorted(name for name in before if before[name] != after[name]) == ["grafana-admin-password"]
+
+
+def test_a_protected_environment_protects_its_key_and_secrets_and_leaves_versions_replaceable() -> None:
+    plan = build_secrets(protect=True)
+    protected = sorted(r.name for r in plan.resources if r.protect and r.retain_on_delete)
+    assert protected == sorted(["audit-x-test-kms", *[f"audit-x-test-secret-{name}" for name in GENERATED_LENGTHS]])
+    assert not any(r.protect for r in plan.of_type(tokens.SECRET_VERSION) + plan.of_type(tokens.RANDOM_PASSWORD))
