@@ -15,10 +15,23 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
+import pulumi
 import pytest
 
-from components.platform.docker_api import DOCKER_SOCKET, PORT, proxy_config
+from components.lib import tokens
+from components.platform.docker_api import DOCKER_SOCKET, PORT, DockerApiProxy, proxy_config
 from harness.local_services import free_port
+from harness.mock_engine import Plan, mock_image_id, run_component
+from tests.helpers import (
+    children,
+    clashes,
+    component_context,
+    declared,
+    healthcheck_command,
+    labels,
+    network_names,
+    upload,
+)
 
 HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
 
@@ -136,3 +149,65 @@ def test_everything_else_is_refused_before_the_socket(proxy: tuple[int, _FakeDoc
     before = len(docker.seen)
     assert request(port, method, path) == 403
     assert len(docker.seen) == before
+
+
+# --- built alone -------------------------------------------------------------------------------
+
+PROXY_IMAGE = "ghcr.io/tecnativa/docker-socket-proxy:v0.4.0"
+
+
+def build_proxies(*environments: str) -> Plan:
+    def declare() -> None:
+        for environment in environments:
+            ctx = component_context(environment)
+            proxy = DockerApiProxy(ctx.name("docker-api"), PROXY_IMAGE, ctx=ctx)
+            pulumi.export(f"{environment}-endpoint", proxy.endpoint)
+
+    return run_component(declare)
+
+
+def test_proxy_alone_holds_the_socket_read_only_on_an_internal_network_of_its_own() -> None:
+    plan = build_proxies("test")
+    name = "audit-x-test-docker-api"
+    assert children(plan, name) == [
+        (tokens.CONTAINER, name),
+        (tokens.NETWORK, name),
+        (tokens.REMOTE_IMAGE, f"{name}-image"),
+    ]
+    network = declared(plan, tokens.NETWORK, name)
+    assert {k: network.inputs[k] for k in ("name", "driver", "internal")} == {
+        "name": name,
+        "driver": "bridge",
+        "internal": True,
+    }
+    assert labels(network)["io.audit-x.role"] == "docker-api"
+    image = declared(plan, tokens.REMOTE_IMAGE, f"{name}-image")
+    assert (image.inputs["name"], image.inputs["keepLocally"]) == (PROXY_IMAGE, True)
+    proxy = declared(plan, tokens.CONTAINER, name)
+    assert proxy.inputs["image"] == mock_image_id(PROXY_IMAGE)
+    # The collector reaches it as tcp://docker-api:2375: that alias, on this network alone.
+    assert plan.outputs["test-endpoint"] == "tcp://docker-api:2375"
+    assert proxy.inputs["networksAdvanced"] == [{"name": name, "aliases": ["docker-api"]}]
+    assert proxy.inputs["volumes"] == [
+        {"hostPath": "/var/run/docker.sock", "containerPath": "/var/run/docker.sock", "readOnly": True}
+    ]
+    assert upload(proxy, "/usr/local/etc/haproxy/haproxy.cfg.template") == {
+        "file": "/usr/local/etc/haproxy/haproxy.cfg.template",
+        "content": proxy_config(),
+        "permissions": "0444",
+    }
+    assert healthcheck_command(proxy) == "wget -q -O- http://127.0.0.1:2375/_ping | grep -qx OK"
+    assert {k: labels(proxy)[f"io.audit-x.{k}"] for k in ("service", "role", "lifecycle")} == {
+        "service": "docker-api",
+        "role": "proxy",
+        "lifecycle": "service",
+    }
+    assert (proxy.inputs["memory"], proxy.inputs["memorySwap"]) == (128, 128)
+
+
+def test_two_proxies_side_by_side_each_join_only_their_own_network() -> None:
+    plan = build_proxies("test", "qa")
+    assert clashes(plan) == []
+    for environment in ("test", "qa"):
+        name = f"audit-x-{environment}-docker-api"
+        assert network_names(declared(plan, tokens.CONTAINER, name)) == [name]

@@ -6,12 +6,29 @@ import json
 import subprocess
 from pathlib import Path
 
+import pulumi_docker as docker
 import yaml
 
-from components.platform.edge import NEW_ROUTES_FILE, ROUTES_DIR
-from components.settings import load_settings
-from harness.mock_engine import Plan, load_stack_config, run_program
-from tests.helpers import container, containers, edge_file, env, network_names, routes, uploaded
+from components.lib import tokens
+from components.platform.edge import NEW_ROUTES_FILE, ROUTES_DIR, Edge
+from components.settings import EdgeSettings, load_settings
+from harness.mock_engine import Plan, load_stack_config, run_component, run_program
+from tests.helpers import (
+    children,
+    component_context,
+    container,
+    containers,
+    declared,
+    edge_file,
+    env,
+    healthcheck_command,
+    network_names,
+    networks,
+    routes,
+    upload,
+    uploaded,
+    volumes,
+)
 
 
 def test_edge_routes_the_domain_to_every_web_container_by_its_own_name(plan: Plan, stack: str) -> None:
@@ -117,3 +134,112 @@ def test_a_new_image_means_new_container_names_under_the_same_resources() -> Non
     assert changed == {
         n for n in old if "-web-" in n or "-worker-" in n or n.endswith(("-migrate", "-pre-migrate", "-edge-routes"))
     }
+
+
+# --- built alone -------------------------------------------------------------------------------
+
+EDGE_SETTINGS = EdgeSettings(
+    acme_email="certs@example.org", rate_limit_average=7, rate_limit_burst=11, memory_limit_mb=96
+)
+DOMAIN = "audit.example.org"
+
+
+def build_edge(web: int = 2, canary: int = 0, canary_weight: int = 0) -> Plan:
+    """The edge in front of `web` stand-in web containers (`audit-x-test-web-<i>`) and `canary` others."""
+
+    def declare() -> None:
+        ctx = component_context()
+
+        def stand_in(name: str) -> docker.Container:
+            return docker.Container(name, name=name, image="ghcr.io/audit-x/audit_x:1.0.0")
+
+        Edge(
+            "audit-x-test-edge",
+            EDGE_SETTINGS,
+            ctx=ctx,
+            domain=DOMAIN,
+            web=[stand_in(ctx.name("web", str(i))) for i in range(web)],
+            web_port=3100,
+            canary=[stand_in(ctx.name("web", "canary", str(i))) for i in range(canary)] or None,
+            canary_weight=canary_weight,
+            grafana_host="grafana-host",
+            app_network=networks(ctx).app,
+        )
+
+    return run_component(declare)
+
+
+def routes_of(plan: Plan) -> dict:
+    job = declared(plan, tokens.CONTAINER, "audit-x-test-edge-routes")
+    return yaml.safe_load(upload(job, "/run/audit-x/routes.yml")["content"])["http"]
+
+
+def test_edge_alone_publishes_80_and_443_on_the_app_network_only() -> None:
+    plan = build_edge()
+    assert children(plan, "audit-x-test-edge") == [
+        (tokens.CONTAINER, "audit-x-test-edge"),
+        (tokens.CONTAINER, "audit-x-test-edge-routes"),
+        (tokens.REMOTE_IMAGE, "audit-x-test-edge-image"),
+        (tokens.VOLUME, "audit-x-test-edge-acme"),
+        (tokens.VOLUME, "audit-x-test-edge-routes"),
+    ]
+    edge = declared(plan, tokens.CONTAINER, "audit-x-test-edge")
+    assert edge.inputs["ports"] == [
+        {"internal": 80, "external": 80, "protocol": "tcp"},
+        {"internal": 443, "external": 443, "protocol": "tcp"},
+    ]
+    assert edge.inputs["networksAdvanced"] == [{"name": "audit-x-test-app", "aliases": ["edge"]}]
+    # Two volumes of its own, and nothing of the host's (no Docker socket).
+    assert volumes(edge) == {
+        "/var/lib/traefik": "audit-x-test-edge-acme",
+        "/etc/traefik/routes": "audit-x-test-edge-routes",
+    }
+    assert len(edge.inputs["volumes"]) == 2
+    assert edge.inputs["command"] == ["traefik", "--configFile=/etc/traefik/traefik.yml"]
+    assert edge.inputs["memory"] == 96
+    static = yaml.safe_load(upload(edge, "/etc/traefik/traefik.yml")["content"])
+    assert static["certificatesResolvers"]["letsencrypt"]["acme"]["email"] == "certs@example.org"
+    assert static["providers"] == {"file": {"directory": "/etc/traefik/routes", "watch": True}}
+    assert healthcheck_command(edge) == "wget -q -O- http://127.0.0.1:8082/ping | grep -qx OK"
+
+
+def test_the_routes_job_names_each_web_container_and_waits_until_they_are_healthy() -> None:
+    plan = build_edge(web=2)
+    job = declared(plan, tokens.CONTAINER, "audit-x-test-edge-routes")
+    web = [declared(plan, tokens.CONTAINER, f"audit-x-test-web-{i}") for i in range(2)]
+    assert {w.urn for w in web} <= set(job.dependencies)
+    assert volumes(job) == {"/etc/traefik/routes": "audit-x-test-edge-routes"}
+    assert network_names(job) == ["audit-x-test-app"]
+    assert env(job) == {"NEW_ROUTES_FILE": "/run/audit-x/routes.yml", "ROUTES_DIR": "/etc/traefik/routes"}
+    dynamic = routes_of(plan)
+    assert dynamic["services"]["web-stable"]["loadBalancer"]["servers"] == [
+        {"url": "http://audit-x-test-web-0:3100"},
+        {"url": "http://audit-x-test-web-1:3100"},
+    ]
+    assert dynamic["routers"]["app"]["rule"] == "Host(`audit.example.org`)"
+    assert dynamic["routers"]["grafana"]["rule"] == "Host(`grafana.audit.example.org`)"
+    assert dynamic["services"]["grafana"]["loadBalancer"]["servers"] == [{"url": "http://grafana-host:3000"}]
+    assert {k: dynamic["middlewares"]["rate-limit"]["rateLimit"][k] for k in ("average", "burst")} == {
+        "average": 7,
+        "burst": 11,
+    }
+
+
+def test_without_a_canary_the_routes_have_none_and_with_one_it_takes_its_weight() -> None:
+    without = routes_of(build_edge(web=1))
+    assert without["services"]["web"]["weighted"]["services"] == [{"name": "web-stable", "weight": 100}]
+    assert "web-canary" not in without["services"]
+    assert "app-canary" not in without["routers"]
+
+    plan = build_edge(web=1, canary=1, canary_weight=20)
+    dynamic = routes_of(plan)
+    assert dynamic["services"]["web"]["weighted"]["services"] == [
+        {"name": "web-stable", "weight": 80},
+        {"name": "web-canary", "weight": 20},
+    ]
+    assert dynamic["services"]["web-canary"]["loadBalancer"]["servers"] == [
+        {"url": "http://audit-x-test-web-canary-0:3100"}
+    ]
+    assert dynamic["routers"]["app-canary"]["rule"] == "Host(`audit.example.org`) && Header(`X-Canary`, `1`)"
+    canary = declared(plan, tokens.CONTAINER, "audit-x-test-web-canary-0")
+    assert canary.urn in declared(plan, tokens.CONTAINER, "audit-x-test-edge-routes").dependencies
