@@ -232,15 +232,20 @@ def upload(resource: DeclaredResource, path: str, *, plain: bool = False) -> dic
 
 
 def clashes(plan: Plan) -> list[str]:
-    """What two components side by side would fight over: a URN, or the name of a Docker object or
-    an AWS resource of the same type (the mock engine refuses neither, the real ones do)."""
-    seen: dict[tuple[str, str], int] = {}
+    """What two components side by side would fight over: a URN, the name of a Docker object or an
+    AWS resource of one type (the mock engine refuses neither, the real ones do), or an alias on
+    one network (Docker takes it, and answers with either container)."""
+    seen: dict[str, int] = {}
     for r in plan.resources:
-        seen[("urn", r.urn)] = seen.get(("urn", r.urn), 0) + 1
+        found = [f"urn {r.urn}"]
         name = r.plain_inputs.get("name")
         if isinstance(name, str) and r.type != tokens.REMOTE_IMAGE:  # two pulls of one image are one image
-            seen[(r.type, name)] = seen.get((r.type, name), 0) + 1
-    return sorted(f"{kind} {name}" for (kind, name), count in seen.items() if count > 1)
+            found.append(f"{r.type} {name}")
+        for network in r.plain_inputs.get("networksAdvanced", []) if r.type == tokens.CONTAINER else []:
+            found += [f"alias {alias} on {network['name']}" for alias in network.get("aliases", [])]
+        for key in found:
+            seen[key] = seen.get(key, 0) + 1
+    return sorted(key for key, count in seen.items() if count > 1)
 
 
 def volumes(resource: DeclaredResource) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from components.lib import tokens
 from harness.mock_engine import Plan, run_component
-from tests.helpers import clashes, component_context, labels, networks
+from tests.helpers import children, clashes, component_context, labels, networks
 
 
 def build(*environments: str) -> Plan:
@@ -18,9 +18,9 @@ def build(*environments: str) -> Plan:
 
 def test_networks_alone_declare_an_internal_data_network_and_an_outbound_app_network() -> None:
     plan = build("test")
-    assert [(r.type, r.name, r.parent) for r in plan.resources if r.parent == "audit-x-test-networks"] == [
-        (tokens.NETWORK, "audit-x-test-data", "audit-x-test-networks"),
-        (tokens.NETWORK, "audit-x-test-app", "audit-x-test-networks"),
+    assert children(plan, "audit-x-test-networks") == [
+        (tokens.NETWORK, "audit-x-test-app"),
+        (tokens.NETWORK, "audit-x-test-data"),
     ]
     found = {r.name: r for r in plan.of_type(tokens.NETWORK)}
     data, app = found["audit-x-test-data"], found["audit-x-test-app"]
