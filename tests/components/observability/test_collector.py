@@ -4,21 +4,38 @@ Redpanda is told to compute consumer lag as often as it is scraped."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tomllib
 from pathlib import Path
 
+import pulumi
 import yaml
 
 from components.lib import tokens
 from components.lib.durations import parse_seconds
 from components.lib.tokens import label
 from components.observability.alerting import UNHEALTHY_AFTER_SECONDS
-from components.observability.collector import PROBE_PATHS
-from components.platform.docker_api import ALLOWED_READS, CONFIG_TEMPLATE
-from components.settings import Settings, load_settings
-from harness.mock_engine import DeclaredResource, Plan, fake_secret, load_stack_config
-from tests.helpers import container, containers, env, labels, long_running, network_names, uploaded
+from components.observability.collector import PROBE_PATHS, Collector
+from components.observability.watcher import Heartbeat
+from components.platform.docker_api import ALLOWED_READS, CONFIG_TEMPLATE, DockerApiProxy
+from components.settings import MonitoringSettings, Settings, load_settings
+from harness.mock_engine import DeclaredResource, Plan, fake_secret, load_stack_config, mock_image_id, run_component
+from tests.helpers import (
+    children,
+    component_context,
+    container,
+    containers,
+    declared,
+    env,
+    influxdb_endpoint,
+    labels,
+    long_running,
+    network_names,
+    networks,
+    upload,
+    uploaded,
+)
 
 TELEGRAF_CONFIG = "/etc/telegraf/telegraf.conf"
 
@@ -211,3 +228,110 @@ def test_every_health_check_reports_within_the_unhealthy_alerts_budget(plan: Pla
     assert worst <= UNHEALTHY_AFTER_SECONDS
     # The budget is the real worst case, not a number picked to pass.
     assert worst == UNHEALTHY_AFTER_SECONDS
+
+
+# --- built alone -------------------------------------------------------------------------------
+
+MONITORING = MonitoringSettings(
+    collector_image="telegraf:1.36.3-alpine",
+    collector_memory_limit_mb=160,
+    collection_interval_seconds=15,
+    flush_interval_seconds=12,
+    probe_timeout_seconds=4,
+)
+WEB_URLS = ["http://web-0:3100", "http://web-1:3100"]
+HEARTBEAT_CREDENTIALS = "[heartbeat]\naws_access_key_id = AKIAHEARTBEAT\naws_secret_access_key = heartbeat-value\n"
+COLLECTOR_USER = {"permissions": "0400", "owner": "999", "group": "999"}
+
+
+def build_collector(token: str = "influxdb-token-value") -> Plan:
+    def declare() -> None:
+        ctx = component_context()
+        Collector(
+            "audit-x-test-collector",
+            MONITORING,
+            ctx=ctx,
+            web_urls=WEB_URLS,
+            influxdb=influxdb_endpoint(token),
+            docker_api=DockerApiProxy(ctx.name("docker-api"), "ghcr.io/tecnativa/docker-socket-proxy:v0.4.0", ctx=ctx),
+            heartbeat=Heartbeat(
+                credentials=pulumi.Output.secret(HEARTBEAT_CREDENTIALS), namespace="audit-x/test", interval_seconds=20
+            ),
+            networks=networks(ctx),
+        )
+
+    return run_component(declare)
+
+
+def collector_of(plan: Plan) -> DeclaredResource:
+    return declared(plan, tokens.CONTAINER, "audit-x-test-collector")
+
+
+def test_collector_alone_joins_its_three_networks_as_an_unprivileged_user_after_the_docker_api() -> None:
+    plan = build_collector()
+    assert children(plan, "audit-x-test-collector") == [
+        (tokens.CONTAINER, "audit-x-test-collector"),
+        (tokens.REMOTE_IMAGE, "audit-x-test-collector-image"),
+    ]
+    collector = collector_of(plan)
+    assert collector.inputs["image"] == mock_image_id("telegraf:1.36.3-alpine")
+    assert network_names(collector) == ["audit-x-test-data", "audit-x-test-app", "audit-x-test-docker-api"]
+    assert collector.inputs["user"] == "999:999"
+    assert collector.inputs["command"] == ["telegraf", "--config", TELEGRAF_CONFIG]
+    assert collector.inputs["memory"] == 160
+    assert "volumes" not in collector.inputs  # no socket, no volume: the Docker API through its proxy
+    assert declared(plan, tokens.CONTAINER, "audit-x-test-docker-api").urn in collector.dependencies
+    assert collector.inputs["healthcheck"]["tests"] == ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:8080/"]
+
+
+def test_telegraf_reads_the_endpoint_heartbeat_and_web_urls_it_is_given() -> None:
+    config = tomllib.loads(upload(collector_of(build_collector()), TELEGRAF_CONFIG)["content"])
+    assert (config["agent"]["interval"], config["agent"]["flush_interval"]) == ("15s", "12s")
+    assert config["global_tags"] == {"environment": "test"}
+    (influxdb,) = config["outputs"]["influxdb_v2"]
+    assert {k: influxdb[k] for k in ("urls", "organization", "bucket", "token")} == {
+        "urls": ["http://metrics.test:8086"],
+        "organization": "test-org",
+        "bucket": "test-metrics",
+        "token": "@{docker_secretstore:influxdb_token}",
+    }
+    (cloudwatch,) = config["outputs"]["cloudwatch"]
+    assert {k: cloudwatch[k] for k in ("region", "namespace", "shared_credential_file", "profile")} == {
+        "region": "us-east-1",
+        "namespace": "audit-x/test",
+        "shared_credential_file": "/run/secrets/aws-heartbeat-credentials",
+        "profile": "heartbeat",
+    }
+    assert config["inputs"]["internal"][0]["interval"] == "20s"
+    (docker_input,) = config["inputs"]["docker"]
+    assert (docker_input["endpoint"], docker_input["container_name_include"]) == (
+        "tcp://docker-api:2375",
+        ["audit-x-test-*"],
+    )
+    probes = {p["tags"]["probe"]: p for p in config["inputs"]["http_response"]}
+    assert {name: p["urls"] for name, p in probes.items()} == {
+        "live": ["http://web-0:3100/live", "http://web-1:3100/live"],
+        "ready": ["http://web-0:3100/ready", "http://web-1:3100/ready"],
+        "health": ["http://web-0:3100/health", "http://web-1:3100/health"],
+    }
+    assert {p["response_timeout"] for p in probes.values()} == {"4s"}
+
+
+def test_the_token_and_heartbeat_credentials_are_masked_files_of_the_collectors_user() -> None:
+    collector = collector_of(build_collector())
+    for path, value in (
+        ("/run/secrets/influxdb_token", "influxdb-token-value"),
+        ("/run/secrets/aws-heartbeat-credentials", HEARTBEAT_CREDENTIALS),
+    ):
+        assert upload(collector, path)["content"] == "[secret]"
+        assert upload(collector, path, plain=True) == {"file": path, "content": value, **COLLECTOR_USER}
+    assert "influxdb-token-value" not in upload(collector, TELEGRAF_CONFIG)["content"]
+    assert "heartbeat-value" not in str(collector.plain_inputs.get("envs"))
+
+
+def test_a_new_token_is_a_new_collector_container_started_before_the_old_one_stops() -> None:
+    before, after = collector_of(build_collector("token-a")), collector_of(build_collector("token-b"))
+    assert before.name == after.name == "audit-x-test-collector"
+    assert re.fullmatch(r"audit-x-test-collector-[0-9a-f]{8}", before.inputs["name"])
+    assert before.inputs["name"] != after.inputs["name"]
+    assert (after.delete_before_replace_defined, after.delete_before_replace) == (True, False)

@@ -8,10 +8,24 @@ import re
 
 import yaml
 
-from components.observability.logs import alloy_config
-from components.settings import load_settings
-from harness.mock_engine import Plan, load_stack_config
-from tests.helpers import container, containers, network_names, uploaded
+from components.lib import tokens
+from components.observability.logs import Logs, alloy_config
+from components.settings import LogsSettings, load_settings
+from harness.mock_engine import Plan, load_stack_config, mock_image_id, run_component
+from tests.helpers import (
+    children,
+    clashes,
+    component_context,
+    container,
+    containers,
+    data_network,
+    declared,
+    healthcheck_command,
+    network_names,
+    upload,
+    uploaded,
+    volumes,
+)
 
 
 def test_loki_config_is_loki_3_with_retention(plan: Plan, stack: str) -> None:
@@ -81,3 +95,72 @@ def test_grafana_has_the_loki_datasource_with_a_fixed_uid(plan: Plan) -> None:
     assert by_uid["audit-x-loki"]["type"] == "loki"
     assert by_uid["audit-x-loki"]["url"] == "http://loki:3100"
     assert by_uid["audit-x-influxdb"]["type"] == "influxdb"
+
+
+# --- built alone -------------------------------------------------------------------------------
+
+LOGS_SETTINGS = LogsSettings(
+    loki_image="grafana/loki:3.4.2",
+    alloy_image="grafana/alloy:v1.7.5",
+    retention_days=5,
+    loki_memory_limit_mb=300,
+    alloy_memory_limit_mb=100,
+)
+
+
+def build_logs(*environments: str) -> Plan:
+    def declare() -> None:
+        for environment in environments:
+            ctx = component_context(environment)
+            Logs(ctx.name("logs"), LOGS_SETTINGS, ctx=ctx, data_network=data_network(ctx))
+
+    return run_component(declare)
+
+
+def test_logs_alone_declare_loki_and_alloy_on_the_data_network() -> None:
+    plan = build_logs("test")
+    assert children(plan, "audit-x-test-logs") == [
+        (tokens.CONTAINER, "audit-x-test-alloy"),
+        (tokens.CONTAINER, "audit-x-test-loki"),
+        (tokens.REMOTE_IMAGE, "audit-x-test-alloy-image"),
+        (tokens.REMOTE_IMAGE, "audit-x-test-loki-image"),
+        (tokens.VOLUME, "audit-x-test-alloy-positions"),
+        (tokens.VOLUME, "audit-x-test-loki-data"),
+    ]
+    loki = declared(plan, tokens.CONTAINER, "audit-x-test-loki")
+    assert loki.inputs["image"] == mock_image_id("grafana/loki:3.4.2")
+    assert loki.inputs["networksAdvanced"] == [{"name": "audit-x-test-data", "aliases": ["loki"]}]
+    assert loki.inputs["command"] == ["-config.file=/etc/loki/audit-x.yaml"]
+    assert volumes(loki) == {"/loki": "audit-x-test-loki-data"}
+    assert loki.inputs["memory"] == 300
+    config = yaml.safe_load(upload(loki, "/etc/loki/audit-x.yaml")["content"])
+    assert config["limits_config"]["retention_period"] == "120h"
+    assert config["compactor"]["retention_enabled"] is True
+    assert healthcheck_command(loki) == "wget -q -O- http://127.0.0.1:3100/ready | grep -q ready"
+
+    alloy = declared(plan, tokens.CONTAINER, "audit-x-test-alloy")
+    assert alloy.inputs["image"] == mock_image_id("grafana/alloy:v1.7.5")
+    assert network_names(alloy) == ["audit-x-test-data"]
+    assert loki.urn in alloy.dependencies
+    assert alloy.inputs["memory"] == 100
+    # The host's json-file logs, read-only; no other host path (no Docker socket).
+    assert [v for v in alloy.inputs["volumes"] if "hostPath" in v] == [
+        {"hostPath": "/var/lib/docker/containers", "containerPath": "/var/lib/docker/containers", "readOnly": True}
+    ]
+    assert volumes(alloy) == {"/var/lib/alloy/data": "audit-x-test-alloy-positions"}
+    assert alloy.inputs["command"] == [
+        "run",
+        "--server.http.listen-addr=0.0.0.0:12345",
+        "--storage.path=/var/lib/alloy/data",
+        "/etc/alloy/config.alloy",
+    ]
+
+
+def test_two_environments_logs_side_by_side_each_keep_only_their_own_lines() -> None:
+    plan = build_logs("test", "qa")
+    assert clashes(plan) == []
+    for environment, other in (("test", "qa"), ("qa", "test")):
+        pipeline = upload(declared(plan, tokens.CONTAINER, f"audit-x-{environment}-alloy"), "/etc/alloy/config.alloy")
+        assert f'selector = "{{environment!=\\"{environment}\\"}}"' in pipeline["content"]
+        assert f'environment!=\\"{other}\\"' not in pipeline["content"]
+        assert 'url = "http://loki:3100/loki/api/v1/push"' in pipeline["content"]

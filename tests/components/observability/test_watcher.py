@@ -8,15 +8,22 @@ import tomllib
 from pathlib import Path
 
 import boto3
+import pulumi
 import pytest
 
 from components.lib import tokens
 from components.observability.collector import HEARTBEAT_CREDENTIALS_FILE
-from components.observability.watcher import HEARTBEAT_METRIC, WATCH_REGION, heartbeat_policy, topic_key_policy
-from components.settings import load_settings
+from components.observability.watcher import (
+    HEARTBEAT_METRIC,
+    WATCH_REGION,
+    ExternalWatcher,
+    heartbeat_policy,
+    topic_key_policy,
+)
+from components.settings import WatcherSettings, load_settings
 from harness.local_services import aws_api_server
-from harness.mock_engine import ACCOUNT_ID, DeclaredResource, Plan, load_stack_config, run_program
-from tests.helpers import container, uploaded
+from harness.mock_engine import ACCOUNT_ID, DeclaredResource, Plan, load_stack_config, run_component, run_program
+from tests.helpers import children, component_context, container, declared, secrets, uploaded
 
 HEALTH_CHECK = tokens.HEALTH_CHECK
 ALARM = tokens.METRIC_ALARM
@@ -189,3 +196,150 @@ def test_moto_accepts_exactly_what_the_program_declares(plan: Plan, stack: str, 
         )
         metrics = cloudwatch.list_metrics(Namespace=f"audit-x/{stack}")["Metrics"]
         assert [m["MetricName"] for m in metrics] == [HEARTBEAT_METRIC]
+
+
+# --- built alone -------------------------------------------------------------------------------
+
+WATCHER = WatcherSettings(
+    probe_interval_seconds=10,
+    failure_threshold=4,
+    probe_regions=["us-west-2", "eu-west-1", "sa-east-1"],
+    heartbeat_interval_seconds=20,
+    heartbeat_missing_periods=3,
+    email_to=["oncall@example.org", "ops@example.org"],
+)
+RUNBOOK = "https://docs.example.org/runbooks.md#the-host-is-unreachable"
+
+
+def build_watcher(*, pagerduty: bool = True) -> Plan:
+    def declare() -> None:
+        ctx = component_context()
+        watcher = ExternalWatcher(
+            "audit-x-test-watcher",
+            WATCHER,
+            ctx=ctx,
+            domain="audit.example.org",
+            secrets=secrets(ctx),
+            pagerduty_cloudwatch_url=pulumi.Output.secret(PAGERDUTY_URL) if pagerduty else None,
+            kms_deletion_window_days=8,
+            runbook_base_url="https://docs.example.org/runbooks.md",
+        )
+        heartbeat = watcher.heartbeat(WATCHER, ctx.environment)
+        pulumi.export(
+            "heartbeat", [heartbeat.namespace, heartbeat.interval_seconds, heartbeat.region, heartbeat.profile]
+        )
+
+    return run_component(declare)
+
+
+def test_watcher_alone_declares_its_key_topic_probes_alarms_and_heartbeat_in_us_east_1() -> None:
+    plan = build_watcher()
+    name = "audit-x-test-watcher"
+    assert children(plan, name) == sorted(
+        [
+            ("pulumi:providers:aws", f"{name}-us-east-1"),
+            (tokens.KMS_KEY, f"{name}-key"),
+            (TOPIC, name),
+            (SUBSCRIPTION, f"{name}-pagerduty"),
+            (SUBSCRIPTION, f"{name}-email-0"),
+            (SUBSCRIPTION, f"{name}-email-1"),
+            (HEALTH_CHECK, f"{name}-app"),
+            (HEALTH_CHECK, f"{name}-grafana"),
+            (ALARM, f"{name}-app-unreachable"),
+            (ALARM, f"{name}-grafana-unreachable"),
+            (ALARM, f"{name}-heartbeat-missing"),
+            ("audit-x:platform:AccessKeyIdentity", f"{name}-heartbeat"),
+        ]
+    )
+    provider = declared(plan, "pulumi:providers:aws", f"{name}-us-east-1")
+    assert provider.inputs["region"] == "us-east-1"
+    on_aws = [r for r in plan.resources if r.parent == name and r.type.startswith("aws:")]
+    assert len(on_aws) == 10
+    for resource in on_aws:
+        assert resource.provider is not None and resource.provider.startswith(provider.urn), resource.name
+    key = declared(plan, tokens.KMS_KEY, f"{name}-key")
+    assert (key.inputs["deletionWindowInDays"], key.inputs["enableKeyRotation"]) == (8, True)
+    # The account (the caller's, asked through the us-east-1 provider) administers it; CloudWatch uses it.
+    assert [s["Principal"] for s in json.loads(key.inputs["policy"])["Statement"]] == [
+        {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"},
+        {"Service": "cloudwatch.amazonaws.com"},
+    ]
+    topic = declared(plan, TOPIC, name)
+    assert topic.inputs["kmsMasterKeyId"] == key.plain_outputs["arn"]
+
+
+def test_both_endpoints_are_probed_from_the_regions_and_pace_it_is_given() -> None:
+    plan = build_watcher()
+    topic_arn = declared(plan, TOPIC, "audit-x-test-watcher").plain_outputs["arn"]
+    for key, fqdn, path in (
+        ("app", "audit.example.org", "/health"),
+        ("grafana", "grafana.audit.example.org", "/api/health"),
+    ):
+        check = declared(plan, HEALTH_CHECK, f"audit-x-test-watcher-{key}")
+        assert {
+            k: check.inputs[k]
+            for k in ("type", "fqdn", "port", "resourcePath", "requestInterval", "failureThreshold", "regions")
+        } == {
+            "type": "HTTPS",
+            "fqdn": fqdn,
+            "port": 443,
+            "resourcePath": path,
+            "requestInterval": 10,
+            "failureThreshold": 4,
+            "regions": ["us-west-2", "eu-west-1", "sa-east-1"],
+        }
+        alarm = declared(plan, ALARM, f"audit-x-test-watcher-{key}-unreachable")
+        assert alarm.inputs["dimensions"] == {"HealthCheckId": f"audit-x-test-watcher-{key}-id"}
+        assert (alarm.inputs["namespace"], alarm.inputs["metricName"]) == ("AWS/Route53", "HealthCheckStatus")
+        assert alarm.inputs["alarmDescription"] == (
+            f"{fqdn}{path} stopped answering from outside (Route 53, 3 regions). Runbook: {RUNBOOK}"
+        )
+        assert alarm.inputs["alarmActions"] == alarm.inputs["okActions"] == [topic_arn]
+        assert alarm.inputs["treatMissingData"] == "breaching"
+
+
+def test_the_heartbeat_alarm_counts_missing_minutes_in_the_environments_namespace() -> None:
+    plan = build_watcher()
+    alarm = declared(plan, ALARM, "audit-x-test-watcher-heartbeat-missing")
+    assert {
+        k: alarm.inputs[k]
+        for k in ("namespace", "metricName", "dimensions", "evaluationPeriods", "datapointsToAlarm", "period")
+    } == {
+        "namespace": "audit-x/test",
+        "metricName": "internal_agent_metrics_gathered",
+        "dimensions": {"environment": "test"},
+        "evaluationPeriods": 3,
+        "datapointsToAlarm": 3,
+        "period": 60,
+    }
+    policy = json.loads(
+        declared(plan, tokens.IAM_USER_POLICY, "audit-x-test-watcher-heartbeat-policy").inputs["policy"]
+    )
+    (statement,) = policy["Statement"]
+    assert (statement["Action"], statement["Condition"]) == (
+        "cloudwatch:PutMetricData",
+        {"StringEquals": {"cloudwatch:namespace": "audit-x/test"}},
+    )
+    assert declared(plan, tokens.SECRET, "audit-x-test-secret-heartbeat-access-key").inputs["name"] == (
+        "audit-x/test/heartbeat-access-key"
+    )
+    assert plan.outputs["heartbeat"] == ["audit-x/test", 20, "us-east-1", "heartbeat"]
+
+
+def test_pagerduty_is_subscribed_only_when_given_and_masked_and_each_address_by_email() -> None:
+    plan = build_watcher()
+    pagerduty = declared(plan, SUBSCRIPTION, "audit-x-test-watcher-pagerduty")
+    assert (pagerduty.inputs["protocol"], pagerduty.inputs["endpoint"]) == ("https", "[secret]")
+    assert pagerduty.plain_inputs["endpoint"] == PAGERDUTY_URL
+    emails = {
+        r.name: (r.inputs["protocol"], r.inputs["endpoint"]) for r in plan.of_type(SUBSCRIPTION) if "-email-" in r.name
+    }
+    assert emails == {
+        "audit-x-test-watcher-email-0": ("email", "oncall@example.org"),
+        "audit-x-test-watcher-email-1": ("email", "ops@example.org"),
+    }
+    without = build_watcher(pagerduty=False)
+    assert sorted(r.name for r in without.of_type(SUBSCRIPTION)) == [
+        "audit-x-test-watcher-email-0",
+        "audit-x-test-watcher-email-1",
+    ]
