@@ -212,9 +212,14 @@ def database_endpoint(password: str = "database-password-value") -> DatabaseEndp
     )
 
 
-def children(plan: Plan, parent: str) -> list[tuple[str, str]]:
-    """(type, name) of every resource `parent` declared itself, sorted."""
-    return sorted((r.type, r.name) for r in plan.resources if r.parent == parent)
+def children(plan: Plan, parent: str, of: str | None = None) -> list[tuple[str, str]]:
+    """(type, name) of every resource `parent` declared itself, sorted; `of`, the parent's type,
+    tells it from a child of the same name (a component and the identity it names after itself)."""
+    return sorted(
+        (r.type, r.name)
+        for r in plan.resources
+        if r.parent == parent and (of is None or (r.parent_urn or "").endswith(f"{of}::{parent}"))
+    )
 
 
 def declared(plan: Plan, type_: str, name: str) -> DeclaredResource:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+from components.backups.bucket import BackupBucket
 from components.lib import tokens
-from components.settings import load_settings
-from harness.mock_engine import Plan, load_stack_config
-from tests.helpers import container, env
+from components.settings import BackupSettings, load_settings
+from harness.mock_engine import Plan, load_stack_config, mock_kms_key_arn, run_component
+from tests.helpers import children, component_context, container, declared, env, kms_key
 
 
 def bucket_part(plan: Plan, stack: str, part: str) -> dict:
@@ -101,3 +102,118 @@ def test_noncurrent_versions_expire_and_incomplete_uploads_are_aborted(plan: Pla
     assert noncurrent["expiration"] == {"expiredObjectDeleteMarker": True}
     abort = rules["abort-incomplete-multipart-uploads"]
     assert abort["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": 1}
+
+
+# --- built alone -------------------------------------------------------------------------------
+
+BACKUP = BackupSettings(bucket_name="acme-test-backups", noncurrent_version_days=45, abort_incomplete_upload_days=2)
+NAME = "audit-x-test-backups"
+S3 = "aws:s3/"
+
+
+def build_bucket(seed_keep_days: int | None = None, *, protect: bool = False) -> Plan:
+    def declare() -> None:
+        ctx = component_context(protect_stateful=protect)
+        BackupBucket(NAME, BACKUP, ctx=ctx, kms_key=kms_key(ctx), seed_keep_days=seed_keep_days)
+
+    return run_component(declare)
+
+
+def test_bucket_alone_declares_the_bucket_and_each_of_its_settings_beside_it() -> None:
+    plan = build_bucket()
+    assert children(plan, NAME) == [
+        (tokens.BUCKET, NAME),
+        (tokens.BUCKET_LIFECYCLE, f"{NAME}-lifecycle"),
+        (f"{S3}bucketObjectLockConfiguration:BucketObjectLockConfiguration", f"{NAME}-object-lock"),
+        (f"{S3}bucketOwnershipControls:BucketOwnershipControls", f"{NAME}-ownership"),
+        (f"{S3}bucketPolicy:BucketPolicy", f"{NAME}-policy"),
+        (f"{S3}bucketPublicAccessBlock:BucketPublicAccessBlock", f"{NAME}-public-access-block"),
+        (
+            f"{S3}bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+            f"{NAME}-encryption",
+        ),
+        (f"{S3}bucketVersioning:BucketVersioning", f"{NAME}-versioning"),
+    ]
+    bucket = declared(plan, tokens.BUCKET, NAME)
+    assert {k: bucket.inputs[k] for k in ("bucket", "forceDestroy", "tags")} == {
+        "bucket": "acme-test-backups",
+        "forceDestroy": False,
+        "tags": {
+            "Project": "audit-x",
+            "Environment": "test",
+            "ManagedBy": "pulumi",
+            "Name": "acme-test-backups",
+            "Purpose": "backups",
+        },
+    }
+    parts = {r.name.removeprefix(f"{NAME}-"): r.inputs for r in plan.resources if r.parent == NAME}
+    assert {part for part, inputs in parts.items() if inputs.get("bucket") == "acme-test-backups"} == set(parts)
+    assert parts["ownership"]["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
+    assert {k: v for k, v in parts["public-access-block"].items() if k != "bucket"} == {
+        "blockPublicAcls": True,
+        "blockPublicPolicy": True,
+        "ignorePublicAcls": True,
+        "restrictPublicBuckets": True,
+    }
+    assert parts["versioning"]["versioningConfiguration"] == {"status": "Enabled"}
+    assert parts["encryption"]["rules"] == [
+        {
+            "applyServerSideEncryptionByDefault": {
+                "sseAlgorithm": "aws:kms",
+                "kmsMasterKeyId": mock_kms_key_arn("audit-x-test-kms"),
+            },
+            "bucketKeyEnabled": True,
+        }
+    ]
+    (statement,) = json.loads(parts["policy"]["policy"])["Statement"]
+    assert (statement["Effect"], statement["Resource"], statement["Condition"]) == (
+        "Deny",
+        ["arn:aws:s3:::acme-test-backups", "arn:aws:s3:::acme-test-backups/*"],
+        {"Bool": {"aws:SecureTransport": "false"}},
+    )
+    # Object Lock on, and no default retention: the runner locks each copy for its tier.
+    assert {k: v for k, v in parts["object-lock"].items() if k != "bucket"} == {"objectLockEnabled": "Enabled"}
+
+
+def test_policy_waits_for_the_public_access_block_and_lock_and_lifecycle_for_versioning() -> None:
+    plan = build_bucket()
+    urn = {r.name.removeprefix(f"{NAME}-"): r.urn for r in plan.resources if r.parent == NAME}
+    dependencies = {r.name.removeprefix(f"{NAME}-"): set(r.dependencies) for r in plan.resources if r.parent == NAME}
+    assert urn["public-access-block"] in dependencies["policy"]
+    assert urn["versioning"] in dependencies["object-lock"]
+    assert urn["versioning"] in dependencies["lifecycle"]
+
+
+def test_the_staging_seed_rule_is_there_only_when_seeds_are_kept() -> None:
+    def rules(plan: Plan) -> dict[str, dict]:
+        lifecycle = declared(plan, tokens.BUCKET_LIFECYCLE, f"{NAME}-lifecycle")
+        return {rule.pop("id"): rule for rule in lifecycle.inputs["rules"]}
+
+    without = rules(build_bucket())
+    assert list(without) == [
+        "expire-released-daily",
+        "expire-released-weekly",
+        "expire-released-monthly",
+        "expire-noncurrent-versions",
+        "abort-incomplete-multipart-uploads",
+    ]
+    assert without["expire-released-weekly"]["filter"] == {
+        "and": {"prefix": "weekly/", "tags": {"audit-x-retention": "released"}}
+    }
+    assert without["expire-noncurrent-versions"]["noncurrentVersionExpiration"] == {"noncurrentDays": 45}
+    assert without["abort-incomplete-multipart-uploads"]["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": 2}
+
+    with_seeds = rules(build_bucket(seed_keep_days=21))
+    assert with_seeds["expire-staging-seeds"] == {
+        "status": "Enabled",
+        "filter": {"prefix": "staging-seed/"},
+        "expiration": {"days": 21},
+    }
+    assert set(with_seeds) - set(without) == {"expire-staging-seeds"}
+
+
+def test_a_protected_environment_protects_and_keeps_the_bucket_and_nothing_else_of_it() -> None:
+    plan = build_bucket(protect=True)
+    assert [(r.name, r.protect, r.retain_on_delete) for r in plan.resources if r.protect or r.retain_on_delete] == [
+        (NAME, True, True)
+    ]
