@@ -7,15 +7,44 @@ import re
 from pathlib import Path
 
 import pulumi
+import pulumi_docker as docker
 
-from components.backups.runner import RUNNER_DIR
+from components.backups.runner import RUNNER_DIR, BackupRunner, PitrRunner
+from components.backups.staging_seed import SeedRunnerSetup
+from components.data.postgres import Archiving
 from components.lib import tokens
 from components.lib.build import image_tag_for, source_digest
 from components.lib.durations import go_duration
 from components.lib.tokens import label
-from components.settings import load_settings
-from harness.mock_engine import REPO_ROOT, Plan, load_stack_config, run_program, try_program
-from tests.helpers import container, env, labels, network_names, uploaded
+from components.settings import BackupSettings, load_settings
+from harness.mock_engine import (
+    REPO_ROOT,
+    DeclaredResource,
+    Plan,
+    fake_secret,
+    load_stack_config,
+    mock_kms_key_arn,
+    run_component,
+    run_program,
+    try_program,
+)
+from tests.helpers import (
+    children,
+    component_context,
+    container,
+    database_endpoint,
+    declared,
+    env,
+    influxdb_endpoint,
+    labels,
+    network_names,
+    networks,
+    s3_bucket,
+    secrets,
+    upload,
+    uploaded,
+    volumes,
+)
 
 
 def policy(plan: Plan, stack: str, role: str) -> dict:
@@ -185,3 +214,265 @@ def test_pre_migration_backup_follows_config() -> None:
     names = {c.name for c in plan.of_type(tokens.CONTAINER)}
     assert "audit-x-staging-backup-pre-migrate" not in names
     assert not any("backup" in dep for dep in container(plan, "migrate").dependencies)
+
+
+# --- built alone -------------------------------------------------------------------------------
+
+NAME = "audit-x-test-backup"
+RUNNER = "audit-x:backup:BackupRunner"
+IDENTITY = "audit-x:backup:BackupIdentity"
+SERVER_IMAGE_NAME = "audit-x-test-postgres-server:0123456789abcdef"
+PITR_CONFIG = "[global]\nrepo1-type=s3\n"
+PITR_SECRETS = "[global]\nrepo1-cipher-pass=pitr-cipher-value\n"
+SEED_PROFILE = "[seed-reader]\naws_access_key_id = AKIASEED\naws_secret_access_key = seed-reader-value\n"
+RUNNER_USER = {"permissions": "0400", "owner": "999", "group": "999"}
+
+
+def backup_settings(*, before_migrations: bool = False) -> BackupSettings:
+    return BackupSettings(
+        bucket_name="acme-test-backups",
+        daily_copies=5,
+        weekly_copies=3,
+        monthly_copies=6,
+        object_lock_mode="GOVERNANCE",
+        postgres_schedule="03:15",
+        influxdb_schedule="03:45",
+        verify_schedule="sat 06:00",
+        max_age_hours=30,
+        before_migrations=before_migrations,
+        part_size_mb=6,
+        memory_limit_mb=320,
+        startup_timeout_seconds=900,
+    )
+
+
+def build_runner(*, with_pitr: bool = False, with_seed: bool = False, before_migrations: bool = False) -> Plan:
+    def declare() -> None:
+        ctx = component_context()
+        store = secrets(ctx)
+        # What the runner waits for (the database's logins, InfluxDB): one stand-in.
+        data_ready = docker.Container("data-ready-stand-in", name="data-ready", image="postgres:17.6-bookworm")
+        pitr = (
+            PitrRunner(
+                archiving=Archiving(
+                    pgbackrest_version="2.56.0-1.pgdg12+1",
+                    archive_timeout_seconds=60,
+                    config=PITR_CONFIG,
+                    secrets=pulumi.Output.secret(PITR_SECRETS),
+                ),
+                server_image=docker.Image(
+                    "server-image-stand-in",
+                    image_name=SERVER_IMAGE_NAME,
+                    build=docker.DockerBuildArgs(context="components/data/postgres_image"),
+                    skip_push=True,
+                ),
+                server_image_name=SERVER_IMAGE_NAME,
+                data_volume="audit-x-test-postgres-data",
+                socket_volume="audit-x-test-postgres-socket",
+                full_schedule="sun 01:30",
+                diff_schedule="01:30",
+                drill_schedule="sat 05:30",
+            )
+            if with_pitr
+            else None
+        )
+        seed = (
+            SeedRunnerSetup(env={"SEED_READER_PROFILE": "seed-reader"}, profile=pulumi.Output.secret(SEED_PROFILE))
+            if with_seed
+            else None
+        )
+        runner = BackupRunner(
+            NAME,
+            backup_settings(before_migrations=before_migrations),
+            ctx=ctx,
+            region="eu-central-1",
+            bucket=s3_bucket(ctx, "acme-test-backups"),
+            kms_key=store.kms_key,
+            secrets=store,
+            postgres_image="postgres:17.6-bookworm",
+            influxdb_image="influxdb:2.7.11-alpine",
+            database=database_endpoint(),
+            influxdb=influxdb_endpoint(),
+            networks=networks(ctx),
+            depends_on=[data_ready],
+            pitr=pitr,
+            seed=seed,
+        )
+        pulumi.export(
+            "preMigration", runner.pre_migration_backup(pulumi.Output.from_input("migration-rev-1")) is not None
+        )
+        pulumi.export("writerKeyId", runner.writer.access_key.id)
+
+    return run_component(declare)
+
+
+def scheduler(plan: Plan) -> DeclaredResource:
+    return declared(plan, tokens.CONTAINER, NAME)
+
+
+def writer_profile(plan: Plan) -> str:
+    return (
+        f"[writer]\naws_access_key_id = {plan.plain_outputs['writerKeyId']}\n"
+        f"aws_secret_access_key = {fake_secret(f'{NAME}-writer-key')}\n"
+    )
+
+
+def test_runner_alone_declares_its_image_identities_state_volume_and_scheduler() -> None:
+    plan = build_runner()
+    assert children(plan, NAME, of=RUNNER) == [
+        (IDENTITY, f"{NAME}-reader"),
+        (IDENTITY, f"{NAME}-writer"),
+        (tokens.CONTAINER, NAME),
+        (tokens.BUILT_IMAGE, f"{NAME}-image"),
+        (tokens.VOLUME, f"{NAME}-state"),
+    ]
+    image = declared(plan, tokens.BUILT_IMAGE, f"{NAME}-image")
+    assert image.inputs["build"]["args"] == {
+        "POSTGRES_IMAGE": "postgres:17.6-bookworm",
+        "INFLUXDB_IMAGE": "influxdb:2.7.11-alpine",
+    }
+    assert (image.inputs["build"]["context"], image.inputs["build"]["dockerfile"]) == ("runner", "runner/Dockerfile")
+    assert re.fullmatch(rf"{NAME}:[0-9a-f]{{16}}", image.inputs["imageName"])
+    runner = scheduler(plan)
+    assert runner.inputs["image"] == image.inputs["imageName"]
+    assert re.fullmatch(rf"{NAME}-[0-9a-f]{{8}}", runner.inputs["name"])  # rolling: new before old
+    assert runner.inputs["command"] == ["serve"]
+    assert network_names(runner) == ["audit-x-test-data", "audit-x-test-app"]
+    assert volumes(runner) == {"/var/lib/audit-x-backup": "audit-x-test-backup-state"}
+    assert runner.inputs["healthcheck"] == {
+        "tests": ["CMD-SHELL", "python -m runner healthcheck"],
+        "interval": "20s",
+        "timeout": "10s",
+        "retries": 3,
+        "startPeriod": "15m0s",
+        "startInterval": "10s",
+    }
+    assert (runner.inputs["memory"], runner.inputs["stopTimeout"], runner.inputs["waitTimeout"]) == (320, 60, 960)
+    assert (labels(runner)[label("service")], labels(runner)[label("role")]) == ("backup", "scheduler")
+
+
+def test_the_runner_is_wired_to_the_bucket_database_and_metrics_store_it_is_given() -> None:
+    assert env(scheduler(build_runner())) == {
+        "BACKUP_ENVIRONMENT": "test",
+        "BACKUP_BUCKET": "acme-test-backups",
+        "AWS_REGION": "eu-central-1",
+        "AWS_SHARED_CREDENTIALS_FILE": "/run/secrets/aws-credentials",
+        "BACKUP_WRITER_PROFILE": "writer",
+        "BACKUP_LOCK_MODE": "GOVERNANCE",
+        "BACKUP_DAILY_COPIES": "5",
+        "BACKUP_WEEKLY_COPIES": "3",
+        "BACKUP_MONTHLY_COPIES": "6",
+        "BACKUP_PART_SIZE_MB": "6",
+        "BACKUP_STATE_DIR": "/var/lib/audit-x-backup",
+        "BACKUP_MAX_AGE_HOURS": "30",
+        "BACKUP_SCHEDULE_POSTGRES": "03:15",
+        "BACKUP_SCHEDULE_INFLUXDB": "03:45",
+        "BACKUP_SCHEDULE_VERIFY": "sat 06:00",
+        "PGHOST": "db.test",
+        "PGPORT": "6543",
+        "PGUSER": "audit_x_b",
+        "PGDATABASE": "audit_x_test",
+        "PGPASSWORD_FILE": "/run/secrets/postgres-password",
+        "INFLUX_URL": "http://metrics.test:8086",
+        "INFLUX_ORG": "test-org",
+        "INFLUX_METRICS_BUCKET": "test-metrics",
+        "INFLUX_TOKEN_FILE": "/run/secrets/influxdb-token",
+    }
+
+
+def test_its_secrets_are_masked_files_of_its_user_and_only_the_writers_key_is_among_them() -> None:
+    plan = build_runner()
+    runner = scheduler(plan)
+    for path, value in (
+        ("/run/secrets/aws-credentials", writer_profile(plan)),
+        ("/run/secrets/postgres-password", "database-password-value"),
+        ("/run/secrets/influxdb-token", "influxdb-token-value"),
+    ):
+        assert upload(runner, path)["content"] == "[secret]"
+        assert upload(runner, path, plain=True) == {"file": path, "content": value, **RUNNER_USER}
+    assert len(runner.inputs["uploads"]) == 3
+    assert fake_secret(f"{NAME}-reader-key") not in str(runner.plain_inputs)
+
+
+def test_it_starts_after_what_it_is_given_to_wait_for_and_its_identities() -> None:
+    plan = build_runner()
+    runner = scheduler(plan)
+    waited = {r.name for r in plan.resources if r.urn in runner.dependencies}
+    assert {"data-ready-stand-in", f"{NAME}-writer", f"{NAME}-writer-key", f"{NAME}-reader-key"} <= waited
+
+
+def test_the_writer_may_add_and_keep_copies_and_the_reader_only_read() -> None:
+    plan = build_runner()
+    writer = json.loads(declared(plan, tokens.IAM_USER_POLICY, f"{NAME}-writer-policy").inputs["policy"])
+    tiers = [f"arn:aws:s3:::acme-test-backups/{tier}/*" for tier in ("daily", "weekly", "monthly")]
+    assert {s["Sid"]: s["Resource"] for s in writer["Statement"]} == {
+        "ListBackups": "arn:aws:s3:::acme-test-backups",
+        "AddBackups": tiers,
+        "ReadBackups": tiers,
+        "KeepAndReleaseBackups": tiers,
+        "EncryptWithTheEnvironmentsKey": mock_kms_key_arn("audit-x-test-kms"),
+    }
+    assert not [a for a in actions(writer) if "Delete" in a or "Bypass" in a]
+    reader = json.loads(declared(plan, tokens.IAM_USER_POLICY, f"{NAME}-reader-policy").inputs["policy"])
+    assert [(s["Action"], s["Resource"]) for s in reader["Statement"]] == [
+        (["s3:ListBucket"], "arn:aws:s3:::acme-test-backups"),
+        (["s3:GetObject"], "arn:aws:s3:::acme-test-backups/*"),
+        (["kms:Decrypt"], mock_kms_key_arn("audit-x-test-kms")),
+    ]
+    stored = {r.inputs["name"] for r in plan.of_type(tokens.SECRET)}
+    assert {"audit-x/test/backup-writer-access-key", "audit-x/test/backup-reader-access-key"} <= stored
+
+
+def test_without_pitr_the_runner_has_no_part_of_it_and_with_pitr_it_is_built_from_the_servers_image() -> None:
+    without = scheduler(build_runner())
+    assert not [k for k in env(without) if k.startswith(("BACKUP_PITR_", "PITR_", "SEED_"))]
+    assert set(volumes(without)) == {"/var/lib/audit-x-backup"}
+
+    plan = build_runner(with_pitr=True)
+    image = declared(plan, tokens.BUILT_IMAGE, f"{NAME}-image")
+    assert image.inputs["build"]["args"]["POSTGRES_IMAGE"] == SERVER_IMAGE_NAME
+    assert declared(plan, tokens.BUILT_IMAGE, "server-image-stand-in").urn in image.dependencies
+    runner = scheduler(plan)
+    assert {k: v for k, v in env(runner).items() if "PITR" in k} == {
+        "BACKUP_PITR_FULL_SCHEDULE": "sun 01:30",
+        "BACKUP_PITR_DIFF_SCHEDULE": "01:30",
+        "BACKUP_PITR_DRILL_SCHEDULE": "sat 05:30",
+        "PITR_PG_SOCKET": "/var/run/postgresql",
+    }
+    assert volumes(runner) == {
+        "/var/lib/audit-x-backup": "audit-x-test-backup-state",
+        "/var/lib/postgresql/data": "audit-x-test-postgres-data",
+        "/var/run/postgresql": "audit-x-test-postgres-socket",
+    }
+    assert upload(runner, "/etc/pgbackrest/pgbackrest.conf")["content"] == PITR_CONFIG
+    assert upload(runner, "/run/secrets/pgbackrest/secrets.conf")["content"] == "[secret]"
+    assert upload(runner, "/run/secrets/pgbackrest/secrets.conf", plain=True) == {
+        "file": "/run/secrets/pgbackrest/secrets.conf",
+        "content": PITR_SECRETS,
+        **RUNNER_USER,
+    }
+
+
+def test_a_seed_readers_profile_joins_the_writers_in_the_one_credentials_file() -> None:
+    plan = build_runner(with_seed=True)
+    runner = scheduler(plan)
+    assert env(runner)["SEED_READER_PROFILE"] == "seed-reader"
+    assert upload(runner, "/run/secrets/aws-credentials", plain=True)["content"] == (
+        writer_profile(plan) + "\n" + SEED_PROFILE
+    )
+
+
+def test_a_pre_migration_backup_exists_only_where_asked_and_is_made_for_that_migration() -> None:
+    without = build_runner()
+    assert without.outputs["preMigration"] is False
+    assert [r.name for r in without.of_type(tokens.CONTAINER) if r.parent == NAME] == [NAME]
+
+    plan = build_runner(before_migrations=True)
+    assert plan.outputs["preMigration"] is True
+    job = declared(plan, tokens.CONTAINER, f"{NAME}-pre-migrate")
+    assert job.parent == NAME
+    assert (job.inputs["command"], job.inputs["attach"]) == (["postgres", "--reason", "pre-migration"], True)
+    assert (labels(job)[label("role")], labels(job)[label("for-migration")]) == ("pre-migrate", "migration-rev-1")
+    assert env(job) == env(scheduler(plan))
+    waited = {r.name for r in plan.resources if r.urn in job.dependencies}
+    assert {"data-ready-stand-in", f"{NAME}-writer-key", f"{NAME}-reader-key"} <= waited
