@@ -1,4 +1,7 @@
-"""The app's roles: migration first, then web and workers, every role wired the same way."""
+"""The app's roles: migration first, then web and workers, every role wired the same way.
+
+Built alone too (harness.mock_engine.run_component, no stack config), at the end of the file:
+its roles from stand-ins, with and without a canary or a backup before the migration."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The backup bucket: private, encrypted, versioned, TLS-only, Object Lock on, and only released copies expire."""
+"""The backup bucket: private, encrypted, versioned, TLS-only, Object Lock on, and only released copies expire.
+
+Built alone too (harness.mock_engine.run_component, no stack config), at the end of the file:
+each of the bucket's settings, their order, the seed rule, protection."""
 
 from __future__ import annotations
 

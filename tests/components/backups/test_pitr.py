@@ -1,6 +1,9 @@
 """Point-in-time recovery as the program declares it: PostgreSQL built with pgBackRest and
 archiving to the backup bucket under `pgbackrest/`, with an identity of its own that may delete
-only there, and a configuration whose secrets are only in a secret file."""
+only there, and a configuration whose secrets are only in a secret file.
+
+Built alone too (harness.mock_engine.run_component, no stack config), at the end of the file:
+pgBackRest's identity, its two files, two environments side by side."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The backup runner as the program declares it: image, container, identities, migration gate."""
+"""The backup runner as the program declares it: image, container, identities, migration gate.
+
+Built alone too (harness.mock_engine.run_component, no stack config), at the end of the file:
+its wiring from stand-ins, with and without PITR, a seed or a pre-migration backup."""
 
 from __future__ import annotations
 

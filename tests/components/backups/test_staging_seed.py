@@ -1,5 +1,8 @@
 """Staging's seed as the program declares it (components/backups/staging_seed.py): what prod makes
-and exports, what staging reads through its StackReference, and staging's first rollout."""
+and exports, what staging reads through its StackReference, and staging's first rollout.
+
+Built alone too (harness.mock_engine.run_component, no stack config), at the end of the file:
+the source and the reader, before and after the source exports."""
 
 from __future__ import annotations
 

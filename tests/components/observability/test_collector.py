@@ -1,6 +1,9 @@
 """The metrics collector: its rendered Telegraf config parses and has every input the alerts read,
 it alone mounts the Docker socket (read-only), it joins the networks its targets are on, and
-Redpanda is told to compute consumer lag as often as it is scraped."""
+Redpanda is told to compute consumer lag as often as it is scraped.
+
+Built alone too (harness.mock_engine.run_component, no stack config), at the end of the file:
+its networks, its config and secret files from stand-ins, a rolling replacement."""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """Centralised logs: Loki's config has what Loki 3 needs to start with retention on; Alloy's
 pipeline is wired end to end, labels by environment/service/role/level, keeps request_id in
-the line, and never touches the Docker socket."""
+the line, and never touches the Docker socket.
+
+Built alone too (harness.mock_engine.run_component, no stack config), at the end of the file:
+Loki and Alloy, two environments side by side."""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """The external watcher (components/observability/watcher.py): what both stacks declare on AWS,
-with the config's values, and moto's server accepting exactly those values through boto3."""
+with the config's values, and moto's server accepting exactly those values through boto3.
+
+Built alone too (harness.mock_engine.run_component, no stack config), at the end of the file:
+what it declares in us-east-1, with and without PagerDuty."""
 
 from __future__ import annotations
 

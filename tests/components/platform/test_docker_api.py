@@ -1,6 +1,9 @@
 """The Docker API proxy, run for real: HAProxy with the configuration the program renders, in
 front of a stand-in Docker API on a Unix socket. Reads the collector makes get through; writes,
-and reads of a container's files or logs, never reach the socket."""
+and reads of a container's files or logs, never reach the socket.
+
+Built alone too (harness.mock_engine.run_component, no stack config), at the end of the file:
+the proxy, its network and its one socket mount."""
 
 from __future__ import annotations
 

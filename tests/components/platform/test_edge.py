@@ -1,4 +1,7 @@
-"""The edge proxy and the health-gated rollout, as the program declares them."""
+"""The edge proxy and the health-gated rollout, as the program declares them.
+
+Built alone too (harness.mock_engine.run_component, no stack config), at the end of the file:
+the edge and its routes job, in front of stand-in web containers."""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Secrets: one set per environment in Secrets Manager, encrypted with that environment's key,
-and never shown in plain text by the plan, the outputs, labels or env."""
+and never shown in plain text by the plan, the outputs, labels or env.
+
+Built alone too (harness.mock_engine.run_component, no stack config), at the end of the file:
+the key, the generated and provided secrets, rotation and protection."""
 
 from __future__ import annotations
 
