@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -39,12 +38,13 @@ from typing import Any, Protocol
 from components.lib.tokens import LABEL_PREFIX
 from components.settings import ConfigError, load_settings
 from harness.mock_engine import load_stack_config, stack_names
+from ops.docker_host import DockerHost, HostError
 
 RUNNER = ["python", "-m", "runner"]
 DEFAULT_HEALTH_TIMEOUT_SECONDS = 300
 
 
-class SeedLoadError(RuntimeError):
+class SeedLoadError(HostError):
     """A load that failed: the message says where, and what was put back."""
 
 
@@ -54,7 +54,7 @@ class Host(Protocol):
     def containers(self, labels: dict[str, str], *, running: bool) -> list[str]: ...
 
     def exec_json(self, container: str, argv: Sequence[str]) -> dict[str, Any]:
-        """Run a command in a container; its stdout as JSON. Raise SeedLoadError when it fails."""
+        """Run a command in a container; its stdout as JSON. Raise HostError when it fails."""
         ...
 
     def stop(self, names: Sequence[str]) -> None: ...
@@ -68,53 +68,6 @@ class Host(Protocol):
     def healthy(self, name: str) -> bool | None:
         """True healthy, False unhealthy or stopped, None still starting."""
         ...
-
-
-@dataclass
-class DockerCli:
-    """The Docker CLI against the stack's host (DOCKER_HOST, an ssh:// URL as Pulumi's provider uses)."""
-
-    host: str
-
-    def _docker(self, *argv: str, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["docker", "--host", self.host, *argv], capture_output=True, text=True, timeout=timeout, check=False
-        )
-
-    def containers(self, labels: dict[str, str], *, running: bool) -> list[str]:
-        filters = [arg for key, value in labels.items() for arg in ("--filter", f"label={key}={value}")]
-        result = self._docker("ps", *([] if running else ["--all"]), *filters, "--format", "{{.Names}}")
-        if result.returncode != 0:
-            raise SeedLoadError(f"docker ps on {self.host} failed: {result.stderr.strip()}")
-        return sorted(result.stdout.split())
-
-    def exec_json(self, container: str, argv: Sequence[str]) -> dict[str, Any]:
-        result = self._docker("exec", container, *argv)
-        if result.returncode != 0:
-            raise SeedLoadError(f"`{' '.join(argv)}` in {container} failed: {result.stderr.strip()[-2000:]}")
-        return json.loads(result.stdout)
-
-    def stop(self, names: Sequence[str]) -> None:
-        if names and self._docker("stop", *names).returncode != 0:
-            raise SeedLoadError(f"could not stop {', '.join(names)}")
-
-    def start(self, names: Sequence[str]) -> None:
-        if names and self._docker("start", *names).returncode != 0:
-            raise SeedLoadError(f"could not start {', '.join(names)}")
-
-    def run_to_completion(self, name: str) -> int:
-        result = self._docker("start", "--attach", name)
-        sys.stdout.write(result.stdout[-4000:])
-        return result.returncode
-
-    def healthy(self, name: str) -> bool | None:
-        result = self._docker(
-            "inspect", "--format", "{{.State.Running}} {{if .State.Health}}{{.State.Health.Status}}{{end}}", name
-        )
-        running, _, health = result.stdout.strip().partition(" ")
-        if result.returncode != 0 or running != "true" or health == "unhealthy":
-            return False
-        return True if health in ("healthy", "") else None
 
 
 @dataclass
@@ -159,7 +112,7 @@ class SeedLoad:
                 raise SeedLoadError(f"the migrations ({migrate}) exited with {code} on the seed")
             self._say("the app's migrations ran on the seed")
             self._start_healthy(app)
-        except SeedLoadError as error:
+        except HostError as error:
             self._put_back(runner, app, swapped=swapped)
             raise SeedLoadError(f"{error}; staging was put back on its previous data") from error
         self._say(f"staging runs on {seed_key}")
@@ -216,10 +169,10 @@ def main(argv: Sequence[str] | None = None, *, host: Host | None = None) -> int:
     if settings.staging_seed is None or settings.staging_seed.source_stack is None:
         print(f"{args.stack} loads no seeds: its stagingSeed.sourceStack is not set", file=sys.stderr)
         return 2
-    loader = SeedLoad(host or DockerCli(settings.docker_host), settings.environment, args.health_timeout)
+    loader = SeedLoad(host or DockerHost(settings.docker_host), settings.environment, args.health_timeout)
     try:
         result = loader.undo() if args.undo else loader.load(args.seed)
-    except SeedLoadError as error:
+    except HostError as error:
         print(f"seed load failed: {error}", file=sys.stderr)
         _summary([*loader.steps, f"FAILED: {error}"])
         return 1

@@ -347,3 +347,26 @@ def routes(plan: Plan) -> dict:
 
 def edge_file(plan: Plan, path: str) -> dict:
     return yaml.safe_load(uploaded(container(plan, "edge"), path))
+
+
+def fake_host(plan: Plan) -> dict[str, Any]:
+    """A Docker host for harness/fake_docker_cli.py: every container `plan` declares, under its name,
+    image and labels, running and healthy (a job exited 0), and the tags of the images it pulls."""
+    containers = []
+    for resource in plan.of_type(tokens.CONTAINER):
+        labels = tokens.labels_of(resource.inputs)
+        job = labels.get(tokens.label("lifecycle")) == "job"
+        containers.append(
+            {
+                "name": resource.inputs["name"],
+                "image": resource.inputs.get("image", ""),
+                "state": "exited" if job else "running",
+                "health": None if job or not resource.inputs.get("healthcheck") else "healthy",
+                "exit_code": 0,
+                "labels": labels,
+                "logs": [],
+            }
+        )
+    # The mock engine gives a pulled image the id mock_image_id(reference), which the containers take.
+    images = {mock_image_id(r.inputs["name"]): [r.inputs["name"]] for r in plan.of_type(tokens.REMOTE_IMAGE)}
+    return {"containers": containers, "exec": {}, "images": images}

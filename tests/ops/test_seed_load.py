@@ -1,4 +1,4 @@
-"""ops/seed_load.py's command line and its Docker CLI calls, against a stand-in `docker` on PATH
+"""ops/seed_load.py's command line and its Docker CLI calls (ops/docker_host.py), against a stand-in `docker` on PATH
 that records its arguments (the whole load against real servers is in
 tests/runner/test_staging_seed.py)."""
 
@@ -12,6 +12,7 @@ import pytest
 
 from components.lib.tokens import label
 from ops import seed_load
+from ops.docker_host import DockerHost
 
 FAKE_DOCKER = """#!/bin/sh
 echo "$*" >> "$DOCKER_CALLS"
@@ -20,7 +21,7 @@ case "$3 $*" in
   *role=migrate*) echo "audit-x-staging-migrate" ;;
   ps*) echo "audit-x-staging-web-0"; echo "audit-x-staging-worker-sidekiq-0" ;;
   exec*) echo '{"staged": {"seed": "staging-seed/postgres/audit_x_prod/x.dump", "row_counts": {"public.users": 2}}}' ;;
-  inspect*) echo "true healthy" ;;
+  inspect*) echo '[{"Name": "/x", "State": {"Status": "running", "Health": {"Status": "healthy"}}, "Config": {}}]' ;;
 esac
 """
 
@@ -38,7 +39,7 @@ def docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_the_docker_cli_is_called_on_the_stacks_host_with_label_filters(docker: Path) -> None:
-    cli = seed_load.DockerCli("ssh://deploy@docker.staging.audit-x.example.com")
+    cli = DockerHost("ssh://deploy@docker.staging.audit-x.example.com")
     labels = {label("environment"): "staging", label("service"): "app"}
     assert cli.containers(labels, running=True) == ["audit-x-staging-web-0", "audit-x-staging-worker-sidekiq-0"]
     assert cli.exec_json("audit-x-staging-backup", ["python", "-m", "runner", "seed-load", "--stage"])["staged"]
@@ -50,7 +51,7 @@ def test_the_docker_cli_is_called_on_the_stacks_host_with_label_filters(docker: 
     assert calls[0] == f"{host} ps {filters} --format {{{{.Names}}}}"
     assert calls[1] == f"{host} exec audit-x-staging-backup python -m runner seed-load --stage"
     assert calls[2] == f"{host} stop audit-x-staging-web-0"
-    assert calls[3].startswith(f"{host} inspect --format")
+    assert calls[3] == f"{host} inspect audit-x-staging-web-0"
 
 
 def test_a_stack_that_loads_no_seeds_is_refused_with_its_key(capsys: pytest.CaptureFixture[str]) -> None:
