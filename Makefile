@@ -6,13 +6,14 @@ STACK  ?= staging
 # InfluxData's Flux parser and type checker (npm, WebAssembly): the tests check every rendered query with it.
 FLUX_CHECK := harness/flux/node_modules/.installed
 
-.PHONY: help venv system-packages plan policy test lint format preview up config-reference
+.PHONY: help venv system-packages plan policy test lint format preview up config-reference engine
 
 help:
 	@echo "make venv                 create .venv with the pinned requirements"
 	@echo "make plan [STACK=prod]    what a stack would deploy (offline: no cloud, no CLI)"
 	@echo "make policy [STACK=prod]  the policy pack over a stack (offline)"
 	@echo "make test                 unit tests under mocks, and probes against local PostgreSQL/Redis"
+	@echo "make engine               build the real Pulumi engine's binaries (Go; cached), print their directory"
 	@echo "make lint                 ruff and pyright"
 	@echo "make preview|up STACK=..  the real thing, with the Pulumi CLI and credentials"
 
@@ -40,8 +41,14 @@ policy: venv
 system-packages:
 	@sh harness/system_packages.sh
 
-# The tests alone need the Flux checker (Node.js); planning and linting do not.
-test: venv system-packages $(FLUX_CHECK)
+# The real Pulumi engine's binaries (the CLI, the Python language host, the docker and random
+# providers, a stand-in for aws), built from Go modules once per machine and cached by content:
+# harness/pulumi_engine/build.py. Building them first keeps the test workers from racing to.
+engine: venv
+	$(BIN)/python -m harness.pulumi_engine.build --time
+
+# The tests alone need the Flux checker (Node.js) and the engine's binaries; planning and linting do not.
+test: venv system-packages $(FLUX_CHECK) engine
 	$(BIN)/pytest
 
 lint: venv
