@@ -27,14 +27,40 @@ class RigImage:
     real: bool  # the real server (a Debian package), or a stand-in of this project's own
     keeps: str  # the contract it keeps, for whoever reads a test that uses it
     build_args: dict[str, str] = field(default_factory=dict)
+    # The image whose name the build argument BASE gets: another of these, or None for the rig's
+    # own Debian base.
+    built_from: RigImage | None = None
 
     @property
     def reference(self) -> str:
         return f"{self.name}:{self.tag}"
 
 
+STAND_IN_BASE = RigImage(
+    f"{REPOSITORY}/stand-in-base",
+    "1",
+    STAND_INS_DIR / "base",
+    real=False,
+    keeps="python3 (with YAML), curl, wget, bash and the stand-ins' shared module, on the rig's Debian trixie",
+)
+
+
 def _app(tag: str, keeps: str, **build_args: str) -> RigImage:
-    return RigImage(f"{REPOSITORY}/app", tag, STAND_INS_DIR / "app", real=False, keeps=keeps, build_args=build_args)
+    return RigImage(
+        f"{REPOSITORY}/app",
+        tag,
+        STAND_INS_DIR / "app",
+        real=False,
+        keeps=keeps,
+        build_args=build_args,
+        built_from=STAND_IN_BASE,
+    )
+
+
+def _service(name: str, keeps: str) -> RigImage:
+    return RigImage(
+        f"{REPOSITORY}/{name}", "stand-in-1", STAND_INS_DIR / name, real=False, keeps=keeps, built_from=STAND_IN_BASE
+    )
 
 
 APP_CONTRACT = "docs/app-contract.md: launcher, /live /ready /health, heartbeat, JSON logs, migrations"
@@ -43,10 +69,31 @@ APP_CONTRACT = "docs/app-contract.md: launcher, /live /ready /health, heartbeat,
 APP_RELEASE_1 = _app("stand-in-1", APP_CONTRACT, MIGRATIONS_UP_TO="20260101000001")
 APP_RELEASE_2 = _app("stand-in-2", APP_CONTRACT, MIGRATIONS_UP_TO="20260201000001")
 APP_FAILING_MIGRATION = _app(
-    "stand-in-2-failing-migration", f"{APP_CONTRACT}; its migration fails", STAND_IN_FAIL="migration"
+    "stand-in-2-failing-migration",
+    f"{APP_CONTRACT}; its migration fails",
+    MIGRATIONS_UP_TO="20260201000001",
+    STAND_IN_FAIL="migration",
 )
+REDPANDA = _service("redpanda", "components/data/redpanda.py: `rpk cluster health`, Kafka API 9092, admin API 9644")
+INFLUXDB = _service("influxdb", "components/data/influxdb.py: setup from DOCKER_INFLUXDB_INIT_*, /health on 8086")
+GRAFANA = _service("grafana", "components/observability/grafana.py: GF_*__FILE, provisioning, /api/health on 3000")
+LOKI = _service("loki", "components/observability/logs.py: -config.file, /ready on 3100")
+ALLOY = _service("alloy", "components/observability/logs.py: alloy run, config, log mount, /-/ready on 12345")
+TELEGRAF = _service("telegraf", "components/observability/collector.py: --config, its files, inputs.docker, :8080")
+TRAEFIK = _service("traefik", "components/platform/edge.py: --configFile, /ping 8082, file-provider routes, 80/443")
 
-IMAGES: tuple[RigImage, ...] = (APP_RELEASE_1, APP_RELEASE_2, APP_FAILING_MIGRATION)
+APPS: tuple[RigImage, ...] = (APP_RELEASE_1, APP_RELEASE_2, APP_FAILING_MIGRATION)
+SERVICES: dict[str, RigImage] = {
+    "redpanda": REDPANDA,
+    "influxdb": INFLUXDB,
+    "grafana": GRAFANA,
+    "loki": LOKI,
+    "alloy": ALLOY,
+    "collector": TELEGRAF,
+    "edge": TRAEFIK,
+}
+# In build order: every image after the one it is built from.
+IMAGES: tuple[RigImage, ...] = (STAND_IN_BASE, *APPS, *SERVICES.values())
 
 
 def by_reference(reference: str) -> RigImage:

@@ -1,0 +1,3 @@
+#!/bin/sh
+# As Grafana's image: its /run.sh starts the server.
+exec grafana server "$@"
