@@ -78,6 +78,27 @@ class PostgresCluster:
         )
 
 
+def run_logins_job(
+    cluster: PostgresCluster, script: str, job_env: dict[str, str], passwords: dict[str, str], secrets_dir: Path
+) -> subprocess.CompletedProcess[str]:
+    """The PostgreSQL logins job (components/data/postgres_logins.sh) against `cluster`, as its
+    container runs it: `job_env` as the plan gives it, each login's password in a file of
+    `secrets_dir` named after it, the cluster's socket directory standing in for the shared
+    socket volume. The bootstrap superuser the job logs in as (job_env's POSTGRES_USER) must exist."""
+    for login, password in passwords.items():
+        (secrets_dir / login).write_text(password)
+    environment = job_env | {
+        "PATH": f"{cluster.bindir}:{os.environ['PATH']}",
+        "PGHOST": str(cluster.datadir),
+        "PGPORT": str(cluster.port),
+        "SECRETS_DIR": str(secrets_dir),
+        "LOGINS": " ".join(passwords),
+    }
+    return subprocess.run(
+        ["sh", "-c", script], env=environment, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
 @contextlib.contextmanager
 def postgres_cluster(server_flags: list[str] | None = None) -> Iterator[PostgresCluster]:
     """initdb, start on 127.0.0.1:<free port> with SCRAM for TCP, yield, then stop and delete.

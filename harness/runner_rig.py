@@ -1,7 +1,9 @@
 """The backup runner's test rig: real PostgreSQL and an S3 API (moto's server) on loopback.
 
 A realistic audit-log data set is built once per session; each test makes its own bucket and
-runs the runner's real commands (`runner.cli.main`) with an injected clock.
+runs the runner's real commands (`runner.cli.main`) with an injected clock. The runner logs in as
+the program's stacks have it do: as the app's login, which acts as the owner role and is no
+superuser (the program's logins job, components/data/postgres_logins.sh, makes both here).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from components.data.postgres import LOGINS_JOB_SCRIPT, login_role, owner_role
 from harness import audit_dataset
 from harness.local_services import (
     InfluxWrites,
@@ -25,12 +28,15 @@ from harness.local_services import (
     influx_write_recorder,
     postgres_bindir,
     postgres_cluster,
+    run_logins_job,
     s3_server,
 )
 from runner.cli import main
 
 DATABASE = "audit_x_test"
 PASSWORD = "BackupTestPassword0123456789abcdefghij"
+LOGIN = login_role("audit_x", "a")
+OWNER = owner_role("audit_x")
 DAY = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # a Wednesday
 
 
@@ -63,7 +69,7 @@ class Rig:
         return sorted(item["Key"] for item in response.get("Contents", []))
 
     def dsn(self, database: str = DATABASE) -> str:
-        return f"host=127.0.0.1 port={self.pg.port} user=audit_x dbname={database}"
+        return f"host=127.0.0.1 port={self.pg.port} user={LOGIN} dbname={database}"
 
     def count(self, table: str, database: str = DATABASE) -> int:
         with psycopg.connect(self.dsn(database), password=PASSWORD) as connection:
@@ -71,7 +77,21 @@ class Rig:
             return int(row[0]) if row else -1
 
     def create_database(self, name: str) -> None:
-        self.pg.psql(f"CREATE DATABASE {name} OWNER audit_x")
+        self.pg.psql(f"CREATE DATABASE {name} OWNER {OWNER}")
+
+
+def app_database(pg: PostgresCluster, tmp: Path) -> None:
+    """The app's database on `pg` as a stack has it: `audit_x` standing in for the image's
+    bootstrap superuser, the owner role and the login LOGIN (password PASSWORD) made by the
+    program's logins job."""
+    pg.psql("CREATE ROLE audit_x LOGIN SUPERUSER")
+    pg.psql(f"CREATE DATABASE {DATABASE} OWNER audit_x")
+    secrets_dir = tmp / f"logins-{pg.port}"
+    secrets_dir.mkdir()
+    job_env = {"POSTGRES_USER": "audit_x", "POSTGRES_DB": DATABASE, "OWNER_ROLE": OWNER}
+    made = run_logins_job(pg, LOGINS_JOB_SCRIPT, job_env, {LOGIN: PASSWORD}, secrets_dir)
+    if made.returncode != 0:
+        raise RuntimeError(f"the logins job failed: {made.stderr}")
 
 
 @pytest.fixture(scope="session")
@@ -87,9 +107,8 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         patch.setenv("PATH", f"{postgres_bindir()}:{os.environ['PATH']}")
         patch.setenv("AWS_ACCESS_KEY_ID", "testing")
         patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        pg.psql(f"CREATE ROLE audit_x LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
-        pg.psql(f"CREATE DATABASE {DATABASE} OWNER audit_x")
-        audit_dataset.build(f"host=127.0.0.1 port={pg.port} user=audit_x dbname={DATABASE}", 80, password=PASSWORD)
+        app_database(pg, tmp)
+        audit_dataset.build(f"host=127.0.0.1 port={pg.port} user={LOGIN} dbname={DATABASE}", 80, password=PASSWORD)
         (tmp / "pgpassword").write_text(PASSWORD)
         (tmp / "influx-token").write_text("influx-test-token")
         env = {
@@ -99,7 +118,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
             "BACKUP_PART_SIZE_MB": "5",
             "PGHOST": "127.0.0.1",
             "PGPORT": str(pg.port),
-            "PGUSER": "audit_x",
+            "PGUSER": LOGIN,
             "PGDATABASE": DATABASE,
             "PGPASSWORD_FILE": str(tmp / "pgpassword"),
             "INFLUX_URL": influx.url,

@@ -34,7 +34,7 @@ DESCRIPTIONS = {
     "logRotation.maxFiles": "rotated log files kept per container",
     "deploy.rerunJobs": "a new marker runs every one-shot job again (after a failed job: docs/deploy.md)",
     "postgres.image": "PostgreSQL image, pinned",
-    "postgres.user": "the application's database role",
+    "postgres.user": "the bootstrap superuser, for the jobs alone; the app's roles are named after it",
     "postgres.memoryLimitMb": "container memory limit",
     "postgres.sharedBuffersMb": "`shared_buffers` (at most 40% of the limit)",
     "postgres.effectiveCacheSizeMb": "`effective_cache_size`",

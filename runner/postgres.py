@@ -62,6 +62,18 @@ def latest_migration(connection: psycopg.Connection[Any]) -> str | None:
         return str(row[0]) if row and row[0] is not None else None
 
 
+def drop_database(admin: psycopg.Connection[Any], database: str) -> None:
+    """DROP DATABASE ... WITH (FORCE), ending the sessions still on it. The runner's login is no
+    superuser (components/data/postgres_logins.sh): it may end its own login's sessions alone, so
+    it drops as itself, not as the owner role it acts as (the database is that role's, which the
+    login is a member of); a session of anyone else makes the drop fail, naming the database."""
+    admin.execute("SET ROLE NONE")
+    try:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+    finally:
+        admin.execute("RESET ROLE")
+
+
 def connect(
     config: RunnerConfig, database: str | None = None, *, host: str | None = None, port: int | None = None
 ) -> psycopg.Connection[Any]:
@@ -276,7 +288,7 @@ def verify(
     finally:
         with connect(config, "postgres", host=config.verify_host, port=config.verify_port) as admin:
             admin.autocommit = True
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
+            drop_database(admin, scratch)
     if not report.ok:
         raise BackupError(f"restore drill of {key.data} found differences: {report.as_dict()}")
     return report

@@ -181,7 +181,7 @@ def stage(config: RunnerConfig, store: BackupStore, which: str | None) -> dict[s
     manifest = store.get_json(key.manifest)
     staged = staged_name(config.pg_database)
     with _admin(config) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(staged)))
+        postgres.drop_database(admin, staged)
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(staged)))
     started = time.monotonic()
     try:
@@ -206,7 +206,7 @@ def stage(config: RunnerConfig, store: BackupStore, which: str | None) -> dict[s
             )
     except BaseException:
         with _admin(config) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(staged)))
+            postgres.drop_database(admin, staged)
         raise
     # On the database itself: which seed it holds and its rows travel with it through the swap.
     record = {
@@ -236,7 +236,7 @@ def swap(config: RunnerConfig, clock: Clock) -> dict[str, Any]:
         record = loaded_seed(admin, staged)
         if record is None:
             raise BackupError(f"no staged seed in {staged}: run `python -m runner seed-load --stage` first")
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(previous)))
+        postgres.drop_database(admin, previous)
         _rename_pair(admin, live, previous, staged)
     _record_loaded(config, clock, record)
     log.info("staging now runs on %s; the data it had is in %s", record["seed"], previous)
@@ -260,7 +260,7 @@ def undo(config: RunnerConfig, clock: Clock) -> dict[str, Any]:
     with _admin(config) as admin:
         if not _exists(admin, previous):
             raise BackupError(f"there is no {previous} to go back to")
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(staged)))
+        postgres.drop_database(admin, staged)
         _rename_pair(admin, live, staged, previous)
         record = loaded_seed(admin, live)
     _record_loaded(config, clock, record)
@@ -270,14 +270,20 @@ def undo(config: RunnerConfig, clock: Clock) -> dict[str, Any]:
 def _rename_pair(admin: psycopg.Connection[Any], live: str, set_aside_as: str, replacement: str) -> None:
     """`live` becomes `set_aside_as` and `replacement` becomes `live`, in one transaction: there
     is never a moment without a `live` database. New connections to `live` are refused while it
-    happens, and the ones open are ended (the app is stopped by then; anything else is not ours)."""
+    happens, and the ones the runner's login holds are ended (the app is stopped by then, and it
+    uses the same login). The login is no superuser (components/data/postgres_logins.sh): it may
+    end its own sessions alone, and so only as itself, not as the owner role it acts as; a session
+    of anyone else makes the rename fail, naming the database."""
     name = sql.Identifier
     admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(name(live)))
     try:
+        admin.execute("SET ROLE NONE")
         admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid() AND usename = session_user",
             (live,),
         )
+        admin.execute("RESET ROLE")
         with admin.transaction():
             admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(name(live), name(set_aside_as)))
             admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(name(replacement), name(live)))

@@ -5,13 +5,16 @@ server as a file (POSTGRES_PASSWORD_FILE), not an environment variable. The heal
 over TCP with that password and runs a query, so it fails on a wrong password, not only on a
 dead server (pg_isready would pass on both).
 
-The image only reads the owner's password when it initialises an empty data directory, so a
-one-shot job owns it: it writes the file the server and its health check read (on a small
-volume) and, once the database exists, changes the owner's password in the running server over
+The image only reads the bootstrap superuser's password when it initialises an empty data
+directory, so a one-shot job owns it: it writes the file the server and its health check read (on
+a small volume) and, once the database exists, changes that password in the running server over
 the local socket (shared through a volume).
 
-The app never logs in as the owner. It has two logins, `<user>_a` and `<user>_b`, members of the
-owner role, kept by a second job after the server is up; consumers use one of them, the one
+The app never logs in as the bootstrap superuser (`<user>`, the image's POSTGRES_USER): only the
+jobs do, over the local socket. The app's database and everything in it belong to `<user>_owner`,
+a role that cannot log in and is no superuser (postgres_logins.sh says what it may not do). The
+app has two logins, `<user>_a` and `<user>_b`, members of that owner role and acting as it, kept
+by a second job after the server is up; consumers use one of them, the one
 `rotation.postgres-password` (a generation number) selects. A rotation gives a new password to
 the other login only, then the consumers move over (created before the old ones go), so no
 running consumer holds a password the server refuses, and PostgreSQL is never restarted for a
@@ -91,9 +94,15 @@ LOGINS_JOB_SCRIPT = read_shipped(__file__, "postgres_logins.sh")
 STANZA_JOB_SCRIPT = read_shipped(__file__, "pgbackrest_stanza.sh")
 
 
-def login_role(owner: str, slot: str) -> str:
+def login_role(user: str, slot: str) -> str:
     """The name of one of the app's two logins: `audit_x_a`, `audit_x_b`."""
-    return f"{owner}_{slot}"
+    return f"{user}_{slot}"
+
+
+def owner_role(user: str) -> str:
+    """The role that owns the app's database and what is in it: `audit_x_owner`. It cannot log
+    in and is no superuser (postgres_logins.sh); the app's logins act as it."""
+    return f"{user}_owner"
 
 
 def server_flags(settings: PostgresSettings) -> list[str]:
@@ -126,8 +135,8 @@ class DatabaseEndpoint:
 
 
 class Postgres(pulumi.ComponentResource):
-    """The server, the job that owns its owner role's password file, and the job that keeps the
-    app's two logins. `app_login` is what consumers connect as; `ready` gates them."""
+    """The server, the job that owns the bootstrap superuser's password file, and the job that
+    keeps the owner role and the app's two logins. `app_login` is what consumers connect as; `ready` gates them."""
 
     volume: docker.Volume
     credentials_volume: docker.Volume
@@ -143,6 +152,7 @@ class Postgres(pulumi.ComponentResource):
     user: str
     database: str
     app_login: str
+    owner_role: str
     app_password: pulumi.Output[str]
     host: str = HOSTNAME
     port: int = PORT
@@ -165,6 +175,7 @@ class Postgres(pulumi.ComponentResource):
         self.user = settings.user
         self.database = database
         self.app_login = login_role(settings.user, active_login)
+        self.owner_role = owner_role(settings.user)
         self.app_password = logins[active_login]
 
         self.volume = named_volume(ctx, f"{name}-data", "postgres", "data", self)
@@ -190,8 +201,8 @@ class Postgres(pulumi.ComponentResource):
                 volumes=shared,
             )
 
-        # Writes the owner's password file before the server's first start (initdb reads it), and
-        # on a rotation changes the owner's password in the running server.
+        # Writes the superuser's password file before the server's first start (initdb reads it),
+        # and on a rotation changes that password in the running server.
         self.password_job = one_shot_container(
             ctx,
             f"{name}-password",
@@ -285,7 +296,12 @@ class Postgres(pulumi.ComponentResource):
             job(
                 "logins",
                 LOGINS_JOB_SCRIPT,
-                {"LOGINS": " ".join(login_names[slot] for slot in sorted(logins)), "SECRETS_DIR": SECRETS_DIR},
+                {
+                    "POSTGRES_DB": database,
+                    "OWNER_ROLE": self.owner_role,
+                    "LOGINS": " ".join(login_names[slot] for slot in sorted(logins)),
+                    "SECRETS_DIR": SECRETS_DIR,
+                },
                 [SecretFile(f"{SECRETS_DIR}/{login_names[slot]}", value) for slot, value in sorted(logins.items())],
             ),
             pulumi.ResourceOptions(parent=self, depends_on=[self.container]),

@@ -30,7 +30,7 @@ class GeneratedSecret:
 # Alphanumeric only: these values go into URLs (DATABASE_URL, REDIS_URL) and config files, where
 # any punctuation would need escaping somewhere. 40 alphanumerics carry ~238 bits.
 _LENGTHS_AND_PURPOSES = {
-    "postgres-password": (40, "PostgreSQL password of the owner role (the server's probe and DBAs only)"),
+    "postgres-password": (40, "PostgreSQL password of the bootstrap superuser (the jobs, the server's probe, DBAs)"),
     "postgres-login-a": (40, "PostgreSQL password of the app's login a (used in turn with b)"),
     "postgres-login-b": (40, "PostgreSQL password of the app's login b (used in turn with a)"),
     "redis-password": (40, "Redis password a of the default user (used in turn with b)"),

@@ -11,7 +11,9 @@ from components.settings.types import ConfigModel, Megabytes, PinnedImage
 
 class PostgresSettings(ConfigModel):
     image: PinnedImage = "postgres:17.6-bookworm"
-    user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,60}$")] = "audit_x"
+    # The bootstrap superuser; the app's roles add `_owner`, `_a`, `_b` to it, within PostgreSQL's
+    # 63 characters (components/data/postgres.py).
+    user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,56}$")] = "audit_x"
     memory_limit_mb: Megabytes = Field(ge=256, le=262144)
     shared_buffers_mb: Megabytes = Field(ge=16, le=131072)
     effective_cache_size_mb: Megabytes = Field(ge=16, le=262144)

@@ -24,7 +24,7 @@ import pytest
 
 from harness import audit_dataset
 from harness.local_services import FaultPlan, faulty_s3_proxy, postgres_bindir, postgres_cluster
-from harness.runner_rig import DATABASE, DAY, PASSWORD, Rig, metric_lines, run
+from harness.runner_rig import DATABASE, DAY, LOGIN, PASSWORD, Rig, app_database, metric_lines, run
 from runner import config as runner_config
 from runner.cli import make_store, serve
 from runner.jobs import PIPE_BYTES, widen_pipe
@@ -170,9 +170,8 @@ def test_unreachable_postgres_fails_cleanly(rig: Rig, capsys: pytest.CaptureFixt
 def test_server_stopped_mid_dump_aborts_the_upload(rig: Rig, capsys: pytest.CaptureFixture[str]) -> None:
     bucket = rig.new_bucket()
     with postgres_cluster() as doomed:
-        doomed.psql(f"CREATE ROLE audit_x LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
-        doomed.psql(f"CREATE DATABASE {DATABASE} OWNER audit_x")
-        audit_dataset.build(f"host=127.0.0.1 port={doomed.port} user=audit_x dbname={DATABASE}", 120, password=PASSWORD)
+        app_database(doomed, rig.tmp)
+        audit_dataset.build(f"host=127.0.0.1 port={doomed.port} user={LOGIN} dbname={DATABASE}", 120, password=PASSWORD)
         faults = FaultPlan(on_first_part=doomed.stop)  # the server dies while pg_dump streams
         with faulty_s3_proxy(rig.s3_endpoint, faults) as proxy:
             code = run(rig, bucket, "postgres", PGPORT=str(doomed.port), S3_ENDPOINT_URL=proxy, BACKUP_PART_SIZE_MB="5")

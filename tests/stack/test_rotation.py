@@ -20,7 +20,7 @@ from components.lib import tokens
 from components.platform.secrets import GENERATED_SECRETS
 from components.settings import GENERATED_SECRET_NAMES, ROTATABLE_SECRETS, ConfigError, load_settings
 from components.settings.secrets import active_slot, slot_generations
-from harness.local_services import free_port, postgres_bindir, postgres_cluster, redis_server
+from harness.local_services import free_port, postgres_bindir, postgres_cluster, redis_server, run_logins_job
 from harness.mock_engine import DeclaredResource, fake_secret, load_stack_config, run_program
 from tests.helpers import container, env, redis_config, run_probe, run_redis_password_job
 
@@ -101,34 +101,23 @@ def test_logins_job_keeps_the_login_in_use_working_while_the_other_gets_its_new_
         "audit_x_a": "LoginA0123456789abcdefghijklmnopqrstuvwx",
         "audit_x_b": "LoginB0123456789abcdefghijklmnopqrstuvwx",
     }
-    with postgres_cluster() as pg, pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PATH", f"{postgres_bindir()}:{os.environ['PATH']}")
+    with postgres_cluster() as pg:
         pg.psql(f"CREATE ROLE audit_x LOGIN SUPERUSER PASSWORD '{OLD}'")
         pg.psql("CREATE DATABASE audit_x_staging OWNER audit_x")
 
         def run_job(passwords: dict[str, str]) -> subprocess.CompletedProcess[str]:
-            for login, password in passwords.items():
-                (tmp_path / login).write_text(password)
-            job_env = env(job) | {
-                "PATH": os.environ["PATH"],
-                "PGHOST": str(pg.datadir),  # the cluster's socket directory, as the shared volume
-                "PGPORT": str(pg.port),
-                "SECRETS_DIR": str(tmp_path),
-            }
-            return subprocess.run(
-                ["sh", "-c", script], env=job_env, capture_output=True, text=True, timeout=60, check=False
-            )
+            return run_logins_job(pg, script, env(job), passwords, tmp_path)
 
         def dsn(login: str) -> str:
             return f"host=127.0.0.1 port={pg.port} user={login} dbname=audit_x_staging"
 
         assert run_job(first).returncode == 0
-        # Generation 0: the app uses login a; what it creates belongs to the owner role.
+        # Generation 0: the app uses login a; what it creates belongs to the owner role, no superuser.
         in_use = psycopg.connect(dsn("audit_x_a"), password=first["audit_x_a"], autocommit=True)
         in_use.execute("CREATE TABLE audit_events (id int primary key, action text)")
         in_use.execute("INSERT INTO audit_events SELECT n, 'login' FROM generate_series(1, 500) n")
         owner = pg.psql("SELECT tableowner FROM pg_tables WHERE tablename = 'audit_events'", database="audit_x_staging")
-        assert owner.strip() == "audit_x"
+        assert owner.strip() == "audit_x_owner"
 
         # Generation 1: only b's password changes; the job runs while a is connected and in use.
         second = first | {"audit_x_b": "LoginB1NEW456789abcdefghijklmnopqrstuvwx"}

@@ -56,6 +56,8 @@ def test_the_server_carries_no_password_and_gets_shared_memory() -> None:
 def test_the_logins_job_gets_both_logins_and_the_active_one_is_what_consumers_use() -> None:
     logins = {r.name: r for r in build("b").of_type(tokens.CONTAINER)}["audit-x-test-postgres-logins"]
     assert env(logins)["LOGINS"] == "audit_x_a audit_x_b"
+    # The role that owns the app's database (postgres_logins.sh): the logins act as it.
+    assert (env(logins)["OWNER_ROLE"], env(logins)["POSTGRES_DB"]) == ("audit_x_owner", "audit_x_test")
     files = {u["file"]: u["content"] for u in logins.plain_inputs["uploads"]}
     assert files == {"/run/secrets/audit_x_a": "login-a-secret", "/run/secrets/audit_x_b": "login-b-secret"}
 
