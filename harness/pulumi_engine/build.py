@@ -5,7 +5,7 @@
   `go/`: pkg/go.mod's `replace` directives refuse a plain `go install`);
 - `pulumi-language-python`, the project's own Python language host (`go/cmd/`), with Pulumi's
   own executor script `pulumi-language-python-exec` (from the sdk/v3 module) beside it;
-- `pulumi-resource-docker` and `pulumi-resource-random`, terraform-provider-docker and
+- in `plugins/`: `pulumi-resource-docker` and `pulumi-resource-random`, terraform-provider-docker and
   terraform-provider-random bridged by pulumi-terraform-bridge, with mains of the project's own
   (`providers/`);
 - `pulumi-resource-aws`, a STAND-IN for pulumi-aws (which cannot be built here): no AWS behind it.
@@ -70,6 +70,11 @@ class Plugin:
     @property
     def binary(self) -> str:
         return f"pulumi-resource-{self.name}"
+
+    def path(self, bin_dir: Path) -> Path:
+        """Apart from the CLI's directory (which runs put on PATH): the CLI would take a plugin on
+        PATH over the installed one, and runs must use what `pulumi plugin install` installed."""
+        return bin_dir / "plugins" / self.binary
 
 
 def plugins() -> list[Plugin]:
@@ -151,7 +156,8 @@ def build(target: Path) -> None:
         ldflags = f"-X main.version={plugin.version}"
         if plugin.name == "aws":
             ldflags += f" -X 'main.replaceJSON={replace}'"
-        _go(["build", "-ldflags", ldflags, "-o", str(work), f"./cmd/{plugin.binary}"], plugin.module, env)
+        output = str(plugin.path(work))
+        _go(["build", "-ldflags", ldflags, "-o", output, f"./cmd/{plugin.binary}"], plugin.module, env)
     manifest = {"pulumi": CLI_VERSION, "plugins": {p.name: p.version for p in plugins()}}
     (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     shutil.rmtree(target, ignore_errors=True)

@@ -46,7 +46,7 @@ class Workspace:
         ws.backend.mkdir(parents=True, exist_ok=True)
         for plugin in build.plugins():
             ws.pulumi(
-                "plugin", "install", "resource", plugin.name, plugin.version, "--file", str(ws.bin_dir / plugin.binary)
+                "plugin", "install", "resource", plugin.name, plugin.version, "--file", str(plugin.path(ws.bin_dir))
             )
         return ws
 

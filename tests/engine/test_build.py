@@ -28,7 +28,7 @@ def test_the_language_host_reports_the_cli_version_and_has_its_executor_beside_i
 
 
 def test_each_provider_plugin_reports_the_version_its_sdk_pins(engine_bin: Path) -> None:
-    versions = {plugin.name: version_of(engine_bin / plugin.binary) for plugin in build.plugins()}
+    versions = {plugin.name: version_of(plugin.path(engine_bin)) for plugin in build.plugins()}
     assert versions == {"aws": "7.51.1", "docker": "5.2.0", "random": "4.21.4"}
     assert versions == {p.name: build.pinned(f"pulumi-{p.name}") for p in build.plugins()}
 
