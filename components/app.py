@@ -253,6 +253,10 @@ class App(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *gates]),
         )
 
+    def containers(self) -> list[docker.Container]:
+        """Every long-running container of the app: web (stable and canary) and workers."""
+        return [*self.web, *self.canary, *(c for role in self.workers.values() for c in role)]
+
     def _web_container(
         self, name: str, slot: str, image: AppImage, track: dict[str, str], after: pulumi.ResourceOptions
     ) -> docker.Container:

@@ -75,6 +75,11 @@ class AuditXEnvironment(pulumi.ComponentResource):
         self._declare_backup_runner(child)
         self._declare_app(child)
         self._declare_watch_and_edge(child)
+        # After every consumer of Redis (the app roles, through the edge's new routes) is on the
+        # active password: the other one is removed (docs/secret-rotation.md).
+        self.redis_password_retire = self.redis.retire_unused_password(
+            after=[*self.app.containers(), self.edge.routes_job], opts=child
+        )
         if not pages_someone(settings):
             # Not an error (staging may run without a pager), but never silent.
             pulumi.log.warn(
@@ -303,6 +308,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
             "grafana-admin-password": self.grafana.admin_password_job,
             "migrate": self.app.migration,
             "edge-routes": self.edge.routes_job,
+            "redis-password-retire": self.redis_password_retire,
         }
         if self.app.pre_migration_backup:
             jobs["pre-migration-backup"] = self.app.pre_migration_backup
@@ -352,6 +358,8 @@ class AuditXEnvironment(pulumi.ComponentResource):
             "grafanaUrl": self.grafana.url,
             "database": settings.database_name,
             "databaseLogin": self.postgres.app_login,
+            # The slot of Redis's password the app uses (a or b); the other one is retired.
+            "redisPasswordSlot": self.redis.active_slot,
             # Every one-shot job of this update, once it exited 0: a job nothing else waits for
             # (the Grafana password, Redpanda's cluster properties) still fails `pulumi up`.
             "jobs": {name: require_success(job) for name, job in self.jobs().items()},

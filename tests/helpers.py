@@ -115,14 +115,17 @@ def redis_config(plan: Plan, tmp_path: Path, port: int) -> Path:
 
 
 def run_redis_password_job(
-    plan: Plan, tmp_path: Path, port: int, password_a: str, password_b: str
+    plan: Plan, tmp_path: Path, port: int, passwords: dict[str, str], job_name: str = "redis-password"
 ) -> subprocess.CompletedProcess[str]:
-    """Run the Redis password job's script verbatim, with its files and the server mapped here."""
-    job = container(plan, "redis-password")
+    """Run a Redis password job's script verbatim (`redis-password`, or `redis-password-retire`),
+    with the password files of `passwords` (slot -> password) and the server mapped here."""
+    job = container(plan, job_name)
     secrets = tmp_path / "secrets"
     secrets.mkdir(exist_ok=True)
-    (secrets / "password-a").write_text(password_a)
-    (secrets / "password-b").write_text(password_b)
+    for slot in ("a", "b"):
+        (secrets / f"password-{slot}").unlink(missing_ok=True)
+        if slot in passwords:
+            (secrets / f"password-{slot}").write_text(passwords[slot])
     job_env = env(job) | {
         "SECRETS_DIR": str(secrets),
         "USERS_FILE": str(tmp_path / "users.conf"),

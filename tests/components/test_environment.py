@@ -75,6 +75,8 @@ def test_the_environment_alone_wires_each_component_once(qa: Plan) -> None:
             ("audit-x:platform:DockerApiProxy", "audit-x-qa-docker-api"),
             ("audit-x:observability:Collector", "audit-x-qa-collector"),
             ("audit-x:edge:Edge", "audit-x-qa-edge"),
+            # Redis's retire job waits for the app, which waits for Redis: the environment's child.
+            ("docker:index/container:Container", "audit-x-qa-redis-password-retire"),
         ]
     )
 

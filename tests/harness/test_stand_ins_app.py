@@ -60,7 +60,9 @@ def services(staging: Plan, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     redis_dir = tmp_path_factory.mktemp("redis")
     port = free_port()
     config_file = redis_config(staging, redis_dir, port)
-    assert run_redis_password_job(staging, redis_dir, port, REDIS_PASSWORD, REDIS_PASSWORD_B).returncode == 0
+    assert (
+        run_redis_password_job(staging, redis_dir, port, {"a": REDIS_PASSWORD, "b": REDIS_PASSWORD_B}).returncode == 0
+    )
     kafka = KafkaServer(("127.0.0.1", 0))
     threading.Thread(target=kafka.serve_forever, daemon=True).start()
     owner = env(container(staging, "postgres"))["POSTGRES_USER"]

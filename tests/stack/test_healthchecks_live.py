@@ -93,7 +93,7 @@ def test_redis_probe_passes_with_the_right_password_and_fails_on_a_wrong_one(sta
     port = free_port()
     config_file = redis_config(staging, tmp_path, port)
     # No server yet: the password job writes the users file the first start reads.
-    assert run_redis_password_job(staging, tmp_path, port, PASSWORD, PASSWORD + "b").returncode == 0
+    assert run_redis_password_job(staging, tmp_path, port, {"a": PASSWORD, "b": PASSWORD + "b"}).returncode == 0
     probe = healthcheck_command(container(staging, "redis"))
     with redis_server(config_file) as server:
         good = {"REDIS_USERS_FILE": str(tmp_path / "users.conf"), "REDIS_PORT": str(server.port)}

@@ -208,39 +208,81 @@ def test_postgres_password_job_on_first_deploy_only_writes_the_file(tmp_path: Pa
 
 
 @pytest.mark.services
-def test_redis_rotation_changes_the_password_not_in_use_live_and_keeps_data_and_clients(tmp_path: Path) -> None:
-    plan = run_program("staging")
+def test_redis_rotation_changes_the_password_not_in_use_live_then_retires_the_old_one(tmp_path: Path) -> None:
+    before = run_program("staging")
+    after = run_program("staging", config=rotated("staging", **{"redis-password": "1"}))
     port = free_port()
-    config_file = redis_config(plan, tmp_path, port)
+    config_file = redis_config(after, tmp_path, port)
     password_b2 = "NewPasswordB123456789abcdefghijklmnopqr"
-    assert run_redis_password_job(plan, tmp_path, port, OLD, NEW).returncode == 0
     cli = ["redis-cli", "-p", str(port), "--no-auth-warning"]
+
+    def accepted(password: str) -> bool:
+        reply = subprocess.run([*cli, "-a", password, "PING"], capture_output=True, text=True, check=False)
+        return "PONG" in reply.stdout
+
+    # Generation 0 deployed: both slots set, the app on a; its retire job left a alone.
+    assert run_redis_password_job(before, tmp_path, port, {"a": OLD, "b": NEW}).returncode == 0
     with redis_server(config_file):
+        assert run_redis_password_job(before, tmp_path, port, {"a": OLD}, "redis-password-retire").returncode == 0
+        assert (accepted(OLD), accepted(NEW)) == (True, False)
         for n in range(200):
             subprocess.run([*cli, "-a", OLD, "RPUSH", "queue:default", f"job-{n}"], check=True, capture_output=True)
-        # A consumer connected with password a, as the running app roles are.
-        client = subprocess.Popen([*cli, "-a", OLD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        # Generation 1: b gets a new value; the job runs against the running server.
-        result = run_redis_password_job(plan, tmp_path, port, OLD, password_b2)
+        # Generation 1: b gets a new value; the job runs against the running server, where the
+        # app still holds a.
+        result = run_redis_password_job(after, tmp_path, port, {"a": OLD, "b": password_b2})
         assert result.returncode == 0, result.stderr
-        assert "passwords set in the running server" in result.stdout
-        assert not any(p in result.stdout + result.stderr for p in (OLD, NEW, password_b2))
+        assert "passwords set in the running server: slots a b" in result.stdout
+        assert (accepted(OLD), accepted(password_b2)) == (True, True)
+        # The app's new containers connect with b, and one stays connected through the retire job.
+        client = subprocess.Popen([*cli, "-a", password_b2], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        retire = run_redis_password_job(after, tmp_path, port, {"b": password_b2}, "redis-password-retire")
+        assert retire.returncode == 0, retire.stderr
+        assert "passwords set in the running server: slots b" in retire.stdout
+        assert not any(p in result.stdout + result.stderr + retire.stdout + retire.stderr for p in (OLD, password_b2))
         assert client.stdin is not None and client.stdout is not None
         client.stdin.write("LLEN queue:default\n")
         client.stdin.flush()
         assert client.stdout.readline().strip() == "200"  # the open connection keeps working
         client.terminate()
-        for password, accepted in ((OLD, True), (password_b2, True), (NEW, False)):
-            reply = subprocess.run([*cli, "-a", password, "PING"], capture_output=True, text=True, check=False)
-            assert ("PONG" in reply.stdout) is accepted, password
-        probe = container(plan, "redis").inputs["healthcheck"]["tests"][1]
+        # One rotation: the old (leaked) password is refused from now on.
+        assert (accepted(OLD), accepted(password_b2)) == (False, True)
+        probe = container(after, "redis").inputs["healthcheck"]["tests"][1]
         assert run_probe(probe, {"REDIS_USERS_FILE": str(tmp_path / "users.conf"), "REDIS_PORT": str(port)}) == 0
-    # A restart reads the same two passwords from the users file, and the queue is still there.
+    # A restart reads the active password alone from the users file, and the queue is still there.
     with redis_server(config_file):
+        assert (accepted(OLD), accepted(password_b2)) == (False, True)
         length = subprocess.run(
             [*cli, "-a", password_b2, "LLEN", "queue:default"], capture_output=True, text=True, check=True
         )
         assert length.stdout.strip() == "200"
+
+
+def test_redis_retire_job_runs_after_every_consumer_moved_and_only_when_the_slot_changes() -> None:
+    before = run_program("staging")
+    after = run_program("staging", config=rotated("staging", **{"redis-password": "1"}))
+    for plan, slot in ((before, "a"), (after, "b")):
+        job = container(plan, "redis-password-retire")
+        files = [u["file"] for u in job.inputs["uploads"]]
+        assert [f for f in files if "/password-" in f] == [f"/run/secrets/password-{slot}"]
+        assert plan.plain_outputs["redisPasswordSlot"] == slot
+        app = [
+            r.urn
+            for r in plan.of_type(tokens.CONTAINER)
+            if tokens.labels_of(r.inputs).get(tokens.label("service")) == "app"
+            and tokens.labels_of(r.inputs).get(tokens.label("lifecycle")) == "service"
+        ]
+        assert len(app) >= 3
+        assert set(app) | {container(plan, "edge-routes").urn} <= set(job.dependencies)
+    # Unchanged without a rotation; a new job (it runs again) after one.
+    again = run_program("staging")
+    assert (
+        container(again, "redis-password-retire").inputs["name"]
+        == container(before, "redis-password-retire").inputs["name"]
+    )
+    assert (
+        container(after, "redis-password-retire").inputs["name"]
+        != container(before, "redis-password-retire").inputs["name"]
+    )
 
 
 def test_grafana_admin_password_is_reset_in_grafana_after_a_rotation() -> None:
