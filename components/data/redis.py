@@ -165,4 +165,3 @@ class Redis(pulumi.ComponentResource):
             {self._active: self.password},
             pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(after))),
         )
-
