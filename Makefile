@@ -12,7 +12,7 @@ help:
 	@echo "make venv                 create .venv with the pinned requirements"
 	@echo "make plan [STACK=prod]    what a stack would deploy (offline: no cloud, no CLI)"
 	@echo "make policy [STACK=prod]  the policy pack over a stack (offline)"
-	@echo "make test                 unit tests under mocks, and probes against local PostgreSQL/Redis"
+	@echo "make test                 unit tests under mocks, probes against local servers, and the Docker rig (root)"
 	@echo "make engine               build the real Pulumi engine's binaries (Go; cached), print their directory"
 	@echo "make lint                 ruff and pyright"
 	@echo "make preview|up STACK=..  the real thing, with the Pulumi CLI and credentials"

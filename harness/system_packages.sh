@@ -15,6 +15,10 @@ command -v pgbackrest >/dev/null 2>&1 || missing="$missing pgbackrest"
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing="$missing nginx-light"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
+# The Docker rig (harness/docker_rig): mmdebstrap builds its root filesystem and base image;
+# unshare, nsenter and pivot_root (util-linux) start it in a mount namespace of its own.
+command -v mmdebstrap >/dev/null 2>&1 || missing="$missing mmdebstrap"
+command -v pivot_root >/dev/null 2>&1 || missing="$missing util-linux"
 [ -n "$missing" ] || exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "the tests need these Debian packages; as root run: apt-get install$missing" >&2
