@@ -19,6 +19,7 @@ command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
 # unshare, nsenter and pivot_root (util-linux) start it in a mount namespace of its own.
 command -v mmdebstrap >/dev/null 2>&1 || missing="$missing mmdebstrap"
 command -v pivot_root >/dev/null 2>&1 || missing="$missing util-linux"
+command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 [ -n "$missing" ] || exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "the tests need these Debian packages; as root run: apt-get install$missing" >&2

@@ -154,6 +154,18 @@ class Rig:
                     found.append(int(entry.name))
         return sorted(found)
 
+    def bridges(self) -> list[str]:
+        """Bridge interfaces of the machine routing a subnet of the rig's pool (its networks')."""
+        octets = self.pool.split(".")[:2]
+        found = []
+        with contextlib.suppress(OSError):
+            for line in Path("/proc/net/route").read_text().splitlines()[1:]:
+                interface, destination = line.split()[:2]
+                address = int(destination, 16).to_bytes(4, "little")
+                if interface.startswith("br-") and [str(address[0]), str(address[1])] == octets:
+                    found.append(interface)
+        return sorted(set(found))
+
     def stop(self, timeout: float = 60) -> None:
         """Remove every container, SIGTERM dockerd, SIGKILL it if it lingers, end what it left
         (by pid), then remove its state."""
@@ -161,6 +173,8 @@ class Rig:
             listed = self.docker("ps", "--all", "--quiet", check=False, timeout=30).stdout.split()
             if listed:
                 self.docker("rm", "--force", "--volumes", *listed, check=False, timeout=120)
+            # dockerd removes a network's bridge from the machine only when the network is removed.
+            self.docker("network", "prune", "--force", check=False, timeout=60)
             os.kill(self.pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
             while self.running() and time.monotonic() < deadline:
@@ -172,6 +186,8 @@ class Rig:
         for pid in self.leftovers():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        for bridge in self.bridges():
+            subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False, timeout=30)
         release_pool(self.pool)
         shutil.rmtree(self.state, ignore_errors=True)
 

@@ -129,9 +129,11 @@ def test_the_rig_stops_by_its_pid_and_leaves_nothing_running_or_mounted(rig_imag
         box_pid = int(rig.docker("inspect", "--format", "{{.State.Pid}}", "stop-test").stdout)
         assert rig.mounts() == []  # its mounts are in its own namespace from the start
         assert box_pid in rig.leftovers()
+        assert len(rig.bridges()) == 1
     assert not Path(f"/proc/{pid}").exists()
     assert not Path(f"/proc/{box_pid}").exists()
     assert rig.leftovers() == []
+    assert rig.bridges() == []  # its network's bridge is gone from the machine
     assert [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(state) in line] == []
     assert not state.exists()
     assert not rig.socket.exists()
