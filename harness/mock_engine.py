@@ -157,6 +157,8 @@ class DeclaredResource:
     delete_before_replace_defined: bool = False
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     custom_timeouts: dict[str, str] = field(default_factory=dict)
+    # Inputs whose change replaces the resource whatever its provider says (`replace_on_changes`).
+    replace_on_changes: list[str] = field(default_factory=list)
     # What the (mock) provider answered: the inputs and what only it knows (ids, ARNs). Stack
     # policies see these, as they see a real resource's outputs.
     plain_outputs: dict[str, Any] = field(default_factory=dict)
@@ -287,6 +289,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                 delete_before_replace=request.deleteBeforeReplace,
                 delete_before_replace_defined=request.deleteBeforeReplaceDefined,
                 property_dependencies={key: list(deps.urns) for key, deps in request.propertyDependencies.items()},
+                replace_on_changes=list(request.replaceOnChanges),
                 custom_timeouts={
                     op: value
                     for op in ("create", "update", "delete")

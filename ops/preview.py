@@ -8,15 +8,27 @@ Runs the program under mocks twice, with the stack's config as it is (the deploy
 back as a refresh would) and with the changes (keys as `pulumi config set --path` takes them:
 `app.image=registry.example/audit_x:1.2.4`, `rotation.postgres-password=2`), and applies the
 providers' and the engine's update rules (harness/provider_behaviour.yaml, harness/update_model.py).
-It prints the ordered steps, why a service would be down, and ends with `replaced=N` and
-`down=none` or `down=<service,...>`. `--from` describes a deployed stack whose config differs from
-the stack file (a canary already running: `--from app.canary.image=... --from app.canary.weight=0`);
-`--set` applies on top of it, and `--rm` removes a key (`pulumi config rm --path`).
+It prints the ordered steps and what they mean, then one line each, in this order:
+
+    error=      protected resources the change would replace or delete (the engine refuses: exit 2)
+    move=       a new Docker host: `old -> new` (every service down until it is moved by hand)
+    state_only= inputs the provider writes to the state without applying them (`name.input`)
+    removed=    services whose every container is removed on purpose
+    degraded=   services that lose a dependency for a moment, and for how long at most
+    replaced=N
+    down=       services that have no running, ready container at some moment
+
+each `none` when empty. `--from` describes a deployed stack whose config differs from the stack
+file (a canary already running: `--from app.canary.image=... --from app.canary.weight=0`); `--set`
+applies on top of it, and `--rm` removes a key or a list item (`pulumi config rm --path`, such as
+`--rm 'app.workers[1]'`).
 
 `--from-preview FILE` reads what `pulumi preview --json` printed instead (its steps: op, urn,
 old and new state) and gives the same verdict for the real engine's steps; the PR preview
-workflow posts that line beside the diff. (Its secrets are masked, so that verdict covers
-containers, order and routing, not credentials.)
+workflow posts those lines beside the diff. (Its secrets are masked, so that verdict covers
+containers, order and routing, not credentials.) `--json` prints the same object either way
+(steps with their URNs, `replaced_urns`, `delete_before_replace_urns`, ... then the verdict), so
+the model's answer and the engine's can be compared key by key.
 
 `--from-commit REV` previews a release of this program itself: the stack as the program at REV
 declared it (run in a temporary git worktree) updated by the program as it is now.
@@ -28,6 +40,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -64,20 +77,49 @@ def apply_setting(config: dict[str, str], assignment: str) -> None:
     config[key] = json.dumps(document)
 
 
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _path_parts(path: str) -> list[str | int]:
+    """`app.workers[1].name` -> ["app", "workers", 1, "name"], as `--path` reads it."""
+    parts: list[str | int] = []
+    position = 0
+    for match in _PATH_PART.finditer(path):
+        if match.start() != position and path[position : match.start()] != ".":
+            raise SystemExit(f"--rm {path!r}: expected a path such as app.canary or app.workers[1]")
+        parts.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
+        position = match.end()
+    if position != len(path) or not parts or not isinstance(parts[0], str):
+        raise SystemExit(f"--rm {path!r}: expected a path such as app.canary or app.workers[1]")
+    return parts
+
+
 def remove_setting(config: dict[str, str], path: str) -> None:
-    """`app.canary` the way `pulumi config rm --path app.canary` removes it."""
-    head, *rest = path.split(".")
+    """`app.canary` or `app.workers[1]` the way `pulumi config rm --path` removes it."""
+    head, *rest = _path_parts(path)
+    assert isinstance(head, str)
     key = head if ":" in head else f"{NAMESPACE}:{head}"
     if not rest:
         config.pop(key, None)
         return
     document = json.loads(config.get(key, "{}"))
-    node = document
+    node: Any = document
     for part in rest[:-1]:
-        node = node.get(part, {}) if isinstance(node, dict) else {}
-    if isinstance(node, dict):
-        node.pop(rest[-1], None)
+        node = _child(node, part)
+    last = rest[-1]
+    if isinstance(node, dict) and isinstance(last, str):
+        node.pop(last, None)
+    elif isinstance(node, list) and isinstance(last, int) and last < len(node):
+        node.pop(last)
     config[key] = json.dumps(document)
+
+
+def _child(node: Any, part: str | int) -> Any:
+    if isinstance(node, dict) and isinstance(part, str):
+        return node.get(part, {})
+    if isinstance(node, list) and isinstance(part, int) and part < len(node):
+        return node[part]
+    return {}
 
 
 def changed_config(
@@ -244,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(document, indent=2))
     else:
         print(render(result))
-    return 0
+    # The engine refuses these steps (`pulumi preview` fails too): a script must not read on.
+    return 2 if result.errors else 0
 
 
 if __name__ == "__main__":

@@ -296,6 +296,12 @@ def long_running_container(
         # The provider's create includes the health wait; its own default (20 min) would cut a
         # longer wait short.
         custom_timeouts=_create_timeout(spec.wait_timeout_seconds),
+        # The provider's Update never applies a new health check or init to a running container
+        # (terraform-provider-docker v4.5.0 resource_docker_container_funcs.go:1016-1019): the
+        # state changes, the container keeps the old ones. A rolling container gets its health
+        # check through its name (revision); a fixed-name one is replaced, delete-first, like any
+        # other change to it (harness/provider_behaviour.yaml, state_only).
+        replace_on_changes=None if rolling else ["healthcheck", "init"],
     )
     return docker.Container(name, args, pulumi.ResourceOptions.merge(opts, options))
 

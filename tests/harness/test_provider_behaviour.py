@@ -11,6 +11,7 @@ from components.lib import tokens
 from components.lib.durations import go_duration, parse_seconds
 from harness.mock_engine import Plan
 from harness.update_model import behaviour, classify, is_component, read_back, type_rules
+from tests.helpers import container
 
 
 def used(plans: dict[str, Plan]) -> dict[str, set[str]]:
@@ -43,12 +44,47 @@ def test_every_rule_names_its_upstream_source_and_default() -> None:
 
 
 def test_the_facts_the_issue_rests_on() -> None:
-    container = type_rules(tokens.CONTAINER)
-    assert container["delete_before_replace"] is True  # pulumi-docker provider/resources.go
-    assert {"labels", "name", "uploads", "envs", "image"} <= set(container["replace"])
-    assert {"memory", "healthcheck", "waitTimeout"} <= set(container["update"])
-    assert container["timeouts"]["create"] == 1200
-    assert container["read_back"]["healthcheck.startPeriod"] == "go_duration"
+    rules = type_rules(tokens.CONTAINER)
+    assert rules["delete_before_replace"] is True  # pulumi-docker provider/resources.go
+    assert {"labels", "name", "uploads", "envs", "image"} <= set(rules["replace"])
+    assert {"memory", "healthcheck", "waitTimeout"} <= set(rules["update"])
+    assert rules["timeouts"]["create"] == 1200
+    assert rules["read_back"]["healthcheck.startPeriod"] == "go_duration"
+
+
+def test_state_only_and_moving_inputs_are_in_place_updates_of_their_type() -> None:
+    for type_, rules in behaviour()["types"].items():
+        assert set(rules.get("state_only") or {}) <= set(rules["update"]), type_
+        assert set(rules.get("moves") or []) <= set(rules["update"]), type_
+        assert all(str(why).strip() for why in (rules.get("state_only") or {}).values()), type_
+
+
+def test_the_container_update_applies_only_restart_memory_and_must_run() -> None:
+    """resource_docker_container_funcs.go:991-1077: of the in-place inputs the program uses, only
+    these reach a running container; every other is written to the state alone."""
+    rules = type_rules(tokens.CONTAINER)
+    applied = set(rules["update"]) - set(rules["state_only"])
+    assert applied == {"restart", "memory", "memorySwap", "mustRun"}
+    assert {"healthcheck", "init", "rm", "start", "logs", "wait", "waitTimeout", "destroyGraceSeconds"} <= set(
+        rules["state_only"]
+    )
+
+
+def test_a_new_docker_host_moves_and_a_remote_images_build_replaces() -> None:
+    provider = type_rules("pulumi:providers:docker")
+    assert provider["moves"] == ["host"] and "host" not in provider["replace"]
+    assert "build" in type_rules(tokens.REMOTE_IMAGE)["replace"]
+    rules = " ".join(behaviour()["engine"]["rules"])
+    for fact in ("protected", "replace_on_changes", "URN::ID", "pulumi state unprotect"):
+        assert fact in rules, fact
+
+
+def test_replace_on_changes_turns_an_in_place_input_into_a_replacement(plans: dict[str, Plan]) -> None:
+    postgres = container(plans["prod"], "postgres")
+    assert postgres.replace_on_changes == ["healthcheck", "init"]
+    assert classify(postgres, ["healthcheck", "memory"]) == (["healthcheck"], ["memory"])
+    web = container(plans["prod"], "web-0")
+    assert classify(web, ["healthcheck", "memory"]) == ([], ["healthcheck", "memory"])
 
 
 def test_an_input_the_data_does_not_know_is_refused_by_name(plans: dict[str, Plan]) -> None:

@@ -4,6 +4,7 @@ a rotation or a resize go through, on both stacks, each asserting the steps and 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import json
@@ -13,12 +14,25 @@ from pathlib import Path
 import pytest
 import yaml
 
+import components.app as app_component
+import components.data.postgres as postgres_component
 from components.lib import tokens
 from components.lib.tokens import label
 from components.observability.alerting import GRAFANA_UID_MAX, alert_rules, alerting_file
 from components.settings import load_settings
+from harness import update_model
 from harness.mock_engine import REPO_ROOT, DeclaredResource, Plan, load_stack_config, run_program, try_program
-from harness.update_model import Step, Verdict, analyse, is_service, plan_steps
+from harness.update_model import (
+    Step,
+    Verdict,
+    analyse,
+    is_service,
+    plan_steps,
+    provider_urn,
+    service_of,
+    type_rules,
+    verdict,
+)
 from ops import preview as preview_tool
 from tests.helpers import container, labels
 
@@ -308,7 +322,7 @@ def test_json_output_has_the_documented_shape(capsys: pytest.CaptureFixture[str]
     assert preview_tool.main(["prod", "--set", RELEASE, "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["down"] == [] and document["replaced"] == preview("prod", RELEASE).replaced
-    assert set(document["steps"][0]) == {"op", "type", "name", "because", "delete_first"}
+    assert set(document["steps"][0]) == {"op", "urn", "type", "name", "because", "delete_first"}
 
 
 def test_text_output_ends_with_replaced_then_down(capsys: pytest.CaptureFixture[str]) -> None:
@@ -351,3 +365,230 @@ def test_a_release_of_the_program_is_previewed_from_the_commit_that_deployed_the
     assert capsys.readouterr().out.strip().splitlines()[-2:] == ["replaced=0", "down=none"]
     with pytest.raises(SystemExit, match="--from-commit 'no-such-commit'"):
         preview_tool.main(["staging", "--from-commit", "no-such-commit"])
+
+
+# --- issue 27: what hurts prod most, each on both stacks, the answer derived from the rules ------
+
+
+def services(plan: Plan) -> set[str]:
+    return {service_of(r) for r in plan.resources if is_service(r)}
+
+
+def docker_provider(plan: Plan) -> DeclaredResource:
+    (provider,) = plan.of_type("pulumi:providers:docker")
+    return provider
+
+
+def managed_by(plan: Plan, provider: DeclaredResource) -> list[DeclaredResource]:
+    return [r for r in plan.resources if provider_urn(r.provider) == provider.urn]
+
+
+NEW_HOST = "ssh://deploy@docker-2.audit-x.example.com"
+
+
+def test_a_new_docker_host_is_a_move_and_everything_is_down_until_it_is_done(stack: str) -> None:
+    """The provider changes in place and keeps its ID: every resource stays "same", nothing is
+    created on the new host. Not `replaced=0, down=none`: a move, every service down."""
+    plan = run_program(stack)
+    result = preview(stack, f"dockerHost={NEW_HOST}")
+    provider = docker_provider(plan)
+    assert [(s.op, s.resource.urn, s.because) for s in result.steps] == [("update", provider.urn, ["host"])]
+    assert result.move is not None
+    assert (result.move.before, result.move.after) == (load_stack_config(stack)["audit-x:dockerHost"], NEW_HOST)
+    assert result.move.resources == len(managed_by(plan, provider)) > 0
+    assert set(result.down) == services(plan)
+    assert result.replaced == 0 and result.errors == []
+    assert f"move={result.move.before} -> {NEW_HOST}" in result.summary_lines()
+    # The procedure it points at exists: a heading of that document, by its anchor.
+    document, anchor = result.move.as_json()["procedure"].split("#", 1)
+    headings = re.findall(r"^#+ (.+)$", (REPO_ROOT / document).read_text(), re.MULTILINE)
+    assert anchor in {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+def test_replacing_the_protected_bucket_is_an_error_where_the_stack_protects_it(
+    stack: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = run_program(stack)
+    (bucket,) = plan.of_type(tokens.BUCKET)
+    change = f"backup.bucketName={bucket.plain_inputs['bucket']}-2"
+    result = preview(stack, change)
+    assert bucket.urn in result.urns("create-replacement")
+    protected = load_settings(load_stack_config(stack)).protect_stateful_resources
+    assert bucket.protect is protected
+    expected = [("replace", bucket.urn)] if protected else []
+    assert [(e.op, e.resource.urn) for e in result.errors] == expected
+    assert preview_tool.main([stack, "--set", change]) == (2 if protected else 0)
+    out = capsys.readouterr().out
+    assert f"error={bucket.name if protected else 'none'}" in out.splitlines()
+    if protected:
+        assert f"pulumi state unprotect '{bucket.urn}'" in out
+
+
+def test_removing_protected_resources_is_an_error_not_a_quiet_retain() -> None:
+    """Prod without its seed: the seed's KMS key and masking-key secret would be deleted, and a
+    protected resource cannot be deleted (retain_on_delete is read only after that check)."""
+    plan = run_program("prod")
+    result = preview_tool.preview("prod", [], removals=["stagingSeed"])
+    deleted = {s.resource.urn for s in result.steps if s.op == "delete"}
+    expected = sorted(r.urn for r in plan.resources if r.urn in deleted and r.protect)
+    assert expected and sorted(e.resource.urn for e in result.errors) == expected
+    assert {e.op for e in result.errors} == {"delete"}
+
+
+def with_health_command(monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    monkeypatch.setattr(postgres_component, "HEALTH_COMMAND", command)
+
+
+NEW_PROBE = "pg_isready -q -h /var/run/postgresql && echo ok"
+
+
+def test_a_new_health_check_reaches_a_fixed_name_container_by_replacing_it(
+    stack: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The program names healthcheck and init in replace_on_changes of every fixed-name container,
+    so a new probe replaces PostgreSQL (delete-first, as its name requires), and says what that
+    costs; nothing is written to the state alone."""
+    deployed = run_program(stack)
+    with_health_command(monkeypatch, NEW_PROBE)
+    changed = run_program(stack)
+    result = verdict(deployed.resources, changed.resources)
+    server = container(changed, "postgres")
+    assert server.replace_on_changes == ["healthcheck", "init"]
+    assert [(s.op, s.because, s.delete_first) for s in result.steps if s.resource.urn == server.urn] == [
+        ("delete-replaced", ["healthcheck"], True),
+        ("create-replacement", ["healthcheck"], True),
+    ]
+    assert result.state_only == [] and sorted(result.down) == ["postgres"]
+
+
+def test_without_the_replace_trigger_a_health_check_changes_the_state_only(
+    stack: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same change to the program as it declared PostgreSQL before (no replace_on_changes):
+    the provider's Update applies none of it; the model names it instead of counting it as done."""
+    deployed = run_program(stack)
+    with_health_command(monkeypatch, NEW_PROBE)
+    changed = run_program(stack)
+    server = container(changed, "postgres")
+    before_fix = [
+        dataclasses.replace(r, replace_on_changes=[]) if r.urn == server.urn else r for r in changed.resources
+    ]
+    result = verdict(deployed.resources, before_fix)
+    rules = type_rules(tokens.CONTAINER)
+    assert "healthcheck" in rules["state_only"] and "healthcheck" in rules["update"]
+    assert [(s.op, s.resource.urn, s.because) for s in result.steps] == [("update", server.urn, ["healthcheck"])]
+    assert [(r.urn, sorted(keys)) for r, keys in result.state_only] == [(server.urn, ["healthcheck"])]
+    assert f"state_only={server.name}.healthcheck" in result.summary_lines()
+    assert result.down == {} and result.replaced == 0
+
+
+def test_a_rolling_containers_health_check_reaches_it_through_its_name(
+    stack: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deployed = run_program(stack)
+    monkeypatch.setattr(app_component, "web_health_command", lambda port: f"curl -fsS http://127.0.0.1:{port}/ready")
+    changed = run_program(stack)
+    result = verdict(deployed.resources, changed.resources)
+    webs = [r for r in changed.of_type(tokens.CONTAINER) if "-web-" in r.name and "canary" not in r.name]
+    assert webs and all(not r.replace_on_changes for r in webs)
+    for web in webs:
+        assert [(s.op, s.delete_first) for s in result.steps if s.resource.urn == web.urn] == [
+            ("create-replacement", False),
+            ("delete-replaced", False),
+        ]
+        # The name carries the revision, which the health check is part of: the name forces it.
+        assert next(s.because for s in result.steps if s.resource.urn == web.urn) == ["name"]
+        assert web.plain_inputs["healthcheck"] != deployed.named(web.name).plain_inputs["healthcheck"]
+    assert result.state_only == [] and result.down == {}
+
+
+def test_a_delete_first_restart_of_postgres_degrades_whatever_connects_to_it(stack: str) -> None:
+    """Web, every worker role and the backup runner keep running while PostgreSQL is gone: they
+    are degraded for at most the old server's stop grace plus the new one's health wait."""
+    settings = load_settings(load_stack_config(stack))
+    plan = run_program(stack)
+    result = preview(stack, "postgres.image=postgres:17.7-bookworm")
+    server = container(plan, "postgres")
+    at_most = server.plain_inputs["destroyGraceSeconds"] + server.plain_inputs["waitTimeout"]
+    assert sorted(result.degraded) == sorted({"web", "backup", *(w.name for w in settings.app.workers)})
+    for losses in result.degraded.values():
+        assert [(loss.dependency, loss.at_most_seconds) for loss in losses] == [("postgres", at_most)]
+    assert f"degraded={','.join(sorted(result.degraded))} (at most {at_most} s)" in result.summary_lines()
+    assert sorted(result.down) == ["postgres"]
+
+
+def test_a_release_degrades_nothing(stack: str) -> None:
+    assert preview(stack, RELEASE).degraded == {}
+
+
+def test_a_role_removed_on_purpose_is_removed_not_down(stack: str) -> None:
+    settings = load_settings(load_stack_config(stack))
+    last = len(settings.app.workers) - 1
+    role = settings.app.workers[last].name
+    result = preview_tool.preview(stack, [], removals=[f"app.workers[{last}]"])
+    plan = run_program(stack)
+    expected = sorted(r.urn for r in plan.of_type(tokens.CONTAINER) if labels(r).get(label("role")) == role)
+    assert expected and result.urns("delete") == expected
+    assert result.removed == [role]
+    assert result.down == {} and result.degraded == {}
+    assert f"removed={role}" in result.summary_lines()
+
+
+def test_a_bad_removal_path_names_the_expected_form() -> None:
+    with pytest.raises(SystemExit, match=re.escape("expected a path such as app.canary or app.workers[1]")):
+        preview_tool.changed_config("prod", [], removals=["app.workers[x"])
+
+
+def replacing_provider_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rules as they would be if the Docker provider's `host` forced a provider replacement
+    (ForcesProviderReplace): it does not (provider_behaviour.yaml), so this tries the engine rule
+    that a replaced provider replaces everything it manages."""
+    rules = copy.deepcopy(update_model.behaviour())
+    docker = rules["types"]["pulumi:providers:docker"]
+    docker["replace"], docker["update"], docker["moves"] = ["host"], [k for k in docker["update"] if k != "host"], []
+    monkeypatch.setattr(update_model, "behaviour", lambda: rules)
+
+
+def test_a_replaced_provider_replaces_everything_it_manages(stack: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    replacing_provider_host(monkeypatch)
+    deployed = run_program(stack)
+    moved = run_program(stack, config=preview_tool.changed_config(stack, [f"dockerHost={NEW_HOST}"]))
+    result = verdict(deployed.resources, moved.resources)
+    provider = docker_provider(deployed)
+    managed = managed_by(deployed, provider)
+    replaced = {s.resource.urn: s.because for s in result.steps if s.op == "create-replacement"}
+    assert replaced.pop(provider.urn) == ["host"]
+    assert replaced == {r.urn: ["provider"] for r in managed}
+    assert result.move is None
+    protected = sorted(r.urn for r in managed if r.protect)
+    assert sorted(e.resource.urn for e in result.errors) == protected
+    assert bool(protected) is load_settings(load_stack_config(stack)).protect_stateful_resources
+
+
+def test_a_delete_first_provider_deletes_what_it_manages_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """calculateDependentReplacements reads a dependent's provider reference (URN::ID) by its URN."""
+    replacing_provider_host(monkeypatch)
+    deployed = run_program("staging")
+    provider = dataclasses.replace(
+        docker_provider(deployed), delete_before_replace=True, delete_before_replace_defined=True
+    )
+    old = [provider if r.urn == provider.urn else r for r in deployed.resources]
+    new = [dataclasses.replace(provider, plain_inputs={"host": NEW_HOST}) if r.urn == provider.urn else r for r in old]
+    steps = plan_steps(old, new)
+    first_deletes = {s.resource.urn for s in steps[: steps.index(next(s for s in steps if s.op != "delete-replaced"))]}
+    assert first_deletes == {provider.urn} | {r.urn for r in managed_by(deployed, provider)}
+
+
+def test_the_json_lists_the_urns_the_engines_preview_can_be_compared_on(
+    stack: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    change = "postgres.image=postgres:17.7-bookworm"
+    result = preview(stack, change)
+    assert preview_tool.main([stack, "--set", change, "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    server = container(run_program(stack), "postgres")
+    assert document["delete_before_replace_urns"] == [server.urn]
+    assert document["replaced_urns"] == sorted(s.resource.urn for s in result.steps if s.op == "create-replacement")
+    assert len(document["replaced_urns"]) == document["replaced"] == result.replaced
+    assert document["degraded"]["web"]["loses"] == ["postgres"]
+    assert (document["error"], document["move"], document["state_only"], document["removed"]) == ([], None, [], [])
