@@ -3,7 +3,9 @@ beside the offline plan of the same config.
 
 The file state backend knows only the organization `organization`, so staging's seed source
 (`audit-x/audit-x/prod`, a Pulumi Cloud name) is set to `organization/audit-x/prod`, an empty
-stack: the first rollout, before prod exports anything. The offline plan is run with the same.
+stack: the first rollout, before prod exports anything. Its Docker host is a socket that does not
+exist, so no run can reach a host outside this machine (a preview needs none: the bridged provider
+connects only to create, read or change). The offline plan is run with the same config.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from harness.pulumi_engine.preview import disagreements, engine_inputs, type_and
 from harness.pulumi_engine.project import copy_project
 
 SEED_SOURCE = "organization/audit-x/prod"
+NO_DOCKER = "unix:///nonexistent/audit-x-no-docker.sock"
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +32,15 @@ def staging_preview(tmp_path_factory: pytest.TempPathFactory, engine_bin: Path) 
     ws.pulumi("stack", "init", "prod")
     ws.pulumi("stack", "init", "staging")
     ws.pulumi("config", "set", "--stack", "staging", "--path", "stagingSeed.sourceStack", SEED_SOURCE)
+    ws.pulumi("config", "set", "--stack", "staging", "dockerHost", NO_DOCKER)
     return json.loads(ws.pulumi("preview", "--stack", "staging", "--json").stdout)
 
 
 @pytest.fixture(scope="module")
 def offline_plan() -> Plan:
     seed = json.dumps({"sourceStack": SEED_SOURCE})
-    return run_program("staging", overrides={"audit-x:stagingSeed": seed}, stack_outputs={SEED_SOURCE: {}})
+    overrides = {"audit-x:stagingSeed": seed, "audit-x:dockerHost": NO_DOCKER}
+    return run_program("staging", overrides=overrides, stack_outputs={SEED_SOURCE: {}})
 
 
 def test_the_engine_would_create_exactly_what_the_offline_plan_declares(
