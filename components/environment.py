@@ -106,6 +106,8 @@ class AuditXEnvironment(pulumi.ComponentResource):
             settings.backup,
             ctx=ctx,
             kms_key=self.secrets.kms_key,
+            # pgBackRest's repository, locked for the PITR window and the week before it.
+            default_lock_days=settings.pitr.repository_lock_days,
             # Where this stack makes staging's seeds, they expire after stagingSeed.keepDays.
             seed_keep_days=seed_settings.keep_days if seed_settings and seed_settings.rules else None,
             opts=child,

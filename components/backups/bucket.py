@@ -10,8 +10,10 @@ Only then does a lifecycle rule below expire it: no age-based rule can hide the 
 
 Versioning keeps an overwritten or deleted object as a noncurrent version, still under its
 lock; noncurrent versions are expired after `noncurrentVersionDays`, never before their lock.
-The bucket has no default retention, on purpose: a prefix whose tool must delete (pgBackRest's
-repository) stays outside the lock, protected by versioning and its own identity instead.
+The bucket's default retention locks what nobody locks on the way in, pgBackRest's repository
+above all, for `pitr.retentionDays` + 7 days: pgBackRest's expire deletes with plain DELETEs
+(no version id), which on a versioned bucket only add a delete marker, so its objects stay
+readable by version, by the reader, for the whole window PITR promises, whoever deletes.
 
 Only the current S3 resources are used (pulumi-aws 7 deprecates the `*V2` ones).
 """
@@ -119,6 +121,7 @@ class BackupBucket(pulumi.ComponentResource):
         *,
         ctx: EnvironmentContext,
         kms_key: aws.kms.Key,
+        default_lock_days: int,
         seed_keep_days: int | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -177,12 +180,18 @@ class BackupBucket(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.public_access_block]),
         )
         # Enables Object Lock on the bucket, existing or new, without replacing it (the bucket's
-        # own `object_lock_enabled` would force a new bucket). No default retention: the runner
-        # locks each copy for its tier (see the module's docstring). Once on, it cannot be undone.
+        # own `object_lock_enabled` would force a new bucket). Once on, it cannot be undone. The
+        # runner locks each copy for its tier, explicitly, which takes the place of the default;
+        # the default holds everything else (pgBackRest's repository, staging's seeds).
         self.object_lock = aws.s3.BucketObjectLockConfiguration(
             f"{name}-object-lock",
             bucket=self.bucket.id,
             object_lock_enabled="Enabled",
+            rule=aws.s3.BucketObjectLockConfigurationRuleArgs(
+                default_retention=aws.s3.BucketObjectLockConfigurationRuleDefaultRetentionArgs(
+                    mode=settings.object_lock_mode, days=default_lock_days
+                )
+            ),
             # Object Lock needs versioning on first.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.versioning]),
         )

@@ -1,12 +1,15 @@
 """The point-in-time-recovery repository: pgBackRest's own identity, its passphrase and its
 configuration, for the database's server (archive-push) and the backup runner (backups).
 
-The repository lives in the environment's backup bucket under `pgbackrest/`, outside the
-Object Lock that holds the logical copies: pgBackRest's expire must delete there, time-based
-(`pitr.retentionDays`). That prefix is protected otherwise: this identity may delete only under
-it (nothing else on the host may delete anything: the policy pack holds both), and the bucket's
-versioning keeps what it deletes or overwrites as noncurrent versions for
-`backup.noncurrentVersionDays`.
+The repository lives in the environment's backup bucket under `pgbackrest/`, under the bucket's
+default Object Lock retention: every object pgBackRest writes is locked for `pitr.retentionDays`
++ 7 days (components/backups/bucket.py). pgBackRest's expire still runs: at the pinned version it
+removes with plain DELETEs (storageS3Remove, and DeleteObjects naming keys without a version:
+src/storage/s3/storage.c, release/2.56.0), which on a versioned bucket add a delete marker and
+remove no version. So this identity may `s3:DeleteObject` under its prefix (hide), never
+`s3:DeleteObjectVersion`, `s3:PutObjectRetention` or `s3:BypassGovernanceRetention` (destroy or
+unlock): whoever holds its key can hide the newest backups, and the reader, off the host, still
+lists and reads every version (`pgbackrest restore --repo-target-time`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ def bucket_arn_of(bucket_name: str) -> str:
 
 
 def pgbackrest_policy(bucket_arn: str, key_arn: str) -> str:
-    """Read, write and delete under `pgbackrest/`, nothing anywhere else."""
+    """Read, write and delete (a delete marker: every version is locked) under `pgbackrest/`,
+    nothing anywhere else."""
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -46,7 +50,8 @@ def pgbackrest_policy(bucket_arn: str, key_arn: str) -> str:
                 {
                     "Sid": "KeepTheRepository",
                     "Effect": "Allow",
-                    # Delete: pgBackRest's expire removes backups and WAL past the window.
+                    # Delete: pgBackRest's expire hides backups and WAL past the window; the locked
+                    # versions stay until the lock and noncurrentVersionDays have both passed.
                     "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                     "Resource": f"{bucket_arn}/{PREFIX}*",
                 },

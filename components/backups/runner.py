@@ -127,13 +127,25 @@ def writer_policy(bucket_arn: str, key_arn: str, seed_key_arn: str | None = None
 
 
 def reader_policy(bucket_arn: str, key_arn: str) -> str:
-    """Read backups for verify and restore; write nothing."""
+    """Read backups for verify and restore, every version too (what a delete marker or an
+    overwrite hides: pgBackRest's `--repo-target-time` reads the repository as it was); write
+    nothing."""
     return json.dumps(
         {
             "Version": "2012-10-17",
             "Statement": [
-                {"Sid": "ListBackups", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket_arn},
-                {"Sid": "ReadBackups", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"{bucket_arn}/*"},
+                {
+                    "Sid": "ListBackups",
+                    "Effect": "Allow",
+                    "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
+                    "Resource": bucket_arn,
+                },
+                {
+                    "Sid": "ReadBackups",
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                    "Resource": f"{bucket_arn}/*",
+                },
                 {"Sid": "Decrypt", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": key_arn},
             ],
         },

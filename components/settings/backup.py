@@ -15,6 +15,9 @@ from runner.storage import PART_BUFFERS
 # The backup runner's memory besides its part buffers: Python, boto3 and psycopg, with a margin
 # (bench/backup.py measured a peak RSS of about 110 MB with three 8 MiB parts).
 RUNNER_BASE_MEMORY_MB = 128
+# A full pgBackRest backup is weekly (PitrSettings checks it): restoring the window's first moment
+# needs the full backup before it, up to this many days older.
+FULL_BACKUP_EVERY_DAYS = 7
 # pgBackRest's Debian package, from the PostgreSQL project's archive (renovate.json moves it).
 PGBACKREST_VERSION = "2.56.0-1.pgdg12+1"
 
@@ -96,6 +99,12 @@ class PitrSettings(ConfigModel):
         if self.retention_days < 7:
             raise ValueError(f"retentionDays ({self.retention_days}) must cover a week: a full backup is weekly")
         return self
+
+    @property
+    def repository_lock_days(self) -> int:
+        """How long every object pgBackRest writes stays locked (the bucket's default Object Lock
+        retention): the window, and the week its oldest moment's full backup may be older by."""
+        return self.retention_days + FULL_BACKUP_EVERY_DAYS
 
 
 class StagingSeedSettings(ConfigModel):

@@ -106,7 +106,7 @@ def load_settings(raw: Mapping[str, Any], secret_keys: set[str] | frozenset[str]
                 shown = "[secret]" if secret else _describe(item["input"])
                 problems.append(f"{key} = {shown}: {message}")
         raise ConfigError(problems) from None
-    problems += _alert_channel_problems(settings)
+    problems += _alert_channel_problems(settings) + _noncurrent_version_problems(settings)
     if problems:
         raise ConfigError(problems)
     return settings
@@ -120,6 +120,20 @@ def _alert_channel_problems(settings: Settings) -> list[str]:
     return [
         f"{NAMESPACE}alerting.emailTo = []: no channel for warnings; expected at least one address here, "
         "or slackWebhookUrl set with `pulumi config set --secret`"
+    ]
+
+
+def _noncurrent_version_problems(settings: Settings) -> list[str]:
+    """A version a delete marker or an overwrite hides must stay as long as the PITR window needs
+    it, whatever its lock: the lifecycle removes noncurrent versions this many days later."""
+    floor = settings.pitr.repository_lock_days
+    days = settings.backup.noncurrent_version_days
+    if days >= floor:
+        return []
+    return [
+        f"{NAMESPACE}backup.noncurrentVersionDays = {days}: expected at least {floor} (pitr.retentionDays "
+        f"{settings.pitr.retention_days} + the 7 days between full backups), or a hidden WAL segment or full "
+        "backup of the window could be removed before the window has passed"
     ]
 
 

@@ -78,12 +78,20 @@ def test_lifecycle_expires_only_what_the_runner_released(plan: Plan, stack: str)
     assert all("days" not in (rule.get("expiration") or {}) for rule in rules.values())
 
 
-def test_object_lock_is_enabled_without_replacing_the_bucket_or_a_default_retention(plan: Plan, stack: str) -> None:
+def test_object_lock_is_enabled_without_replacing_the_bucket_with_the_pitr_windows_default(
+    plan: Plan, stack: str
+) -> None:
+    settings = load_settings(load_stack_config(stack))
     lock = plan.named(f"audit-x-{stack}-backups-object-lock")
     assert lock.inputs["objectLockEnabled"] == "Enabled"
-    # No default retention: each copy is locked by the runner for its tier, and a prefix whose
-    # tool must delete (pgBackRest's) stays outside the lock.
-    assert "rule" not in lock.inputs
+    # What nobody locks on the way in (pgBackRest's repository) is locked for the PITR window and
+    # the week before it: prod 14 + 7, staging 7 + 7, in the stack's lock mode.
+    assert lock.inputs["rule"] == {
+        "defaultRetention": {
+            "mode": settings.backup.object_lock_mode,
+            "days": {"prod": 21, "staging": 14}[stack],
+        }
+    }
     assert plan.named(f"audit-x-{stack}-backups-versioning").urn in lock.dependencies
     bucket = next(r for r in plan.resources if r.type == tokens.BUCKET)
     assert "objectLockEnabled" not in bucket.inputs  # ForceNew on the bucket: it would replace it
@@ -117,7 +125,7 @@ S3 = "aws:s3/"
 def build_bucket(seed_keep_days: int | None = None, *, protect: bool = False) -> Plan:
     def declare() -> None:
         ctx = component_context(protect_stateful=protect)
-        BackupBucket(NAME, BACKUP, ctx=ctx, kms_key=kms_key(ctx), seed_keep_days=seed_keep_days)
+        BackupBucket(NAME, BACKUP, ctx=ctx, kms_key=kms_key(ctx), default_lock_days=30, seed_keep_days=seed_keep_days)
 
     return run_component(declare)
 
@@ -174,8 +182,11 @@ def test_bucket_alone_declares_the_bucket_and_each_of_its_settings_beside_it() -
         ["arn:aws:s3:::acme-test-backups", "arn:aws:s3:::acme-test-backups/*"],
         {"Bool": {"aws:SecureTransport": "false"}},
     )
-    # Object Lock on, and no default retention: the runner locks each copy for its tier.
-    assert {k: v for k, v in parts["object-lock"].items() if k != "bucket"} == {"objectLockEnabled": "Enabled"}
+    # Object Lock on, and the default retention it was given, in the lock mode of the settings.
+    assert {k: v for k, v in parts["object-lock"].items() if k != "bucket"} == {
+        "objectLockEnabled": "Enabled",
+        "rule": {"defaultRetention": {"mode": "COMPLIANCE", "days": 30}},
+    }
 
 
 def test_policy_waits_for_the_public_access_block_and_lock_and_lifecycle_for_versioning() -> None:

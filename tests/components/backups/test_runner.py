@@ -177,8 +177,15 @@ def test_writer_can_add_keep_and_release_backups_but_never_delete_or_shorten_the
     assert kms["Resource"] == plan.outputs["kmsKeyArn"]
 
 
-def test_reader_can_only_read(plan: Plan, stack: str) -> None:
-    assert actions(policy(plan, stack, "reader")) == {"s3:ListBucket", "s3:GetObject", "kms:Decrypt"}
+def test_reader_can_only_read_every_version_too(plan: Plan, stack: str) -> None:
+    # Versions: what a delete marker or an overwrite by a key on the host hides stays readable.
+    assert actions(policy(plan, stack, "reader")) == {
+        "s3:ListBucket",
+        "s3:ListBucketVersions",
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "kms:Decrypt",
+    }
 
 
 def test_identities_are_per_environment(plans: dict[str, Plan]) -> None:
@@ -418,8 +425,8 @@ def test_the_writer_may_add_and_keep_copies_and_the_reader_only_read() -> None:
     assert not [a for a in actions(writer) if "Delete" in a or "Bypass" in a]
     reader = json.loads(declared(plan, tokens.IAM_USER_POLICY, f"{NAME}-reader-policy").inputs["policy"])
     assert [(s["Action"], s["Resource"]) for s in reader["Statement"]] == [
-        (["s3:ListBucket"], "arn:aws:s3:::acme-test-backups"),
-        (["s3:GetObject"], "arn:aws:s3:::acme-test-backups/*"),
+        (["s3:ListBucket", "s3:ListBucketVersions"], "arn:aws:s3:::acme-test-backups"),
+        (["s3:GetObject", "s3:GetObjectVersion"], "arn:aws:s3:::acme-test-backups/*"),
         (["kms:Decrypt"], mock_kms_key_arn("audit-x-test-kms")),
     ]
     stored = {r.inputs["name"] for r in plan.of_type(tokens.SECRET)}

@@ -48,6 +48,13 @@ INVALID_CONFIGS = [
     ("worker named web", {"app.workers.0.name": "web"}, "audit-x:app.workers", "reserved"),
     ("duplicate worker names", {"app.workers.1.name": "sidekiq"}, "audit-x:app.workers", "unique"),
     ("missing bucket name", {"backup.bucketName": None}, "audit-x:backup.bucketName: missing", "required"),
+    # A version a delete hides must outlive the PITR window (staging: 7 days + the week before it).
+    (
+        "noncurrent versions gone before the PITR window",
+        {"backup.noncurrentVersionDays": 1},
+        "audit-x:backup.noncurrentVersionDays = 1",
+        "expected at least 14 (pitr.retentionDays 7 + the 7 days between full backups)",
+    ),
     ("bucket name with capitals", {"backup.bucketName": "Audit_X"}, "audit-x:backup.bucketName = 'Audit_X'", "pattern"),
     ("zero daily copies", {"backup.dailyCopies": 0}, "audit-x:backup.dailyCopies = 0", "greater than or equal to 1"),
     (
