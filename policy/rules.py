@@ -47,6 +47,7 @@ KMS_KEY = "aws:kms/key:Key"
 VOLUME = "docker:index/volume:Volume"
 IAM_USER_POLICY = "aws:iam/userPolicy:UserPolicy"
 IAM_POLICIES = (IAM_USER_POLICY, "aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
 HEALTH_CHECK = "aws:route53/healthCheck:HealthCheck"
 METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 SNS_SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
@@ -270,15 +271,32 @@ def pgbackrest_expiring(policy_name: str, destroying: list[str], resources: list
     )
 
 
+# What disables or deletes a KMS key: everything encrypted with it (backups, secrets) is then lost.
+KMS_KEY_DESTROYING = {
+    "kms:ScheduleKeyDeletion",
+    "kms:DisableKey",
+    "kms:DeleteImportedKeyMaterial",
+    "kms:DisableKeyRotation",
+}
+
+
 def least_privilege_iam(args: ResourceValidationArgs, report: ReportViolation) -> None:
     """Every identity here is a key on the Docker host: none may do everything, change who may
-    do what, or destroy a backup, however its actions are spelled."""
-    if args.resource_type not in IAM_POLICIES:
+    do what, destroy a backup or the key it is encrypted with, however its actions are spelled.
+    A bucket's policy is judged the same way: an Allow there grants as an identity policy does."""
+    if args.resource_type not in (*IAM_POLICIES, BUCKET_POLICY):
         return
     for statement in _statements(args.props.get("policy")):
         if statement.get("Effect") != "Allow":
             continue
+        if "NotAction" in statement:
+            # Allow + NotAction grants every action of every service but those named.
+            excepted = ", ".join(_as_list(statement["NotAction"]))
+            report(f'allows every action but {excepted} (NotAction): as broad as Action "*"', None)
+            continue
         patterns, resources = _as_list(statement.get("Action")), _as_list(statement.get("Resource"))
+        if "NotResource" in statement:
+            resources = ["*"]  # every resource but those named: judged as every resource
         if "*" in patterns:
             report("allows every action" + (" on every resource" if "*" in resources else ""), None)
             continue
@@ -288,7 +306,10 @@ def least_privilege_iam(args: ResourceValidationArgs, report: ReportViolation) -
             if not actions:
                 report(f"grants {pattern}, which AWS does not know: a typo grants nothing and hides the intent", None)
             granted.update(actions)
-        managing = sorted(a for a in granted if _privilege(a)[0] == "Permissions management")
+        # One violation per mistake: what destroys a backup is said as that, not twice.
+        managing = sorted(
+            a for a in granted if _privilege(a)[0] == "Permissions management" and not destroys_backups(a)
+        )
         if managing:
             report(f"grants permissions management ({', '.join(managing)}): it could change who may do what", None)
         destroying = sorted(a for a in granted if destroys_backups(a))
@@ -296,6 +317,9 @@ def least_privilege_iam(args: ResourceValidationArgs, report: ReportViolation) -
             continue  # the one exception, exactly as components/backups/pitr.py grants it
         if destroying:
             report(f"can destroy or shorten stored objects, or change a bucket's rules: {', '.join(destroying)}", None)
+        keys = sorted(a for a in granted if a in KMS_KEY_DESTROYING)
+        if keys:
+            report(f"can disable or delete a KMS key, and so everything encrypted with it: {', '.join(keys)}", None)
 
 
 # --- staging's seed: the one thing of prod's staging may read (components/backups/staging_seed.py)
@@ -458,8 +482,44 @@ def hardened_buckets(args: StackValidationArgs, report: ReportViolation) -> None
                 missing("does not deny requests without TLS")
             if not (kinds.get("BucketLifecycleConfiguration", {}).get("rules")):
                 missing("has no lifecycle rules")
-            if kinds.get("BucketObjectLockConfiguration", {}).get("objectLockEnabled") != "Enabled":
+            lock = kinds.get("BucketObjectLockConfiguration", {})
+            if lock.get("objectLockEnabled") != "Enabled":
                 missing("has no Object Lock: a stolen key could destroy what it holds")
+                continue
+            default_days = (((lock.get("rule") or {}).get("defaultRetention")) or {}).get("days")
+            if not default_days:
+                missing("has no default retention: what pgBackRest writes is not locked")
+            for problem in lifecycle_problems(
+                kinds.get("BucketLifecycleConfiguration", {}).get("rules") or [], default_days or 0
+            ):
+                missing(problem)
+
+
+def lifecycle_problems(rules: list[dict[str, Any]], default_days: int) -> list[str]:
+    """A lifecycle rule that removes what the locks protect before its time: noncurrent versions
+    (what a delete or an overwrite hid) expired before the default retention has passed, or
+    current objects expired by age where nothing released them (everything, or pgBackRest's
+    repository): one problem per rule."""
+    problems = []
+    for rule in rules:
+        if rule.get("status") != "Enabled":
+            continue
+        rule_filter = rule.get("filter") or {}
+        combined = rule_filter.get("and") or {}
+        prefix = str(rule_filter.get("prefix", combined.get("prefix", "")) or "")
+        tagged = bool(combined.get("tags") or rule_filter.get("tag"))
+        noncurrent = (rule.get("noncurrentVersionExpiration") or {}).get("noncurrentDays")
+        expiration = (rule.get("expiration") or {}).get("days")
+        name = rule.get("id", "?")
+        if noncurrent is not None and int(noncurrent) < default_days:
+            problems.append(
+                f"expires noncurrent versions after {noncurrent} days (rule {name}), before the "
+                f"default retention of {default_days} days: a hidden backup goes early"
+            )
+        elif expiration and not tagged and (prefix == "" or prefix.startswith("pgbackrest")):
+            where = "pgBackRest's repository" if prefix else "every object"
+            problems.append(f"expires {where} after {expiration} days by age (rule {name}): nothing released it")
+    return problems
 
 
 def _critical_receivers(resources: Iterable[PolicyResource]) -> list[str] | None:

@@ -306,7 +306,9 @@ ALTERATIONS = [
         USER_POLICY,
         "audit-x-prod-backup-writer-policy",
         with_statement(Action="s3:BypassGovernanceRetention", Resource=f"{BUCKET_ARN}/*"),
-        "least-privilege-iam: audit-x-prod-backup-writer-policy: grants permissions management (s3:BypassGovernanceRetention)",
+        # Permissions management in AWS's catalogue, and said once: as what it does to backups.
+        "least-privilege-iam: audit-x-prod-backup-writer-policy: can destroy or shorten stored objects, or change a "
+        "bucket's rules: s3:BypassGovernanceRetention",
     ),
     (
         USER_POLICY,
@@ -628,3 +630,120 @@ def test_staging_without_prods_export_may_read_nothing_of_prods(plans: dict) -> 
     )
     found = fired(without_export)
     assert any("a bucket of another environment that exports no seeds" in message for message in found), found
+
+
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+OBJECT_LOCK = "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration"
+WRITER_POLICY = "audit-x-prod-backup-writer-policy"
+
+
+def with_lifecycle_rule(**rule: Any) -> Change:
+    """The bucket's lifecycle with one more rule, as a careless edit would add it."""
+    return lambda props: props | {"rules": [*props["rules"], {"id": "careless", "status": "Enabled"} | rule]}
+
+
+def with_noncurrent_days(days: int) -> Change:
+    def change(props: Props) -> Props:
+        for rule in props["rules"]:
+            if "noncurrentVersionExpiration" in rule:
+                rule["noncurrentVersionExpiration"]["noncurrentDays"] = days
+        return props
+
+    return change
+
+
+def granted_by_the_bucket(action: str) -> Change:
+    def change(props: Props) -> Props:
+        document = json.loads(props["policy"])
+        document["Statement"].append(
+            {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": action, "Resource": f"{BUCKET_ARN}/*"}
+        )
+        return props | {"policy": json.dumps(document)}
+
+    return change
+
+
+# Edits the pack once let through with 0 violations (issue 24); each must give exactly one.
+BLIND_SPOTS = [
+    (
+        USER_POLICY,
+        WRITER_POLICY,
+        with_statement(NotAction="s3:GetObject", Resource="*"),
+        "allows every action but s3:GetObject (NotAction)",
+    ),
+    (
+        USER_POLICY,
+        WRITER_POLICY,
+        with_statement(Action="s3:DeleteObjectVersion", NotResource=f"{BUCKET_ARN}/daily/*"),
+        "can destroy or shorten stored objects, or change a bucket's rules: s3:DeleteObjectVersion",
+    ),
+    (
+        USER_POLICY,
+        "audit-x-prod-pgbackrest-policy",
+        with_statement(Action="s3:DeleteObject", NotResource=f"{BUCKET_ARN}/daily/*"),
+        "can destroy or shorten stored objects, or change a bucket's rules: s3:DeleteObject",
+    ),
+    (
+        USER_POLICY,
+        WRITER_POLICY,
+        with_statement(Action="kms:ScheduleKeyDeletion", Resource=PROD_KEY_ARN),
+        "can disable or delete a KMS key, and so everything encrypted with it: kms:ScheduleKeyDeletion",
+    ),
+    (
+        USER_POLICY,
+        WRITER_POLICY,
+        with_statement(Action="kms:Disable*", Resource=PROD_KEY_ARN),
+        "can disable or delete a KMS key, and so everything encrypted with it: kms:DisableKey, kms:DisableKeyRotation",
+    ),
+    (
+        BUCKET_POLICY,
+        "audit-x-prod-backups-policy",
+        granted_by_the_bucket("s3:DeleteObjectVersion"),
+        "can destroy or shorten stored objects, or change a bucket's rules: s3:DeleteObjectVersion",
+    ),
+    (
+        BUCKET_POLICY,
+        "audit-x-prod-backups-policy",
+        granted_by_the_bucket("s3:BypassGovernanceRetention"),
+        "can destroy or shorten stored objects, or change a bucket's rules: s3:BypassGovernanceRetention",
+    ),
+    (
+        BUCKET_POLICY,
+        "audit-x-prod-backups-policy",
+        granted_by_the_bucket("s3:PutLifecycleConfiguration"),
+        "can destroy or shorten stored objects, or change a bucket's rules: s3:PutLifecycleConfiguration",
+    ),
+    (
+        LIFECYCLE,
+        "audit-x-prod-backups-lifecycle",
+        with_noncurrent_days(1),
+        "expires noncurrent versions after 1 days (rule expire-noncurrent-versions), before the default retention of 21",
+    ),
+    (
+        LIFECYCLE,
+        "audit-x-prod-backups-lifecycle",
+        with_lifecycle_rule(filter={"prefix": "pgbackrest/"}, expiration={"days": 30}),
+        "expires pgBackRest's repository after 30 days by age (rule careless)",
+    ),
+    (
+        LIFECYCLE,
+        "audit-x-prod-backups-lifecycle",
+        with_lifecycle_rule(filter={"prefix": ""}, expiration={"days": 400}),
+        "expires every object after 400 days by age (rule careless)",
+    ),
+    (
+        OBJECT_LOCK,
+        "audit-x-prod-backups-object-lock",
+        without("rule"),
+        "has no default retention: what pgBackRest writes is not locked",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("type_", "name", "change", "expected"), BLIND_SPOTS, ids=[f"{i:02d}" for i in range(len(BLIND_SPOTS))]
+)
+def test_each_blind_spot_is_caught_once(plans: dict, type_: str, name: str, change: Change, expected: str) -> None:
+    found = fired(altered(plans["prod"], type_, name, change))
+    assert len(found) == 1 and expected in found[0], found
