@@ -4,11 +4,13 @@ a rotation or a resize go through, on both stacks, each asserting the steps and 
 
 from __future__ import annotations
 
+import argparse
 import copy
 import dataclasses
 import functools
 import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -277,11 +279,19 @@ def engine_preview(old: Plan, steps: list[Step]) -> dict:
     by_urn = {r.urn: r for r in old.resources}
 
     def state(resource: DeclaredResource) -> dict:
-        return {"urn": resource.urn, "type": resource.type, "custom": True, "inputs": resource.plain_inputs}
+        return {
+            "urn": resource.urn,
+            "type": resource.type,
+            "custom": not resource.type.startswith(tokens.COMPONENT_PREFIX),
+            "inputs": resource.plain_inputs,
+            "protect": resource.protect,
+            **({"provider": resource.provider} if resource.provider else {}),
+        }
 
     entries = []
     for step in steps:
-        entry: dict = {"op": step.op, "urn": step.resource.urn, "replaceReasons": step.because}
+        reasons = "diffReasons" if step.op == "update" else "replaceReasons"
+        entry: dict = {"op": step.op, "urn": step.resource.urn, reasons: step.because}
         if step.resource.urn in by_urn:
             entry["oldState"] = state(by_urn[step.resource.urn]) | {"deleteBeforeReplace": step.delete_first}
         if step.op in ("create", "create-replacement", "update"):
@@ -592,3 +602,76 @@ def test_the_json_lists_the_urns_the_engines_preview_can_be_compared_on(
     assert len(document["replaced_urns"]) == document["replaced"] == result.replaced
     assert document["degraded"]["web"]["loses"] == ["postgres"]
     assert (document["error"], document["move"], document["state_only"], document["removed"]) == ([], None, [], [])
+
+
+COMPARED = (
+    "created_urns",
+    "updated_urns",
+    "replaced_urns",
+    "delete_before_replace_urns",
+    "deleted_urns",
+    "error",
+    "move",
+    "state_only",
+    "removed",
+    "degraded",
+    "down",
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "removal"),
+    [
+        (RELEASE, None),
+        ("postgres.image=postgres:17.7-bookworm", None),
+        (f"dockerHost={NEW_HOST}", None),
+        ("backup.bucketName=audit-x-backups-moved", None),
+        (None, "app.workers[1]"),
+    ],
+)
+def test_the_engines_steps_and_the_models_give_one_json_to_compare(
+    stack: str, change: str | None, removal: str | None
+) -> None:
+    """What the engine helper does with a real `pulumi preview --json`: the same JSON from the
+    model's steps (`--set`) and from the engine's (`--from-preview`), compared key by key."""
+    deployed = run_program(stack)
+    config = preview_tool.changed_config(stack, [change] if change else [], removals=[removal] if removal else [])
+    model = verdict(deployed.resources, run_program(stack, config=config).resources)
+    engine = preview_tool.verdict_from_engine(engine_preview(deployed, model.steps))
+    ours, theirs = model.as_json(), engine.as_json()
+    assert {key: ours[key] for key in COMPARED} == {key: theirs[key] for key in COMPARED}
+    assert set(ours) == set(theirs)
+
+
+def test_the_pr_preview_posts_every_line_of_the_verdict() -> None:
+    """preview.yml greps the verdict's lines by key: the keys are the ones the tool prints."""
+    workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "preview.yml").read_text())
+    step = next(s for s in workflow["jobs"]["preview"]["steps"] if s.get("name") == "What this change would take down")
+    grepped = re.search(r"grep -E '\^\(([a-z_|]+)\)='", step["run"])
+    assert grepped is not None
+    printed = [line.split("=", 1)[0] for line in preview("prod").summary_lines()]
+    assert grepped.group(1).split("|") == printed
+    assert 'exit "$status"' in step["run"]
+
+
+def deploy_doc_examples() -> list[tuple[list[str], list[str]]]:
+    """docs/deploy.md's table of what the preview says for prod: (arguments, lines)."""
+    text = (REPO_ROOT / "docs" / "deploy.md").read_text()
+    table = text.split("| `python -m ops.preview prod ...` | says |", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| `([^`]+)` \| (.+) \|$", table, re.MULTILINE)
+    return [(shlex.split(arguments), re.findall(r"`([a-z_]+=[^`]*)`", says)) for arguments, says in rows]
+
+
+def test_the_deploy_docs_examples_are_what_the_tool_says() -> None:
+    examples = deploy_doc_examples()
+    assert len(examples) == 5
+    for arguments, lines in examples:
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--set", action="append", default=[])
+        parser.add_argument("--rm", action="append", default=[])
+        args = parser.parse_args(arguments)
+        summary = preview_tool.preview("prod", args.set, removals=args.rm).summary_lines()
+        assert lines and set(lines) <= set(summary), (arguments, summary)
+        # What a row leaves out is none.
+        named = {line.split("=", 1)[0] for line in lines}
+        assert all(line.endswith("=none") for line in summary if line.split("=", 1)[0] not in named), arguments
