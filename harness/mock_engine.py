@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 
 from components.lib import tokens
+from components.settings.stack_file import read_stack_file
 from harness import pulumi_sdk
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +66,8 @@ def load_stack_config(stack: str, path: Path | None = None) -> dict[str, str]:
     if not path.exists():
         known = ", ".join(stack_names()) or "none"
         raise SystemExit(f"unknown stack {stack!r}: no {path.name} (stacks: {known})")
-    document = yaml.safe_load(path.read_text()) or {}
+    # As strictly as the Pulumi CLI: a key defined twice, an anchor or an alias is an error.
+    document = read_stack_file(path)
     config: dict[str, str] = {}
     for key, value in (document.get("config") or {}).items():
         if isinstance(value, dict) and set(value) == {"secure"}:

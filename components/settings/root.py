@@ -17,7 +17,7 @@ from components.settings.observability import (
     WatcherSettings,
 )
 from components.settings.secrets import ProvidedSecrets, check_rotation
-from components.settings.types import ConfigModel, DnsName
+from components.settings.types import ConfigModel, DnsName, DockerHost
 
 AWS_REGION_KEY = "aws:region"
 
@@ -42,7 +42,7 @@ class DeploySettings(ConfigModel):
 class Settings(ConfigModel):
     environment: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,15}$")]
     aws_region: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")] = Field(alias=AWS_REGION_KEY)
-    docker_host: Annotated[str, StringConstraints(pattern=r"^(ssh|tcp|unix)://\S+$")]
+    docker_host: DockerHost
     domain: DnsName
     protect_stateful_resources: bool
     secret_recovery_window_days: int = Field(default=30)

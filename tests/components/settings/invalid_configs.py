@@ -7,9 +7,58 @@ INVALID_CONFIGS = [
     ("environment with capitals", {"environment": "Prod"}, "audit-x:environment = 'Prod'", "pattern"),
     ("missing region", {"aws:region": None}, "aws:region: missing", "required"),
     ("bad region", {"aws:region": "europe"}, "aws:region = 'europe'", "pattern"),
-    ("docker host without scheme", {"dockerHost": "docker.example.com"}, "audit-x:dockerHost", "pattern"),
+    ("docker host without scheme", {"dockerHost": "docker.example.com"}, "audit-x:dockerHost", "ssh://user@host"),
+    # Plain tcp:// is the Docker API unauthenticated and unencrypted: root on the host to anyone.
+    ("docker host over plain tcp", {"dockerHost": "tcp://docker.example.com:2375"}, "audit-x:dockerHost", "unix:///"),
+    (
+        "docker host as an ssh option",
+        {"dockerHost": "ssh://-oProxyCommand=curl@evil.example.com"},
+        "audit-x:dockerHost = 'ssh://-oProxyCommand=curl@evil.example.com'",
+        "not starting with '-'",
+    ),
+    (
+        "docker host with shell characters",
+        {"dockerHost": "ssh://deploy@docker.example.com;reboot"},
+        "audit-x:dockerHost",
+        "ssh://user@host",
+    ),
+    ("docker host without a user", {"dockerHost": "ssh://docker.example.com"}, "audit-x:dockerHost", "user@host"),
+    (
+        "docker host port out of range",
+        {"dockerHost": "ssh://deploy@docker.example.com:70000"},
+        "audit-x:dockerHost",
+        "1 to 65535",
+    ),
+    ("docker socket by a relative path", {"dockerHost": "unix://docker.sock"}, "audit-x:dockerHost", "absolute"),
     ("domain with a path", {"domain": "example.com/app"}, "audit-x:domain", "pattern"),
-    ("protection not a bool", {"protectStatefulResources": "sometimes"}, "audit-x:protectStatefulResources", "bool"),
+    (
+        "protection not a bool",
+        {"protectStatefulResources": "sometimes"},
+        "audit-x:protectStatefulResources",
+        "true or false",
+    ),
+    # pydantic alone would take these for true; a boolean is `true` or `false`.
+    ("protection as yes", {"protectStatefulResources": "yes"}, "audit-x:protectStatefulResources", "true or false"),
+    ("protection as 1", {"protectStatefulResources": "1"}, "audit-x:protectStatefulResources", "true or false"),
+    # ... and would take `true` for 1 request per second, 2.5 for 2.
+    (
+        "rate limit as true",
+        {"edge.rateLimitAverage": True},
+        "audit-x:edge.rateLimitAverage = true",
+        "whole number, not true or false",
+    ),
+    (
+        "replicas as a fraction",
+        {"app.web.replicas": 2.5},
+        "audit-x:app.web.replicas = 2.5",
+        "whole number",
+    ),
+    (
+        "before-migrations backup as a number",
+        {"backup.beforeMigrations": 1},
+        "audit-x:backup.beforeMigrations = 1",
+        "true or false",
+    ),
     (
         "recovery window of 3 days",
         {"secretRecoveryWindowDays": "3"},
