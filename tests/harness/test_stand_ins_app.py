@@ -35,7 +35,6 @@ pytestmark = pytest.mark.services
 APP_DIR = REPO_ROOT / "harness" / "docker_rig" / "stand_ins" / "app"
 LAUNCHER = REPO_ROOT / "components" / "app_launcher.sh"
 IMAGE_PATHS = {"/run/audit-x/launch": str(LAUNCHER), "/rails/": f"{APP_DIR}/"}
-OWNER_PASSWORD = "Owner0Password1xxxxxxxxxxxxxxxxxxxxxxxx"
 DATABASE_PASSWORD = "Login0Password1Axxxxxxxxxxxxxxxxxxxxxxx"
 REDIS_PASSWORD = "Redis0Password1Axxxxxxxxxxxxxxxxxxxxxxx"
 REDIS_PASSWORD_B = "Redis0Password1Bxxxxxxxxxxxxxxxxxxxxxxx"
@@ -65,15 +64,20 @@ def services(staging: Plan, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     )
     kafka = KafkaServer(("127.0.0.1", 0))
     threading.Thread(target=kafka.serve_forever, daemon=True).start()
-    owner = env(container(staging, "postgres"))["POSTGRES_USER"]
+    owner = owner_role(staging)
     with postgres_cluster() as cluster, redis_server(config_file):
         # The owner and its login as the program's logins job leaves them (components/data/postgres.py).
-        cluster.psql(f"CREATE ROLE {owner} LOGIN PASSWORD '{OWNER_PASSWORD}'")
+        cluster.psql(f"CREATE ROLE {owner} NOLOGIN")
         cluster.psql(f"CREATE ROLE audit_x_a LOGIN PASSWORD '{DATABASE_PASSWORD}' IN ROLE {owner}")
         cluster.psql(f"ALTER ROLE audit_x_a SET role = '{owner}'")
         yield Services(cluster, port, kafka)
     kafka.shutdown()
     kafka.server_close()
+
+
+def owner_role(staging: Plan) -> str:
+    """The role that owns the app's database and what the app creates (the logins job's OWNER_ROLE)."""
+    return env(container(staging, "postgres-logins"))["OWNER_ROLE"]
 
 
 @dataclass
@@ -118,7 +122,7 @@ def in_image(path: str) -> str:
 def new_database(services: Services, staging: Plan) -> str:
     """A database of the test's own, owned by the owner role (as the postgres image creates it)."""
     name = f"{env(container(staging, 'postgres'))['POSTGRES_DB']}_{uuid.uuid4().hex[:8]}"
-    services.postgres.psql(f"CREATE DATABASE {name} OWNER {env(container(staging, 'postgres'))['POSTGRES_USER']}")
+    services.postgres.psql(f"CREATE DATABASE {name} OWNER {owner_role(staging)}")
     return name
 
 
@@ -248,10 +252,9 @@ def test_migration_applies_the_images_migrations_as_the_owner(
     )
     assert applied.split(",") == IMAGE_MIGRATIONS
     # The login acts as the owner role (ALTER ROLE ... SET role), so the owner owns the table.
-    assert (
-        services.postgres.psql("SELECT tableowner FROM pg_tables WHERE tablename = 'audit_events'", database=database)
-        == "audit_x"
-    )
+    assert services.postgres.psql(
+        "SELECT tableowner FROM pg_tables WHERE tablename = 'audit_events'", database=database
+    ) == owner_role(staging)
     # A second run finds nothing to do and succeeds.
     assert migrate(staging, services, database, tmp_path).process.returncode == 0
 
@@ -439,12 +442,12 @@ def test_a_worker_with_a_wrong_password_never_beats(
 def test_the_migration_logs_in_with_the_other_password_methods(staging: Plan, tmp_path: Path, method: str) -> None:
     """SCRAM-SHA-256 is what the program's server asks for (the tests above); md5 and a clear-text
     password are what an older server or pg_hba line would ask, and the client speaks them too."""
-    owner = env(container(staging, "postgres"))["POSTGRES_USER"]
+    owner = owner_role(staging)
     with postgres_cluster() as cluster:
         hba = cluster.datadir / "pg_hba.conf"
         hba.write_text(hba.read_text().replace("scram-sha-256", method))
         cluster.psql("SELECT pg_reload_conf()")
-        cluster.psql(f"CREATE ROLE {owner} LOGIN")
+        cluster.psql(f"CREATE ROLE {owner} NOLOGIN")
         cluster.psql(
             "SET password_encryption = 'md5'; " * (method == "md5")
             + f"CREATE ROLE audit_x_a LOGIN PASSWORD '{DATABASE_PASSWORD}' IN ROLE {owner}"
