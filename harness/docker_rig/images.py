@@ -69,13 +69,21 @@ class ImageSpec:
 
 def context_tar(directory: Path) -> bytes:
     """The build context as the tar `docker build -` reads, without Python's caches (the files the
-    program's image tag hashes)."""
+    program's image tag hashes). GNU format, whole-second times: the CLI takes a stream that opens
+    with a PAX header for a Dockerfile."""
+
+    def normalised(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.mtime = int(info.mtime)
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        return info
+
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for path in sorted(directory.rglob("*")):
             if "__pycache__" in path.parts or path.suffix == ".pyc":
                 continue
-            tar.add(path, arcname=path.relative_to(directory).as_posix(), recursive=False)
+            tar.add(path, arcname=path.relative_to(directory).as_posix(), recursive=False, filter=normalised)
     return buffer.getvalue()
 
 
