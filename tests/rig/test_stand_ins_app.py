@@ -37,8 +37,8 @@ HEALTHY_WITHIN = 60.0
 
 
 def postgres_spec() -> ImageSpec | None:
-    """The rig's PostgreSQL 17 server image, once the rig's catalogue has one."""
-    return getattr(catalogue, "POSTGRES", None)
+    """The program's PostgreSQL 17 server image as the rig builds it, once its catalogue has it."""
+    return getattr(catalogue, "POSTGRES_SERVER", None)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def run_job(rig: Rig, plan: Plan, name: str, image: str, *, net: str, shared: di
 def data(rig_images: RigImages, staging: Plan) -> Iterator[DataServices]:
     spec = postgres_spec()
     if spec is None:
-        pytest.skip("the rig's catalogue has no PostgreSQL 17 image yet (harness/docker_rig/catalogue.py)")
+        pytest.skip("the rig's catalogue has no PostgreSQL 17 server image yet (catalogue.POSTGRES_SERVER)")
     rig = rig_images.rig
     images = {reference: rig_images[s] for reference, s in rig_specs(catalogue.BASE).items()}
     postgres_image = rig_images[spec]
