@@ -230,8 +230,14 @@ def web(staging: Plan, services: Services, database: str, files: Path, **overrid
             return role.get("/live")[0] == 200
         return False
 
+    def checks_ran() -> bool:
+        counts = role.get("/stand-in/connections")[1]
+        return all(counts[service]["last_ok"] is not None for service in ("postgres", "redis"))
+
     try:
         wait_until(live, what="/live answering 200")
+        # /ready counts the connection checks' last attempts: wait for the first of each.
+        wait_until(checks_ran, what="a first connection check of each service")
         yield role
     finally:
         role.stop()
@@ -314,8 +320,8 @@ def test_the_connection_check_counts_ten_logins_a_second(
     elapsed = second["now"] - first["now"]
     for service in ("postgres", "redis"):
         gained = second[service]["successes"] - first[service]["successes"]
-        # Every 100 ms: about 10 a second; at least 6 on a loaded two-core machine.
-        assert 6 * elapsed <= gained <= 11 * elapsed, (service, gained, elapsed)
+        # Every 100 ms: 10 a second; at least 4 on a two-core machine loaded by a parallel test run.
+        assert 4 * elapsed <= gained <= 11 * elapsed, (service, gained, elapsed)
         assert second[service]["failures"] == 0
         assert second[service]["last_error"] is None
 
@@ -329,21 +335,30 @@ def test_a_wrong_password_in_the_file_is_counted_as_a_failure(
         for name in ("DATABASE_PASSWORD", "REDIS_PASSWORD"):
             role.secret(name).chmod(0o600)
             role.secret(name).write_text("not-the-password")
+
+        def both_failing() -> bool:
+            counts = role.get("/stand-in/connections")[1]
+            return counts["postgres"]["last_ok"] is False and counts["redis"]["last_ok"] is False
+
+        # An attempt in flight may have read the right password just before the change: from the
+        # first refusal on, every attempt reads the wrong one.
+        wait_until(both_failing, what="both checks refused")
         before = role.get("/stand-in/connections")[1]
-        time.sleep(1.0)
+        time.sleep(1.5)
         after = role.get("/stand-in/connections")[1]
         status, body, _ = role.get("/ready")
         # /health uses the URLs the launcher completed at start: the process's own pools are fine.
         assert role.get("/health")[0] == 200
     for service, refusal in (("postgres", "28P01: password authentication failed"), ("redis", "WRONGPASS")):
-        assert after[service]["failures"] - before[service]["failures"] >= 5, service
+        assert after[service]["failures"] - before[service]["failures"] >= 6, service  # 10 a second
         assert after[service]["successes"] == before[service]["successes"], service
         assert refusal in after[service]["last_error"]
         assert "not-the-password" not in json.dumps(after)
     assert (status, body["reasons"]) == (503, ["a connection check is failing"])
-    # The change was logged once per service, as a warning naming the service.
+    # The change was logged as a warning naming the service (once per change, not per attempt).
     warnings = [line for line in role.log_lines() if line["level"] == "WARN"]
-    assert sorted(line["service"] for line in warnings) == ["postgres", "redis"]
+    assert {line["service"] for line in warnings} == {"postgres", "redis"}
+    assert len(warnings) <= 4
 
 
 def test_every_request_is_a_json_line_with_its_request_id(
