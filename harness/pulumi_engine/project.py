@@ -26,4 +26,6 @@ def copy_project(dest: Path) -> Path:
         shutil.copy2(stack_file, dest / stack_file.name)
     # The project's runtime option `virtualenv: .venv`: the pinned venv, shared.
     (dest / ".venv").symlink_to(REPO_ROOT / ".venv")
+    # The policy pack's `virtualenv: venv`: the same pinned venv holds pulumi-policy and its needs.
+    (dest / "policy" / "venv").symlink_to(REPO_ROOT / ".venv")
     return dest

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	sdk "github.com/pulumi/pulumi/sdk/v3"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/cmdutil"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
@@ -246,4 +247,81 @@ func trimV(v string) string {
 		return v[1:]
 	}
 	return v
+}
+
+// RunPlugin runs a Python policy pack (`pulumi preview --policy-pack DIR`): `python -u -m
+// pulumi.policy ARGS DIR` in the pack's own virtualenv and directory. The pack's Python library
+// reads the stack from environment variables, so the SDK's PolicyProxy answers the engine's stack
+// configuration first and hands the connection over once the pack serves (as Pulumi's host does).
+func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.LanguageRuntime_RunPluginServer) error {
+	if req.Kind != "analyzer" {
+		return status.Errorf(codes.Unimplemented, "this host runs policy packs only, not a %s plugin", req.Kind)
+	}
+	ctx := server.Context()
+	opts, err := options(req.Info)
+	if err != nil {
+		return err
+	}
+	if opts.Virtualenv == "" {
+		opts.Virtualenv = "venv"
+	}
+	tc, err := toolchain.ResolveToolchain(opts)
+	if err != nil {
+		return err
+	}
+	args := append([]string{"-u", "-m", "pulumi.policy"}, req.Args...)
+	cmd, err := tc.Command(ctx, append(args, req.Info.ProgramDirectory)...)
+	if err != nil {
+		return err
+	}
+	closer, stdout, stderr, err := rpcutil.MakeRunPluginStreams(server, false)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	proxy, stdout, err := sdk.NewPolicyProxy(ctx, stdout)
+	if err != nil {
+		return fmt.Errorf("could not start the policy pack proxy: %w", err)
+	}
+	config, err := proxy.AwaitConfiguration(ctx)
+	if err != nil {
+		return fmt.Errorf("could not get the stack's configuration: %w", err)
+	}
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	if config != nil {
+		setenv := func(k, v string) {
+			if v != "" {
+				cmd.Env = append(cmd.Env, k+"="+v)
+			}
+		}
+		setenv("PULUMI_ORGANIZATION", config.Organization)
+		setenv("PULUMI_PROJECT", config.Project)
+		setenv("PULUMI_STACK", config.Stack)
+		setenv("PULUMI_DRY_RUN", strconv.FormatBool(config.DryRun))
+		if config.Config != nil {
+			configJSON, err := json.Marshal(config.Config)
+			if err != nil {
+				return err
+			}
+			setenv("PULUMI_CONFIG", string(configJSON))
+		}
+	}
+	cmd.Env = append(cmd.Env, req.Env...)
+	cmd.Dir = req.Info.ProgramDirectory
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	if err := proxy.Attach(ctx, cmd); err != nil {
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			return server.Send(&pulumirpc.RunPluginResponse{
+				Output: &pulumirpc.RunPluginResponse_Exitcode{Exitcode: int32(exitErr.ExitCode())},
+			})
+		}
+		return fmt.Errorf("the policy pack: %w", err)
+	}
+	return closer.Close()
 }
