@@ -19,7 +19,7 @@ What it models, from AWS's documentation of S3's actions and condition keys
 - the conditions our policies use: StringEquals, StringNotEquals, StringLike, StringNotLike,
   NumericLessThan(Equals), NumericGreaterThan(Equals), Null, Bool, with `IfExists`; the keys
   s3:prefix, s3:if-none-match, s3:object-lock-mode, s3:object-lock-remaining-retention-days,
-  s3:object-lock-legal-hold, s3:x-amz-server-side-encryption.
+  s3:object-lock-legal-hold, s3:x-amz-server-side-encryption, s3:ObjectCreationOperation.
 It is a model of IAM, not IAM: what it shows holds where its rules are AWS's; a request kind it
 does not know is refused rather than guessed (`UnknownRequestError`).
 """
@@ -301,6 +301,10 @@ def _put_needs(request: _Request) -> list[Need]:
         )
         if source in header
     }
+    # True where the request creates the object (PutObject, a copy, CompleteMultipartUpload),
+    # false for the steps of a multipart upload, which take no conditional header.
+    creates = not ({"uploads", "partNumber"} & set(request.query))
+    context["s3:ObjectCreationOperation"] = "true" if creates else "false"
     needs = [request.obj("s3:PutObject", **context)]
     mode, until = header.get("x-amz-object-lock-mode"), header.get("x-amz-object-lock-retain-until-date")
     if mode or until:

@@ -248,8 +248,11 @@ def run_backup(config: RunnerConfig, store: BackupStore, clock: Clock, kind: str
         keep_copies(config, store, clock, kind)
 
 
-def keep_copies(config: RunnerConfig, store: BackupStore, clock: Clock, kind: str) -> None:
-    """Extend the newest copies' locks and release the ones past their count (runner/retention.py)."""
+def keep_copies(
+    config: RunnerConfig, store: BackupStore, clock: Clock, kind: str, release_with: BackupStore | None = None
+) -> None:
+    """Extend the newest copies' locks, and with `release_with`, release the ones past their
+    count (runner/retention.py)."""
     module = KINDS[kind]
     try:
         retention.enforce(
@@ -259,10 +262,33 @@ def keep_copies(config: RunnerConfig, store: BackupStore, clock: Clock, kind: st
             name=backup_name(config, kind),
             extension=module.EXTENSION,
             now=clock(),
+            release_with=release_with,
         )
     except Exception:
         # Never hides the backup's own outcome; the next run tries again, well within a period.
         log.exception("keeping the %s copies by count failed", kind)
+
+
+def release(config: RunnerConfig, store: BackupStore, clock: Clock) -> dict[str, Any]:
+    """`release`, off the host: what every kind's tiers hold past their count and their lock is
+    handed to the bucket's lifecycle (tagged), as an identity that may tag (BACKUP_RELEASE_PROFILE,
+    or the default credentials): the writer on the host may not."""
+    client = _CLIENT_BUILDER.submit(s3_client, config.region, config.s3_endpoint, config.release_profile)
+    releaser = BackupStore(client, config.bucket, part_size=config.part_size_mb * 1024 * 1024)
+    released: dict[str, Any] = {}
+    for kind in backup_kinds(config):
+        module = KINDS[kind]
+        done = retention.enforce(
+            store,
+            config.retention,
+            kind=kind,
+            name=backup_name(config, kind),
+            extension=module.EXTENSION,
+            now=clock(),
+            release_with=releaser,
+        )
+        released[kind] = {tier: [key.data for key in decision.release] for tier, decision in done.items()}
+    return {"released": released}
 
 
 def run_verify(
@@ -513,6 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("--stage", action="store_true", help="only restore it beside the live database")
     step.add_argument("--swap", action="store_true", help="only make the staged seed the live database")
     step.add_argument("--undo", action="store_true", help="put the data from before the last swap back")
+    commands.add_parser("release", help="(off the host) free the copies past their count and their lock")
     commands.add_parser("healthcheck", help="exit 0 only while every backup is fresh")
     commands.add_parser("serve", help="run on schedule")
     return parser
@@ -541,6 +568,7 @@ def run_command(args: argparse.Namespace, config: RunnerConfig, store: BackupSto
         "pitr-drill": lambda: run_pitr_drill(config, clock),
         "seed": lambda: run_seed(config, store, clock, args.backup),
         "seed-load": lambda: run_seed_load(config, clock, args),
+        "release": lambda: release(config, store, clock),
     }
     return commands[args.command]()
 

@@ -82,6 +82,9 @@ class RunnerConfig:
     seed_source_bucket: str | None = None
     seed_source_database: str | None = None
     seed_reader_profile: str | None = None
+    # Who releases copies past their count (`release`, off the host): a profile that may tag
+    # them, else the default credentials of whoever runs it. Never the writer on the host.
+    release_profile: str | None = None
 
     def pg_env(
         self, database: str | None = None, *, host: str | None = None, port: int | None = None
@@ -205,6 +208,7 @@ def load(env: Mapping[str, str] | None = None) -> RunnerConfig:
         seed_source_bucket=env.get("SEED_SOURCE_BUCKET") or None,
         seed_source_database=env.get("SEED_SOURCE_DATABASE") or None,
         seed_reader_profile=env.get("SEED_READER_PROFILE") or None,
+        release_profile=env.get("BACKUP_RELEASE_PROFILE") or None,
         retention=RetentionPolicy(
             copies={
                 "daily": int(number("BACKUP_DAILY_COPIES", "7", 1, 366)),

@@ -7,8 +7,9 @@ of the copy ranked k (0 = newest) to at least `now + (N - k) periods`: the newes
 run out while newer ones are missing, and if the runner stops altogether they still last their
 count of periods from its last run.
 
-A copy leaves only when it is past the newest N and its lock has run out: the runner then tags
-it (storage.RELEASE_TAG), and the bucket's lifecycle rule expires tagged objects. Nothing but
+A copy leaves only when it is past the newest N and its lock has run out: `release`, run off the
+host by an identity that may tag, then tags it (storage.RELEASE_TAG), and the bucket's lifecycle
+rule expires tagged objects; the runner on the host only names it (its writer may not tag). Nothing but
 the runner's count releases a copy; no age-based rule can hide the newest ones.
 
 Everything that decides is pure (`decide`), and takes the clock as an argument.
@@ -93,9 +94,19 @@ def decide(policy: RetentionPolicy, tier: str, held: Iterable[Held], now: dateti
 
 
 def enforce(
-    store: BackupStore, policy: RetentionPolicy, *, kind: str, name: str, extension: str, now: datetime
+    store: BackupStore,
+    policy: RetentionPolicy,
+    *,
+    kind: str,
+    name: str,
+    extension: str,
+    now: datetime,
+    release_with: BackupStore | None = None,
 ) -> dict[str, Decision]:
-    """Apply `decide` to every tier of one backup kind; returns what was done, per tier."""
+    """Apply `decide` to every tier of one backup kind; returns what was done, per tier. Copies
+    past their count are released only `release_with` a store whose identity may tag them: the
+    writer on the host may not (it could hide the newest copies), so there they are only named,
+    for `python -m runner release` off the host."""
     done: dict[str, Decision] = {}
     for tier in layout.TIERS:
         keys = [
@@ -110,9 +121,12 @@ def enforce(
                 store.extend_lock(object_key, Lock(policy.mode, until))
             log.info("kept %s locked until %s: no newer copy has taken its place", key.data, until.isoformat())
         for key in decision.release:
+            if release_with is None:
+                log.info("%s is past its count and its lock: `python -m runner release` frees it", key.data)
+                continue
             # The manifest first: a copy without its manifest is ignored, never half-restored.
-            store.release(key.manifest)
-            store.release(key.data)
+            release_with.release(key.manifest)
+            release_with.release(key.data)
             log.info("released %s: %d newer copies hold the tier", key.data, policy.copies[tier])
         done[tier] = decision
     return done

@@ -34,6 +34,12 @@ PART_BUFFERS = 3
 # The tag that hands a copy to the bucket's lifecycle rule (components/backups/bucket.py): only
 # the runner sets it, on a copy that is past its count and whose lock has run out.
 RELEASE_TAG = ("audit-x-retention", "released")
+# Every object the runner creates under a tier is written once: `If-None-Match: *` makes S3 refuse
+# it (412) where the key exists, and the writer's policy refuses a write without it
+# (components/backups/runner.py), so a key on the host never writes over a copy.
+WRITE_ONCE = "*"
+# A server-side copy's parts: S3 copies at most 5 GiB a part; fewer, larger parts cost fewer calls.
+COPY_PART_BYTES = 1024 * 1024 * 1024
 
 
 class StorageError(RuntimeError):
@@ -206,7 +212,11 @@ class BackupStore:
             before_complete()
             assert creating is not None  # the loop reads at least one part
             self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=creating.result(), MultipartUpload={"Parts": parts}
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=creating.result(),
+                MultipartUpload={"Parts": parts},
+                IfNoneMatch=WRITE_ONCE,
             )
             if lock:
                 # Set again on the completed object (same date: S3 accepts it): an S3 API that
@@ -232,15 +242,48 @@ class BackupStore:
             Key=key,
             Body=body,
             ContentType="application/json",
+            IfNoneMatch=WRITE_ONCE,
             **_lock_args(lock),
             **self._encryption,
         )
 
     def copy(self, source: str, destination: str, *, lock: Lock | None = None) -> None:
-        """Server-side copy (multipart for large objects): the data never leaves S3. The lock is
-        set right after: a copy request has no body to checksum (see CHECKSUM), and a copy left
-        unlocked by a crash in between is locked by the next run's retention pass."""
-        self.client.copy({"Bucket": self.bucket, "Key": source}, self.bucket, destination)
+        """Server-side copy: the data never leaves S3. A multipart upload of copied parts, whose
+        completion is written once (CopyObject takes no `If-None-Match`: S3 answers 501). The
+        lock is set right after: a copy has no body to checksum (see CHECKSUM), and a copy left
+        unlocked by a crash in between is locked by the next run's retention pass (and by the
+        bucket's default retention meanwhile)."""
+        size = int(self.client.head_object(Bucket=self.bucket, Key=source)["ContentLength"])
+        upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=destination, **self._encryption)
+        upload_id = upload["UploadId"]
+        try:
+            parts = []
+            starts = range(0, size, COPY_PART_BYTES) if size > COPY_PART_BYTES else [0]
+            for number, start in enumerate(starts, start=1):
+                ranged = (
+                    {"CopySourceRange": f"bytes={start}-{min(start + COPY_PART_BYTES, size) - 1}"}
+                    if size > COPY_PART_BYTES
+                    else {}
+                )
+                copied = self.client.upload_part_copy(
+                    Bucket=self.bucket,
+                    Key=destination,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource={"Bucket": self.bucket, "Key": source},
+                    **ranged,
+                )
+                parts.append({"PartNumber": number, "ETag": copied["CopyPartResult"]["ETag"]})
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=destination,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+                IfNoneMatch=WRITE_ONCE,
+            )
+        except BaseException:
+            self._abort(destination, upload_id)
+            raise
         if lock:
             self.extend_lock(destination, lock)
 

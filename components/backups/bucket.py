@@ -5,7 +5,8 @@ The backup jobs write every run under `daily/`, and copy the first of an ISO wee
 tier's span has passed (COMPLIANCE in prod: not even the account's root user can delete or
 shorten it; GOVERNANCE in staging). The runner keeps 7 daily, 4 weekly and 12 monthly copies by
 count (runner/retention.py): it extends the newest copies' locks while newer ones are missing,
-and tags a copy `audit-x-retention=released` once it is past its count and its lock has run out.
+and `python -m runner release`, run off the host, tags a copy `audit-x-retention=released` once
+it is past its count and its lock has run out (the writer on the host may not tag).
 Only then does a lifecycle rule below expire it: no age-based rule can hide the newest copies.
 
 Versioning keeps an overwritten or deleted object as a noncurrent version, still under its

@@ -7,8 +7,9 @@ while the last successful backup is younger than `backup.maxAgeHours`.
 The Docker host is not on AWS, so the runner authenticates with an IAM access key, kept in
 Secrets Manager and handed to the container as a shared-credentials file (mode 0400). Only the
 `writer` identity is on the host: it may add copies under daily/, weekly/ and monthly/, read
-them (server-side copies, the weekly drill, a restore on this host), extend their Object Lock
-and release them; it may not delete, shorten a lock, or touch the bucket's configuration. The
+them (server-side copies, the weekly drill, a restore on this host) and extend their Object
+Lock within a cap per tier; it may not delete, write over a copy (If-None-Match), tag (release)
+one, shorten a lock, or touch the bucket's configuration. The
 `reader` identity (read only) is not on the host: its key stays in Secrets Manager, for a
 restore on another machine (docs/backup-restore.md). The trade-off: the host can read every
 copy, which holds nothing the live database on the same host does not, and in exchange a
@@ -76,11 +77,33 @@ class PitrRunner:
     drill_schedule: str
 
 
-def writer_policy(bucket_arn: str, key_arn: str, seed_key_arn: str | None = None) -> str:
-    """Add, read, keep and release copies; nothing that deletes or shortens one, and no bucket
-    configuration: a compromised host cannot destroy a backup before its time. Where prod makes
-    staging's seeds (`seed_key_arn`), add them under staging-seed/ too (components/backups/staging_seed.py)."""
+def retention_caps(settings: BackupSettings) -> dict[str, int]:
+    """The most days of lock the writer may set on a copy of each tier: the runner's own longest
+    (`copies` periods from now, runner/retention.py: months of 31 days) and one day of slack for
+    S3's rounding. A stolen key cannot lock junk for years at the account's cost."""
+    periods = {"daily": 1, "weekly": 7, "monthly": 31}
+    copies = {"daily": settings.daily_copies, "weekly": settings.weekly_copies, "monthly": settings.monthly_copies}
+    return {tier: copies[tier] * periods[tier] + 1 for tier in periods}
+
+
+def writer_policy(bucket_arn: str, key_arn: str, caps: dict[str, int], seed_key_arn: str | None = None) -> str:
+    """Add, read and keep copies; nothing that deletes, overwrites, hides or shortens one, and
+    no bucket configuration: a compromised host cannot destroy a backup before its time. Where
+    prod makes staging's seeds (`seed_key_arn`), add them under staging-seed/ too
+    (components/backups/staging_seed.py)."""
     tiers = [f"{bucket_arn}/{prefix}*" for prefix in TIER_PREFIXES]
+    keep = [
+        # Extending a lock, within the tier's cap: S3 refuses to shorten a COMPLIANCE lock, and a
+        # GOVERNANCE one without s3:BypassGovernanceRetention, which it does not have.
+        {
+            "Sid": f"Keep{tier.capitalize()}Copies",
+            "Effect": "Allow",
+            "Action": ["s3:PutObjectRetention"],
+            "Resource": f"{bucket_arn}/{tier}/*",
+            "Condition": {"NumericLessThanEquals": {"s3:object-lock-remaining-retention-days": str(cap)}},
+        }
+        for tier, cap in caps.items()
+    ]
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -98,6 +121,16 @@ def writer_policy(bucket_arn: str, key_arn: str, seed_key_arn: str | None = None
                     "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
                     "Resource": tiers,
                 },
+                # A copy is written once: an object (PutObject, CompleteMultipartUpload) is created
+                # only with `If-None-Match: *`, so an existing key is never written over. The parts
+                # of a multipart upload carry no such header (s3:ObjectCreationOperation is false).
+                {
+                    "Sid": "NeverOverwriteBackups",
+                    "Effect": "Deny",
+                    "Action": ["s3:PutObject"],
+                    "Resource": tiers,
+                    "Condition": {"Null": {"s3:if-none-match": "true"}, "Bool": {"s3:ObjectCreationOperation": "true"}},
+                },
                 # Server-side copies to weekly/ and monthly/, the weekly drill, lock dates.
                 {
                     "Sid": "ReadBackups",
@@ -105,14 +138,7 @@ def writer_policy(bucket_arn: str, key_arn: str, seed_key_arn: str | None = None
                     "Action": ["s3:GetObject", "s3:GetObjectRetention"],
                     "Resource": tiers,
                 },
-                # Extending a lock is all it can do: S3 refuses to shorten a COMPLIANCE lock, and
-                # a GOVERNANCE one without s3:BypassGovernanceRetention, which it does not have.
-                {
-                    "Sid": "KeepAndReleaseBackups",
-                    "Effect": "Allow",
-                    "Action": ["s3:PutObjectRetention", "s3:PutObjectTagging"],
-                    "Resource": tiers,
-                },
+                *keep,
                 {
                     "Sid": "EncryptWithTheEnvironmentsKey",
                     "Effect": "Allow",
@@ -341,7 +367,9 @@ class BackupRunner(pulumi.ComponentResource):
         # Each policy carries only the outputs it names: the reader's is not touched by the seed key.
         writer = identity(
             "writer",
-            pulumi.Output.all(bucket.arn, kms_key.arn, seed_key_arn).apply(lambda a: writer_policy(a[0], a[1], a[2])),
+            pulumi.Output.all(bucket.arn, kms_key.arn, seed_key_arn).apply(
+                lambda a: writer_policy(a[0], a[1], retention_caps(self._settings), a[2])
+            ),
         )
         reader = identity(
             "reader", pulumi.Output.all(bucket.arn, kms_key.arn).apply(lambda a: reader_policy(a[0], a[1]))

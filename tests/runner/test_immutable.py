@@ -47,6 +47,11 @@ def backup(rig: Rig, bucket: str, now: datetime, mode: str = "COMPLIANCE", **ove
     )
 
 
+def release(rig: Rig, bucket: str, now: datetime, **overrides: str) -> int:
+    """`python -m runner release`, as an operator off the host runs it."""
+    return run(rig, bucket, "release", now=now, env={"PGDATABASE": SMALL_DATABASE, **overrides})
+
+
 def lock_of(rig: Rig, bucket: str, key: str, version: str | None = None) -> tuple[str, datetime]:
     extra = {"VersionId": version} if version else {}
     head = rig.s3().head_object(Bucket=bucket, Key=key, **extra)
@@ -108,8 +113,11 @@ def test_a_week_of_failed_runs_keeps_the_newest_seven_daily_copies(rig: Rig, sma
     start = soon()
     for day in range(8):
         assert backup(rig, bucket, start + timedelta(days=day)) == 0
-    # The eighth copy makes the first one surplus, and its lock ran out that morning: released.
+    # The eighth copy makes the first one surplus, and its lock ran out that morning: the runner on
+    # the host leaves it (its writer may not tag), `release` off the host frees it.
     first = copies(rig, bucket, "daily")[0]
+    assert tags_of(rig, bucket, first) == {}
+    assert release(rig, bucket, start + timedelta(days=7)) == 0
     assert tags_of(rig, bucket, first) == {"audit-x-retention": "released"}
     unreachable = str(free_port())
     for day in range(8, 15):  # PostgreSQL is down for a week: every run fails
@@ -137,6 +145,9 @@ def test_a_surplus_copy_still_locked_is_not_released_yet(rig: Rig, small: str) -
     assert backup(rig, bucket, start, **overrides) == 0
     assert backup(rig, bucket, start + timedelta(hours=12), **overrides) == 0
     older = copies(rig, bucket, "daily")[0]
+    assert release(rig, bucket, start + timedelta(hours=12), **overrides) == 0
     assert tags_of(rig, bucket, older) == {}  # surplus, but its lock holds until start + 1 day
     assert backup(rig, bucket, start + timedelta(days=1), **overrides) == 0
+    assert tags_of(rig, bucket, older) == {}  # the runner on the host never releases
+    assert release(rig, bucket, start + timedelta(days=1), **overrides) == 0
     assert tags_of(rig, bucket, older) == {"audit-x-retention": "released"}

@@ -18,6 +18,7 @@ host) still lists and reads every original version, byte for byte, under its ori
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from components.settings import load_settings
 from harness.iam_s3 import IamFront, iam_s3_front
 from harness.local_services import s3_server
 from harness.mock_engine import Plan, load_stack_config, run_program
+from runner.storage import BackupStore, Lock
 
 pytestmark = pytest.mark.services
 
@@ -119,6 +121,7 @@ def world() -> Iterator[World]:
             Body=b"the newest dump",
             ObjectLockMode="COMPLIANCE",
             ObjectLockRetainUntilDate=until,
+            IfNoneMatch="*",
         )["VersionId"]
         for key in ORIGINALS:
             head = admin.head_object(Bucket=BUCKET, Key=key, VersionId=world.versions[key])
@@ -400,6 +403,77 @@ ATTACKS: list[tuple[str, str, Callable[[World], Callable[[], Any]], str]] = [
         lambda w: lambda: w.writer.put_bucket_policy(Bucket=BUCKET, Policy=open_policy()),
         "refused",
     ),
+    (
+        "writer",
+        "tag the newest dump released",
+        lambda w: (
+            lambda: w.writer.put_object_tagging(
+                Bucket=BUCKET, Key=DUMP, Tagging={"TagSet": [{"Key": "audit-x-retention", "Value": "released"}]}
+            )
+        ),
+        "refused",
+    ),
+    (
+        "writer",
+        "tag the dump's version released",
+        lambda w: (
+            lambda: w.writer.put_object_tagging(
+                Bucket=BUCKET,
+                Key=DUMP,
+                VersionId=w.versions[DUMP],
+                Tagging={"TagSet": [{"Key": "audit-x-retention", "Value": "released"}]},
+            )
+        ),
+        "refused",
+    ),
+    (
+        "writer",
+        "overwrite the newest dump",
+        lambda w: lambda: w.writer.put_object(Bucket=BUCKET, Key=DUMP, Body=b"junk"),
+        "refused",
+    ),
+    (
+        "writer",
+        "overwrite it, asking If-None-Match",
+        lambda w: lambda: w.writer.put_object(Bucket=BUCKET, Key=DUMP, Body=b"junk", IfNoneMatch="*"),
+        "refused",
+    ),
+    ("writer", "overwrite it by a multipart upload", lambda w: lambda: _multipart_over(w.writer, DUMP), "refused"),
+    (
+        "writer",
+        "overwrite it by a server-side copy",
+        lambda w: (
+            lambda: w.writer.copy_object(
+                Bucket=BUCKET, Key=DUMP, CopySource={"Bucket": BUCKET, "Key": DUMP}, MetadataDirective="REPLACE"
+            )
+        ),
+        "refused",
+    ),
+    (
+        "writer",
+        "lock the newest dump until 2099",
+        lambda w: (
+            lambda: w.writer.put_object_retention(
+                Bucket=BUCKET, Key=DUMP, VersionId=w.versions[DUMP], Retention=retention_xml_days(365 * 73)
+            )
+        ),
+        "refused",
+    ),
+    (
+        "writer",
+        "write junk locked until 2099",
+        lambda w: (
+            lambda: w.writer.put_object(
+                Bucket=BUCKET,
+                Key="monthly/postgres/audit_x_prod/2099-01-01T000000Z.dump",
+                Body=b"junk",
+                IfNoneMatch="*",
+                ObjectLockMode="COMPLIANCE",
+                ObjectLockRetainUntilDate=datetime.now(UTC) + timedelta(days=365 * 73),
+            )
+        ),
+        "refused",
+    ),
     # Both keys together: pgBackRest's hides, the writer's cannot then remove what is hidden.
     (
         "both",
@@ -408,6 +482,21 @@ ATTACKS: list[tuple[str, str, Callable[[World], Callable[[], Any]], str]] = [
         "refused",
     ),
 ]
+
+
+def _multipart_over(s3: Any, key: str) -> None:
+    """A multipart upload over an existing key, completed without If-None-Match."""
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    part = s3.upload_part(Bucket=BUCKET, Key=key, UploadId=upload, PartNumber=1, Body=b"junk")
+    try:
+        s3.complete_multipart_upload(
+            Bucket=BUCKET,
+            Key=key,
+            UploadId=upload,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+        )
+    finally:
+        s3.abort_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload)
 
 
 def _remove_markers(world: World, key: str) -> None:
@@ -447,5 +536,34 @@ def test_the_docs_count_the_attacks_this_test_makes() -> None:
     text = (REPO_ROOT / "docs" / "backup-restore.md").read_text().replace("\n", " ")
     hidden = sum(1 for attack in ATTACKS if attack[3] == "hidden")
     assert f"{len(ATTACKS)} attacks with the keys on the host" in text
-    assert f"{len(ATTACKS) - hidden} are refused (403)" in text
+    assert f"{len(ATTACKS) - hidden} are refused (403, or 412" in text
     assert f"{hidden}, with pgBackRest's key under `pgbackrest/`, are allowed and only hide" in text
+
+
+def test_the_runners_own_writes_pass_as_the_writer(world: World) -> None:
+    """What the runner does on the host, through the same front: a streamed copy (multipart,
+    completed once), its manifest, the weekly copy (a multipart copy), a lock extended within
+    the tier's cap. Nothing of it needs what the attacks above were refused."""
+    store = BackupStore(world.writer, BUCKET, part_size=5 * 1024 * 1024)
+    now = datetime.now(UTC).replace(microsecond=0)
+    daily, weekly = (
+        "daily/postgres/audit_x_prod/2026-11-29T020000Z.dump",
+        "weekly/postgres/audit_x_prod/2026-11-29T020000Z.dump",
+    )
+    lock = Lock("COMPLIANCE", now + timedelta(days=7))
+    result = store.upload_stream(
+        daily,
+        io.BytesIO(b"a day's dump" * 1_000_000),
+        content_type="application/octet-stream",
+        before_complete=lambda: None,
+        lock=lock,
+    )
+    assert (result.size, result.parts) == (12_000_000, 3)
+    store.put_json(daily.replace(".dump", ".manifest.json"), {"sha256": result.sha256}, lock=lock)
+    store.copy(daily, weekly, lock=Lock("COMPLIANCE", now + timedelta(days=28)))
+    store.extend_lock(daily, Lock("COMPLIANCE", now + timedelta(days=8)))
+    assert store.locked_until(weekly) == now + timedelta(days=28)
+    assert store.sha256_of(weekly)[0] == result.sha256
+    # Written once: the same key again is refused, by S3's precondition.
+    with pytest.raises(ClientError, match="PreconditionFailed"):
+        store.put_json(daily.replace(".dump", ".manifest.json"), {"sha256": "other"}, lock=lock)

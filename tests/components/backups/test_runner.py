@@ -144,8 +144,11 @@ def test_only_the_writers_credentials_reach_the_runner_as_a_secret_file(plan: Pl
     assert env(runner)["AWS_SHARED_CREDENTIALS_FILE"] == "/run/secrets/aws-credentials"
 
 
-def test_writer_can_add_keep_and_release_backups_but_never_delete_or_shorten_them(plan: Plan, stack: str) -> None:
+def test_writer_can_add_and_keep_backups_but_never_delete_overwrite_hide_or_shorten_them(
+    plan: Plan, stack: str
+) -> None:
     document = policy(plan, stack, "writer")
+    # No s3:PutObjectTagging: the release tag would hand the newest copies to the lifecycle.
     assert actions(document) == {
         "s3:ListBucket",
         "s3:PutObject",
@@ -154,14 +157,30 @@ def test_writer_can_add_keep_and_release_backups_but_never_delete_or_shorten_the
         "s3:GetObject",
         "s3:GetObjectRetention",
         "s3:PutObjectRetention",
-        "s3:PutObjectTagging",
         "kms:GenerateDataKey",
         "kms:Decrypt",
     }
     bucket_arn = plan.outputs["backupBucketArn"]
     tiers = [f"{bucket_arn}/daily/*", f"{bucket_arn}/weekly/*", f"{bucket_arn}/monthly/*"]
+    # A lock is extended within the tier's cap only: the runner's longest (7 days, 4 weeks, 12
+    # months of 31 days) and a day: no junk locked for years at the account's cost.
+    keep = {s["Sid"]: (s["Resource"], s["Condition"]) for s in document["Statement"] if s["Sid"].startswith("Keep")}
+    assert keep == {
+        f"Keep{tier.capitalize()}Copies": (
+            f"{bucket_arn}/{tier}/*",
+            {"NumericLessThanEquals": {"s3:object-lock-remaining-retention-days": str(cap)}},
+        )
+        for tier, cap in (("daily", 8), ("weekly", 29), ("monthly", 373))
+    }
+    # Nothing written over: an object is created only with If-None-Match.
+    (never,) = [s for s in document["Statement"] if s["Effect"] == "Deny"]
+    assert (never["Action"], never["Resource"], never["Condition"]) == (
+        ["s3:PutObject"],
+        tiers,
+        {"Null": {"s3:if-none-match": "true"}, "Bool": {"s3:ObjectCreationOperation": "true"}},
+    )
     seeds = [s for s in document["Statement"] if s["Sid"] in ("AddStagingSeeds", "EncryptStagingSeeds")]
-    for statement in (s for s in document["Statement"] if s not in seeds):
+    for statement in (s for s in document["Statement"] if s not in seeds and s["Sid"] not in keep):
         if statement["Action"][0].startswith("s3:") and statement["Action"] != ["s3:ListBucket"]:
             assert statement["Resource"] == tiers
     # Where this stack makes staging's seeds (prod), it may add them under staging-seed/ alone.
@@ -418,8 +437,12 @@ def test_the_writer_may_add_and_keep_copies_and_the_reader_only_read() -> None:
     assert {s["Sid"]: s["Resource"] for s in writer["Statement"]} == {
         "ListBackups": "arn:aws:s3:::acme-test-backups",
         "AddBackups": tiers,
+        "NeverOverwriteBackups": tiers,
         "ReadBackups": tiers,
-        "KeepAndReleaseBackups": tiers,
+        **{
+            f"Keep{tier.capitalize()}Copies": f"arn:aws:s3:::acme-test-backups/{tier}/*"
+            for tier in ("daily", "weekly", "monthly")
+        },
         "EncryptWithTheEnvironmentsKey": mock_kms_key_arn("audit-x-test-kms"),
     }
     assert not [a for a in actions(writer) if "Delete" in a or "Bypass" in a]
