@@ -129,6 +129,7 @@ COMMANDS = {
     "logs": _logs,
     "start": lambda host, rest: _start_stop(host, rest, running=True),
     "stop": lambda host, rest: _start_stop(host, rest, running=False),
+    "restart": lambda host, rest: _start_stop(host, rest, running=True),
 }
 
 

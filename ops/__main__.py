@@ -3,11 +3,13 @@
     python -m ops status ENV                         the release, every container, backups, alerts
     python -m ops logs ENV SERVICE [-f] [--since 10m] [--grep TEXT]
     python -m ops exec ENV SERVICE [-i] -- CMD...    a command in a running container of SERVICE
+    python -m ops restart ENV SERVICE                its containers one at a time, each healthy first
     python -m ops console ENV                        a Rails console with the app's environment
 
 ENV is a stack (`Pulumi.<ENV>.yaml`); its Docker host is the stack's `dockerHost` unless `--host`
 names another (a host being rebuilt). SERVICE is a name from the stack's `containers` output
-(postgres, redis, backup, web, migrate, ...) or a worker role (sidekiq, karafka); containers are
+(postgres, redis, backup, web, migrate, ...), a worker role (sidekiq, karafka) or a job of its
+`jobs` output (redis-password, pre-migration-backup, ...); containers are
 found by label, so a release's new names never need typing. Every command prints the Docker
 command it runs before running it. Exit status: the command's own, 1 when the host refused, 2
 for bad usage.
@@ -18,7 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from components.app import LAUNCHER
 from components.settings import ConfigError
@@ -55,8 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     exec_ = command("exec", "a command in a running container of a service")
     exec_.add_argument("service", metavar="SERVICE")
     exec_.add_argument("-i", "--interactive", action="store_true", help="attach a terminal (docker exec -it)")
+    exec_.add_argument("--stdin", action="store_true", help="pass standard input, no terminal (for a file piped in)")
     exec_.add_argument("--app-env", action="store_true", help="through the app's launcher: its secrets exported")
     exec_.epilog = "The command follows --: python -m ops exec prod backup -- python -m runner status"
+
+    restart = command("restart", "restart a service's containers one at a time, each healthy before the next")
+    restart.add_argument("service", metavar="SERVICE")
+    restart.add_argument("--health-timeout", type=float, default=180, help="seconds to wait for each (180)")
 
     command("console", "a Rails console in a web container, with the app's environment")
     return parser
@@ -69,25 +77,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     split = given.index("--") if "--" in given else len(given)
     args = parser.parse_args(given[:split])
     command = given[split + 1 :]
+    if args.command == "exec" and not command:
+        parser.error("exec: give the command after --, e.g. `exec prod backup -- python -m runner status`")
+    handlers: dict[str, Callable[[Environment], int]] = {
+        "status": lambda environment: _status(environment, as_json=args.json),
+        "logs": lambda environment: _logs(environment, args),
+        "exec": lambda environment: _exec(
+            environment,
+            args.service,
+            command,
+            tty=["-it"] if args.interactive else ["-i"] if args.stdin else [],
+            app_env=args.app_env,
+        ),
+        "restart": lambda environment: _restart(environment, args.service, args.health_timeout),
+        "console": lambda environment: _exec(environment, "web", list(CONSOLE), tty=["-it"], app_env=True),
+    }
     try:
-        environment = Environment.of(args.env, docker_host=args.host)
-        if args.command == "status":
-            return _status(environment, as_json=args.json)
-        if args.command == "logs":
-            return _logs(environment, args)
-        if args.command == "exec":
-            if not command:
-                parser.error("exec: give the command after --, e.g. `exec prod backup -- python -m runner status`")
-            return _exec(environment, args.service, command, interactive=args.interactive, app_env=args.app_env)
-        if args.command == "console":
-            return _exec(environment, "web", list(CONSOLE), interactive=True, app_env=True)
+        return handlers[args.command](Environment.of(args.env, docker_host=args.host))
     except (ConfigError, UnknownServiceError) as error:
         print(error, file=sys.stderr)
         return 2
     except HostError as error:
         print(f"{args.command} failed: {error}", file=sys.stderr)
         return 1
-    raise AssertionError(f"unhandled command {args.command}")
 
 
 def _status(environment: Environment, *, as_json: bool) -> int:
@@ -111,12 +123,30 @@ def _logs(environment: Environment, args: argparse.Namespace) -> int:
     return environment.host.stream(commands, grep=args.grep)
 
 
-def _exec(environment: Environment, service: str, command: Sequence[str], *, interactive: bool, app_env: bool) -> int:
+def _restart(environment: Environment, service: str, timeout: float) -> int:
+    if environment.is_job(service):
+        raise UnknownServiceError(f"restart: {service} is a job; run jobs again with deploy.rerunJobs (docs/deploy.md)")
+    containers = names(environment.containers(service))
+    if not containers:
+        raise HostError(f"no container of {service} in {environment.name} on {environment.host.host}")
+    for name in containers:
+        _say(environment, ["restart", name])
+        environment.host.restart(name)
+        deadline = time.monotonic() + timeout
+        while (state := environment.host.healthy(name)) is None and time.monotonic() < deadline:
+            time.sleep(1)
+        if state is not True:
+            raise HostError(f"{name} is not healthy after its restart; the others were not restarted")
+        print(f"{name} restarted and healthy")
+    return 0
+
+
+def _exec(environment: Environment, service: str, command: Sequence[str], *, tty: list[str], app_env: bool) -> int:
     container = environment.one_running(service)
     if app_env and container.service != "app":
         raise UnknownServiceError(f"--app-env: {service} is not an app role; the app's launcher runs in app containers")
     launcher = [LAUNCHER, *environment.settings.app.entrypoint] if app_env else []
-    docker_argv = ["exec", *(["-it"] if interactive else []), container.name, *launcher, *command]
+    docker_argv = ["exec", *tty, container.name, *launcher, *command]
     _say(environment, docker_argv)
     return environment.host.run(docker_argv)
 

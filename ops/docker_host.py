@@ -164,6 +164,9 @@ class DockerHost:
         if names:
             self._checked("start", *names)
 
+    def restart(self, name: str) -> None:
+        self._checked("restart", name)
+
     def run_to_completion(self, name: str) -> int:
         """Start an exited one-shot container, wait for it, and return its exit code."""
         result = self._docker("start", "--attach", name)

@@ -1,8 +1,10 @@
 """An environment as the operator commands see it: its stack's settings, its Docker host, and its
-containers found by label under the names operators use (`web`, `sidekiq`, `backup`, `postgres`).
+containers found by label under the names operators use (`web`, `sidekiq`, `backup`, `postgres`,
+`migrate`, `redis-password`).
 
-The names are the keys of the stack's `containers` output (tests/ops/test_operator_commands.py
-checks that they agree), plus each worker role of the stack's config.
+The names are the keys of the stack's `containers` and `jobs` outputs
+(tests/ops/test_operator_commands.py checks that they agree), plus each worker role of the
+stack's config.
 """
 
 from __future__ import annotations
@@ -31,6 +33,19 @@ PLATFORM_SERVICES = (
 )
 # The app's own roles that every stack has (io.audit-x.service=app, io.audit-x.role=<name>).
 APP_ROLES = ("web", "migrate")
+# The one-shot jobs by the names of the stack's `jobs` output, and the labels (service, role) of
+# each one's container (the migration is an app role above).
+JOBS = {
+    "postgres-password": ("postgres", "password"),
+    "postgres-logins": ("postgres", "logins"),
+    "pgbackrest-stanza": ("postgres", "pgbackrest"),
+    "redis-password": ("redis", "password"),
+    "redis-password-retire": ("redis", "password-retire"),
+    "redpanda-cluster-properties": ("redpanda", "lag-metrics"),
+    "grafana-admin-password": ("grafana", "admin-password"),
+    "edge-routes": ("edge", "routes"),
+    "pre-migration-backup": ("backup", "pre-migrate"),
+}
 
 
 class UnknownServiceError(ValueError):
@@ -56,7 +71,8 @@ class Environment:
 
     @property
     def services(self) -> tuple[str, ...]:
-        return (*PLATFORM_SERVICES, *APP_ROLES, *(worker.name for worker in self.settings.app.workers))
+        workers = (worker.name for worker in self.settings.app.workers)
+        return (*PLATFORM_SERVICES, *APP_ROLES, *workers, *JOBS)
 
     def selector(self, service: str) -> dict[str, str]:
         """The labels of a service's containers: a long-running service's, or an app role's."""
@@ -66,6 +82,9 @@ class Environment:
                 f"expected one of {', '.join(self.services)}"
             )
         environment = {label("environment"): self.name}
+        if service in JOBS:
+            job_service, role = JOBS[service]
+            return environment | {label("service"): job_service, label("role"): role, label("lifecycle"): "job"}
         if service in PLATFORM_SERVICES:
             return environment | {label("service"): service, label("lifecycle"): "service"}
         return environment | {label("service"): "app", label("role"): service}
@@ -74,6 +93,9 @@ class Environment:
         """The environment's containers (one service's when named), with their state and health."""
         labels = self.selector(service) if service else {label("environment"): self.name}
         return self.host.inspect(self.host.containers(labels, running=running))
+
+    def is_job(self, service: str) -> bool:
+        return service in JOBS or service == "migrate"
 
     def one_running(self, service: str) -> Container:
         """A running container of `service` (the first by name: web-0 before web-1), for exec."""

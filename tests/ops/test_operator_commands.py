@@ -16,7 +16,7 @@ from components.lib.tokens import label
 from harness import fake_docker_cli
 from harness.mock_engine import Plan, run_program
 from ops.__main__ import main
-from ops.environment import APP_ROLES, PLATFORM_SERVICES, Environment
+from ops.environment import APP_ROLES, JOBS, PLATFORM_SERVICES, Environment
 from ops.status import ALERTS_COMMAND
 from tests.helpers import fake_host
 
@@ -71,7 +71,32 @@ def test_the_service_names_are_the_stacks_containers_output(stack: str) -> None:
     declared = run_program(stack).plain_outputs["containers"]
     environment = Environment.of(stack)
     assert set(PLATFORM_SERVICES) | set(APP_ROLES) == set(declared) - {"workers"}
-    assert set(environment.services) == set(PLATFORM_SERVICES) | set(APP_ROLES) | set(declared["workers"])
+    assert set(environment.services) == set(PLATFORM_SERVICES) | set(APP_ROLES) | set(declared["workers"]) | set(JOBS)
+
+
+@pytest.mark.parametrize("stack", ["prod", "staging"])
+def test_each_job_of_the_jobs_output_is_found_by_its_labels_alone(stack: str) -> None:
+    plan = run_program(stack)
+    host = fake_host(plan)
+    environment = Environment.of(stack)
+    assert set(plan.plain_outputs["jobs"]) - {"migrate"} <= set(JOBS)
+    for job in plan.plain_outputs["jobs"]:
+        selector = environment.selector(job)
+        found = [c["name"] for c in host["containers"] if all(c["labels"].get(k) == v for k, v in selector.items())]
+        assert len(found) == 1, (job, found)
+        assert found[0].startswith(f"audit-x-{stack}-"), found
+
+
+def test_restart_goes_one_container_at_a_time_and_refuses_jobs(
+    host: dict[str, Any], prod: Plan, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["restart", "prod", "web"]) == 0
+    web = sorted(outputs(prod)["containers"]["web"])
+    restarts = [call[3] for call in docker_calls() if call[2] == "restart"]
+    assert restarts == web
+    assert capfd.readouterr().out.splitlines() == [f"{name} restarted and healthy" for name in web]
+    assert main(["restart", "prod", "redis-password"]) == 2
+    assert "restart: redis-password is a job" in capfd.readouterr().err
 
 
 def test_status_of_a_healthy_environment(host: dict[str, Any], prod: Plan, capfd: pytest.CaptureFixture[str]) -> None:
