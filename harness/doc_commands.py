@@ -49,6 +49,7 @@ PULUMI_COMMANDS: dict[str, set[str]] = {
     "config get": {"--path"},
     "config rm": {"--path"},
     "stack output": {"--show-secrets"},
+    "stack": {"--show-urns", "--show-ids"},
     "stack history": {"--show-secrets", "--full-dates"},
     "stack select": {"--create", "-c"},
     "stack export": {"--file"},
@@ -85,16 +86,17 @@ def documented_commands(paths: Sequence[Path] = DOCUMENTS) -> Iterator[DocComman
             if block.group(1) not in SHELL_FENCES:
                 continue
             first = text[: block.start(2)].count("\n") + 1
-            joined = ""
+            joined, start = "", 0
             for offset, raw in enumerate(block.group(2).splitlines()):
                 line = raw.strip().removeprefix("$ ")
+                start = start if joined else offset
                 joined += line.removesuffix("\\") + " "
                 if line.endswith("\\"):
                     continue
-                command = _strip_comment(joined).strip()
+                command = " ".join(_strip_comment(joined).split())
                 joined = ""
                 if command:
-                    yield DocCommand(name, first + offset, command)
+                    yield DocCommand(name, first + start, command)
         for span in re.finditer(r"(?<!`)`([^`\n]+)`(?!`)", text):
             code = span.group(1).strip()
             if code.startswith(COMMAND_STARTS) and code not in ("docker ps", "docker logs", "docker exec"):
@@ -147,10 +149,14 @@ def python_module_takes(module: str, argv: Sequence[str]) -> str | None:
         original(self, args, namespace)
         raise _Parsed
 
+    # runpy runs the module afresh; one imported already (by a test) would make it warn.
     with (
         mock.patch.object(argparse.ArgumentParser, "parse_args", parse_and_stop),
         mock.patch.object(sys, "argv", [module, *argv]),
+        mock.patch.dict(sys.modules),
     ):
+        sys.modules.pop(module, None)
+        sys.modules.pop(f"{module}.__main__", None)
         try:
             runpy.run_module(module, run_name="__main__", alter_sys=False)
         except _Parsed:
@@ -213,8 +219,10 @@ def check_docker(argv: list[str], fixed_names: set[str], command: DocCommand) ->
 
 
 def check_pulumi(argv: list[str]) -> list[str]:
-    sub = next((s for s in PULUMI_COMMANDS if argv[1 : 1 + len(s.split())] == s.split()), None)
-    if sub is None:
+    longest_first = sorted(PULUMI_COMMANDS, key=lambda s: -len(s.split()))
+    sub = next((s for s in longest_first if argv[1 : 1 + len(s.split())] == s.split()), None)
+    # `pulumi stack` alone takes flags only: a word after it is a subcommand it does not have.
+    if sub is None or (sub == "stack" and any(not word.startswith("-") for word in argv[2:])):
         return [f"`pulumi {' '.join(argv[1:3])}` is not a Pulumi command the docs may use"]
     allowed = PULUMI_COMMANDS[sub] | _PULUMI_COMMON
     return [
@@ -225,7 +233,12 @@ def check_pulumi(argv: list[str]) -> list[str]:
 
 
 def _module_missing(module: str) -> str | None:
-    return None if importlib.util.find_spec(module) is not None else f"no module {module}"
+    if module == "...":  # prose: "`python -m ...`", any module
+        return None
+    try:
+        return None if importlib.util.find_spec(module) is not None else f"no module {module}"
+    except ImportError as error:
+        return f"no module {module}: {error}"
 
 
 def make_targets() -> set[str]:

@@ -104,6 +104,9 @@ def _logs(host: dict[str, Any], rest: list[str]) -> int:
 
 
 def _start_stop(host: dict[str, Any], rest: list[str], *, running: bool) -> int:
+    if "--attach" in rest:  # a one-shot job run again: it exits with its recorded exit code
+        (job,) = [c for c in host["containers"] if c["name"] == rest[-1]]
+        return int(job["exit_code"])
     for container in host["containers"]:
         if container["name"] in rest:
             container["state"] = "running" if running else "exited"

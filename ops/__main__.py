@@ -4,6 +4,7 @@
     python -m ops logs ENV SERVICE [-f] [--since 10m] [--grep TEXT]
     python -m ops exec ENV SERVICE [-i] -- CMD...    a command in a running container of SERVICE
     python -m ops restart ENV SERVICE                its containers one at a time, each healthy first
+    python -m ops rerun ENV JOB                      one job's container again, nothing else
     python -m ops console ENV                        a Rails console with the app's environment
 
 ENV is a stack (`Pulumi.<ENV>.yaml`); its Docker host is the stack's `dockerHost` unless `--host`
@@ -66,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     restart.add_argument("service", metavar="SERVICE")
     restart.add_argument("--health-timeout", type=float, default=180, help="seconds to wait for each (180)")
 
+    rerun = command("rerun", "run one job's container again (docker start --attach), nothing else")
+    rerun.add_argument("job", metavar="JOB", help="a job of the stack's `jobs` output")
+
     command("console", "a Rails console in a web container, with the app's environment")
     return parser
 
@@ -90,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             app_env=args.app_env,
         ),
         "restart": lambda environment: _restart(environment, args.service, args.health_timeout),
+        "rerun": lambda environment: _rerun(environment, args.job),
         "console": lambda environment: _exec(environment, "web", list(CONSOLE), tty=["-it"], app_env=True),
     }
     try:
@@ -139,6 +144,20 @@ def _restart(environment: Environment, service: str, timeout: float) -> int:
             raise HostError(f"{name} is not healthy after its restart; the others were not restarted")
         print(f"{name} restarted and healthy")
     return 0
+
+
+def _rerun(environment: Environment, job: str) -> int:
+    """The job's own container, started again as it was created (its script, files and
+    environment): one job, where `deploy.rerunJobs` re-runs every job of the stack."""
+    if not environment.is_job(job):
+        raise UnknownServiceError(f"rerun: {job} is not a job; expected one of the stack's `jobs` output")
+    containers = names(environment.containers(job))
+    if len(containers) != 1:
+        raise HostError(f"expected one container of the job {job} in {environment.name}, found {containers}")
+    _say(environment, ["start", "--attach", containers[0]])
+    code = environment.host.run_to_completion(containers[0])
+    print(f"{job} ({containers[0]}) exited {code}")
+    return code
 
 
 def _exec(environment: Environment, service: str, command: Sequence[str], *, tty: list[str], app_env: bool) -> int:

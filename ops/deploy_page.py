@@ -16,6 +16,7 @@ PagerDuty accepted the event; 1 otherwise, with the reason: nobody was paged.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -91,7 +92,13 @@ def page(env: Mapping[str, str]) -> str:
     return f"paged the on-call (approved by {', '.join(approved_by) or 'nobody on record'}): {answer.get('dedup_key')}"
 
 
-def main(env: Mapping[str, str] | None = None) -> int:
+def main(env: Mapping[str, str] | None = None, argv: list[str] | None = None) -> int:
+    # No options: the parser is there so that `--help` (or a typo) explains, and never pages.
+    argparse.ArgumentParser(
+        prog="python -m ops.deploy_page",
+        description="Page the on-call through PagerDuty for a failed prod deploy (the deploy workflow's last step).",
+        epilog="Reads its inputs from the environment: " + ", ".join(REQUIRED) + ".",
+    ).parse_args(sys.argv[1:] if argv is None else argv)
     try:
         print(page(os.environ if env is None else env))
     except PageError as error:

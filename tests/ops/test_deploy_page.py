@@ -85,7 +85,7 @@ def test_a_failed_prod_deploy_pages_naming_who_approved_it(
     stand_ins: tuple[StandIns, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     state, base = stand_ins
-    assert deploy_page.main(environment(base)) == 0
+    assert deploy_page.main(environment(base), []) == 0
     (get, post) = state.requests
     assert get[2]["Authorization"] == "Bearer ghs_workflowtoken"
     sent = post[3]
@@ -104,7 +104,7 @@ def test_a_failed_prod_deploy_pages_naming_who_approved_it(
 def test_a_run_without_approvals_still_pages(stand_ins: tuple[StandIns, str]) -> None:
     state, base = stand_ins
     state.approvals = []
-    assert deploy_page.main(environment(base)) == 0
+    assert deploy_page.main(environment(base), []) == 0
     assert "approved by nobody on record" in state.requests[-1][3]["payload"]["summary"]
 
 
@@ -113,7 +113,21 @@ def test_a_refused_event_or_a_missing_key_says_nobody_was_paged(
 ) -> None:
     state, base = stand_ins
     state.pagerduty_status = 400
-    assert deploy_page.main(environment(base)) == 1
+    assert deploy_page.main(environment(base), []) == 1
     assert "nobody was paged" in capsys.readouterr().err
-    assert deploy_page.main(environment(base) | {"PAGERDUTY_ROUTING_KEY": ""}) == 1
+    assert deploy_page.main(environment(base) | {"PAGERDUTY_ROUTING_KEY": ""}, []) == 1
     assert "nobody was paged: PAGERDUTY_ROUTING_KEY not set" in capsys.readouterr().err
+
+
+def test_help_explains_and_sends_nothing_even_with_every_variable_set(
+    stand_ins: tuple[StandIns, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    state, base = stand_ins
+    with pytest.raises(SystemExit) as exited:
+        deploy_page.main(environment(base), ["--help"])
+    assert exited.value.code == 0
+    assert "Page the on-call through PagerDuty" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exited:
+        deploy_page.main(environment(base), ["--dry-run"])
+    assert exited.value.code == 2
+    assert state.requests == []

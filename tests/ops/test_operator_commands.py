@@ -198,3 +198,15 @@ def test_an_unknown_service_is_refused_naming_what_exists(
     assert "service: 'webb' is not one of prod's services; expected one of postgres," in err
     assert "sidekiq, karafka" in err
     assert docker_calls() == []
+
+
+def test_rerun_starts_that_one_job_again_and_returns_its_exit_code(
+    host: dict[str, Any], prod: Plan, capfd: pytest.CaptureFixture[str]
+) -> None:
+    stanza = next(c for c in host["containers"] if c["labels"].get(label("role")) == "pgbackrest")
+    assert main(["rerun", "prod", "pgbackrest-stanza"]) == 0
+    assert [call[2:] for call in docker_calls() if call[2] == "start"] == [["start", "--attach", stanza["name"]]]
+    rewrite(host, {"exit_code": 3}, role="pgbackrest")
+    assert main(["rerun", "prod", "pgbackrest-stanza"]) == 3
+    assert f"pgbackrest-stanza ({stanza['name']}) exited 3" in capfd.readouterr().out
+    assert main(["rerun", "prod", "web"]) == 2

@@ -4,14 +4,14 @@ Docker, Pulumi or make command and flags that exist."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from components.lib import tokens
-from harness import doc_commands
 from harness.doc_commands import DocCommand, check, documented_commands
-from harness.mock_engine import run_program, stack_names
+from harness.mock_engine import REPO_ROOT, run_program, stack_names
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_every_documented_command_names_only_what_exists(fixed_names: set[str]) 
         ("docker exec audit-x-prod-backup python -m runner status", "no container is named 'audit-x-prod-backup'"),
         ("docker logs --tial 10 audit-x-prod-postgres", "docker logs: no flag --tial"),
         ("python -m ops exec prod backup -- python -m runner statuss", "python -m runner exited 2"),
-        ("python -m ops restart prod web", "python -m ops exited 2"),
+        ("python -m ops reboot prod web", "python -m ops exited 2"),
         ("python -m ops logs prod webb", None),
         ("pulumi up --stack prod --refersh", "pulumi up: no flag --refersh"),
         ("pulumi stack outputs dockerHost", "is not a Pulumi command"),
@@ -70,5 +70,14 @@ def test_commands_are_found_in_shell_blocks_and_inline_code(tmp_path: Path) -> N
         "Run `python -m ops status prod` first.\n\n```sh\nmake plan   # offline\npulumi up \\\n  --stack prod\n```\n"
         "```\nnot a command\n```\n"
     )
-    found = [(c.line, c.text) for c in documented_commands([doc])] if doc_commands else []
+    found = [(c.line, c.text) for c in documented_commands([doc])]
     assert sorted(found) == [(1, "python -m ops status prod"), (4, "make plan"), (5, "pulumi up --stack prod")]
+
+
+def test_the_readme_says_where_the_python_commands_run() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert "`. .venv/bin/activate` first, or call\n`.venv/bin/python -m ...`" in readme
+    ops_block = readme.split("## Operating an environment", 1)[1].split("## ", 1)[0]
+    assert {"status", "logs", "exec", "console", "restart", "rerun"} <= set(
+        re.findall(r"python -m ops (\w+)", ops_block)
+    )
