@@ -258,7 +258,7 @@ def check(command: DocCommand, fixed_names: set[str]) -> list[str]:
             inside = argv[argv.index("--") + 1 :] if "--" in argv else []
             # A bare `python -m MODULE`, or a synopsis (`STACK`, `[--image IMAGE]`), names the module
             # in prose; a command with real arguments is parsed.
-            synopsis = any(re.fullmatch(r"\[.*|.*\]|[A-Z][A-Z_]*(=[A-Z_]+)?", word) for word in argv[3:])
+            synopsis = any(re.fullmatch(r"\[.*|.*\]|\.\.\.|[A-Z][A-Z_]*(=[A-Z_]+)?", word) for word in argv[3:])
             why = _module_missing(argv[2]) if synopsis or len(argv) == 3 else python_module_takes(argv[2], argv[3:])
             if why:
                 problems.append(why)
