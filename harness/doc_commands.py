@@ -60,7 +60,7 @@ PULUMI_COMMANDS: dict[str, set[str]] = {
 }
 # Tools a document may name besides those checked above.
 SHELL_TOOLS = frozenset(
-    {"aws", "cat", "cd", "cp", "createdb", "curl", "date", "dig", "echo", "export", "git", "grep", "head", "jq"}
+    {"aws", "cat", "cd", "cp", "createdb", "curl", "date", "dig", "echo", "env", "export", "git", "grep", "head", "jq"}
     | {"ls", "mkdir", "mv", "npm", "pg_ctl", "psql", "rm", "sed", "sh", "sleep", "ssh", "ssh-keyscan", "tail"}
     | {"tar", "test", "true", "influx", "rpk", "redis-cli", "pg_restore", "pg_dump", "wget"}
 )
