@@ -139,6 +139,7 @@ class AuditXEnvironment(pulumi.ComponentResource):
             region=settings.aws_region,
             kms_key=self.secrets.kms_key,
             secrets=self.secrets,
+            superuser=settings.postgres.user,
             opts=child,
         )
 

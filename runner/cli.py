@@ -476,7 +476,11 @@ def run_pitr_drill(config: RunnerConfig, clock: Clock) -> dict[str, Any]:
         try:
             tool.check()  # the segment holding the point is archived before the restore needs it
             result = pitr_drill.drill(
-                tool, scratch=config.state_dir / "pitr-drill", database=config.pg_database, restore_point=point
+                tool,
+                scratch=config.state_dir / "pitr-drill",
+                database=config.pg_database,
+                restore_point=point,
+                user=pitr.configured_pg_user(Path(config.pitr_config_file).read_text()),
             )
         except pitr.PitrError as error:
             raise BackupError(str(error)) from error

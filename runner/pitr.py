@@ -62,6 +62,10 @@ class Settings:
     pg_path: str
     pg_socket_path: str
     pg_port: int = 5432
+    # The role pgBackRest connects as (stanza-create, check, backup) and the drill reads with: the
+    # server's bootstrap superuser, POSTGRES_USER. The official image creates no `postgres` role
+    # when POSTGRES_USER names another, and pgBackRest's default is the OS user, postgres.
+    pg_user: str = "postgres"
     spool_path: str = "/var/spool/pgbackrest"
     lock_path: str = "/tmp/pgbackrest"
     log_path: str = "/var/log/pgbackrest"
@@ -108,12 +112,22 @@ def render_config(settings: Settings) -> str:
         "pg1-path": settings.pg_path,
         "pg1-socket-path": settings.pg_socket_path,
         "pg1-port": str(settings.pg_port),
+        "pg1-user": settings.pg_user,
     }
     lines = ["# Written by the audit-x Pulumi program; no secret here (see --config-include-path).", "[global]"]
     lines += [f"{key}={value}" for key, value in options.items()]
     lines += ["", f"[{settings.stanza}]"]
     lines += [f"{key}={value}" for key, value in stanza.items()]
     return "\n".join(lines) + "\n"
+
+
+def configured_pg_user(config_text: str) -> str:
+    """The `pg1-user` of a rendered pgbackrest.conf (pgBackRest's own default when it has none)."""
+    for line in config_text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "pg1-user":
+            return value.strip()
+    return "postgres"
 
 
 def render_secrets(*, access_key_id: str, secret_access_key: str, cipher_pass: str) -> str:

@@ -50,9 +50,11 @@ def drill(
     scratch: Path,
     database: str,
     restore_point: str,
+    user: str = "postgres",
     port: int = DRILL_PORT,
 ) -> DrillResult:
-    """Raise PitrError with what failed; the scratch directory is removed either way."""
+    """Raise PitrError with what failed; the scratch directory is removed either way. `user`: a
+    role of the restored cluster (its bootstrap superuser; the scratch socket trusts it)."""
     started = time.monotonic()
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(mode=0o700, parents=True)
@@ -66,11 +68,11 @@ def drill(
         options = f"-p {port} -k {scratch} -c listen_addresses='' -c archive_mode=off"
         _run(tool, [pg_ctl, "-D", str(scratch), "-o", options, "-l", str(log), "-w", "-t", "3600", "start"], "start")
         try:
-            tables, rows = _read_everything(scratch, port, database)
+            tables, rows = _read_everything(scratch, port, database, user)
         except psycopg.Error as error:
             raise PitrError(f"the restored server failed: {str(error).strip()}; its log: {_tail(log)}") from error
         amcheck = ["pg_amcheck", "--all", "--install-missing", "-h", str(scratch), "-p", str(port)]
-        _run(tool, [*amcheck, "-U", "postgres"], "pg_amcheck")
+        _run(tool, [*amcheck, "-U", user], "pg_amcheck")
         return DrillResult(restore_point, tables, rows, time.monotonic() - started)
     finally:
         stop = tool.as_database_user([pg_ctl, "-D", str(scratch), "-m", "immediate", "stop"])
@@ -78,9 +80,9 @@ def drill(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _read_everything(scratch: Path, port: int, database: str) -> tuple[int, int]:
+def _read_everything(scratch: Path, port: int, database: str, user: str) -> tuple[int, int]:
     """Once recovery is over: how many tables, and the rows of all of them (each one read)."""
-    with psycopg.connect(host=str(scratch), port=port, user="postgres", dbname=database, autocommit=True) as conn:
+    with psycopg.connect(host=str(scratch), port=port, user=user, dbname=database, autocommit=True) as conn:
         deadline = time.monotonic() + 3600
         while conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,):
             if time.monotonic() > deadline:

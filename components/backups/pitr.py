@@ -82,8 +82,11 @@ class PitrRepository(pulumi.ComponentResource):
         region: str,
         kms_key: aws.kms.Key,
         secrets: Secrets,
+        superuser: str,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`superuser`: the database's bootstrap superuser (`postgres.user`), the role pgBackRest
+        connects as."""
         super().__init__("audit-x:backup:PitrRepository", name, None, opts)
         self.settings = settings
         bucket_arn = bucket_arn_of(bucket_name)
@@ -104,6 +107,7 @@ class PitrRepository(pulumi.ComponentResource):
                     queue_max_mb=settings.archive_queue_max_mb,
                     pg_path=PGDATA,
                     pg_socket_path=SOCKET_DIR,
+                    pg_user=superuser,
                     spool_path=SPOOL_DIR,
                 )
             )

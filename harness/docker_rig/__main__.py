@@ -46,7 +46,7 @@ def give_images(rig: Rig, names: list[str]) -> None:
     for name in names:
         images[catalogue.BY_NAME[name]]
     for tag, how in images.provenance.how.items():
-        print(f"{tag:44} {how:22} {images.provenance.seconds[tag]:8.2f} s")
+        print(f"{tag:52} {how:22} {images.provenance.seconds[tag]:8.2f} s")
 
 
 def main(argv: list[str] | None = None) -> int:

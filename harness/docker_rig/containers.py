@@ -7,12 +7,15 @@ with network(rig, internal=True) as net, container(rig, image, "sleep", "300", n
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import json
 import os
+import tarfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from harness.docker_rig.engine import Rig, RigError
 
@@ -78,6 +81,38 @@ class Container:
         return time.monotonic() - started
 
 
+@dataclass(frozen=True)
+class File:
+    """A file put into a container before it starts, as the program's uploads are (`docker cp`)."""
+
+    path: str
+    content: str
+    owner: int = 0
+    mode: int = 0o400
+
+
+def files_tar(files: Sequence[File]) -> bytes:
+    """`files` as a tar to extract at `/`, each parent directory owned as its file (mode 0700 for
+    a secret's own directory, 0755 otherwise)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        seen: set[str] = set()
+        for item in files:
+            parent = PurePosixPath(item.path).parent
+            if str(parent) not in seen and str(parent) != "/":
+                seen.add(str(parent))
+                directory = tarfile.TarInfo(str(parent).lstrip("/"))
+                directory.type = tarfile.DIRTYPE
+                directory.uid = directory.gid = item.owner
+                directory.mode = 0o700 if item.mode & 0o077 == 0 else 0o755
+                tar.addfile(directory)
+            data = item.content.encode()
+            info = tarfile.TarInfo(item.path.lstrip("/"))
+            info.size, info.uid, info.gid, info.mode = len(data), item.owner, item.owner, item.mode
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
 @contextlib.contextmanager
 def container(
     rig: Rig,
@@ -85,13 +120,30 @@ def container(
     *command: str,
     network: str | None = None,
     options: Sequence[str] = (),
+    files: Sequence[File] = (),
     prefix: str = "rig-box",
+    name: str | None = None,
 ) -> Iterator[Container]:
-    """`docker run --detach` of `image` (on `network`, with `options`), removed with its volumes at
-    the end. Without a network it has none (`--network none`): a container joins only the rig's."""
-    name = unique(prefix)
-    rig.docker("run", "--detach", "--name", name, f"--network={network or 'none'}", *options, image, *command)
+    """`image` created (on `network`, with `options`), given `files`, started; removed with its
+    anonymous volumes at the end. Without a network it has none (`--network none`): a container
+    joins only the rig's."""
+    name = name or unique(prefix)
+    rig.docker("create", "--name", name, f"--network={network or 'none'}", *options, image, *command)
     try:
+        if files:
+            rig.docker("cp", "--archive", "-", f"{name}:/", input=files_tar(files))
+        rig.docker("start", name)
         yield Container(rig, name)
     finally:
         rig.docker("rm", "--force", "--volumes", name, check=False)
+
+
+@contextlib.contextmanager
+def volume(rig: Rig, prefix: str = "rig-vol") -> Iterator[str]:
+    """A named volume, removed at the end."""
+    name = unique(prefix)
+    rig.docker("volume", "create", name)
+    try:
+        yield name
+    finally:
+        rig.docker("volume", "rm", "--force", name, check=False)

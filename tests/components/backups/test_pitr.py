@@ -126,6 +126,7 @@ def build_repositories(*environments: str) -> Plan:
                 region="eu-central-1",
                 kms_key=store.kms_key,
                 secrets=store,
+                superuser="acme",
             )
             archiving = repository.archiving()
             files = archiving.files(owner="999")
@@ -178,6 +179,8 @@ def test_the_config_names_the_bucket_region_key_and_window_and_holds_no_secret()
         "archive-push-queue-max=512MiB",
         "pg1-path=/var/lib/postgresql/data/pgdata",
         "pg1-socket-path=/var/run/postgresql",
+        # The database's bootstrap superuser: the official image makes no `postgres` role then.
+        "pg1-user=acme",
     } <= set(config.splitlines())
     assert not {"repo1-s3-key", "repo1-s3-key-secret", "repo1-cipher-pass"} & {
         line.split("=", 1)[0] for line in config.splitlines()
