@@ -282,10 +282,15 @@ def service_of(resource: DeclaredResource) -> str:
     return found.get(label("role"), service) if service == "app" else service
 
 
+def _listed(value: Any) -> list[Any]:
+    """A list input, or nothing where the engine's JSON masked it whole ("[secret]")."""
+    return value if isinstance(value, list) else []
+
+
 def hostnames(resource: DeclaredResource) -> set[str]:
     names = {str(resource.plain_inputs.get("name", resource.name))}
-    for network in resource.plain_inputs.get("networksAdvanced", []):
-        names |= set(network.get("aliases") or [])
+    for network in _listed(resource.plain_inputs.get("networksAdvanced")):
+        names |= set(network.get("aliases") or []) if isinstance(network, dict) else set()
     return names
 
 
@@ -295,8 +300,8 @@ _SERVER_URL = re.compile(r"http://([a-z0-9.-]+):\d+")
 def routing_table(resource: DeclaredResource) -> set[str] | None:
     """The hosts an edge's routes send traffic to, if this resource writes routes (the edge itself,
     or a job that writes its dynamic config)."""
-    for upload in resource.plain_inputs.get("uploads", []):
-        content = upload.get("content")
+    for upload in _listed(resource.plain_inputs.get("uploads")):
+        content = upload.get("content") if isinstance(upload, dict) else None
         if not isinstance(content, str) or "loadBalancer" not in content:
             continue
         document = yaml.safe_load(content) or {}

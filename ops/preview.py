@@ -50,6 +50,7 @@ from typing import Any
 
 from components.settings import ConfigError
 from harness.mock_engine import REPO_ROOT, DeclaredResource, Plan, load_stack_config, run_program, stack_names
+from harness.pulumi_engine.preview import normalized
 from harness.update_model import OPS, Step, Verdict, analyse, verdict
 
 NAMESPACE = "audit-x"
@@ -198,7 +199,8 @@ _ENGINE_OPS = {
 
 def _resource_from_state(state: Mapping[str, Any]) -> DeclaredResource:
     urn = str(state["urn"])
-    inputs = dict(state.get("inputs") or {})
+    # As the offline plan writes them: a secret masked, an unknown marked, the provider's defaults out.
+    inputs = normalized(dict(state.get("inputs") or {}))
     return DeclaredResource(
         type=str(state.get("type") or urn.split("::")[-2].rsplit("$", 1)[-1]),
         name=urn.rsplit("::", 1)[-1],

@@ -24,6 +24,7 @@ from components.observability.alerting import GRAFANA_UID_MAX, alert_rules, aler
 from components.settings import load_settings
 from harness import update_model
 from harness.mock_engine import REPO_ROOT, DeclaredResource, Plan, load_stack_config, run_program, try_program
+from harness.pulumi_engine import preview as engine_json
 from harness.update_model import (
     Step,
     Verdict,
@@ -675,3 +676,36 @@ def test_the_deploy_docs_examples_are_what_the_tool_says() -> None:
         # What a row leaves out is none.
         named = {line.split("=", 1)[0] for line in lines}
         assert all(line.endswith("=none") for line in summary if line.split("=", 1)[0] not in named), arguments
+
+
+def as_the_engine_writes(document: dict) -> dict:
+    """The engine's own forms in a `pulumi preview --json` document: an input that holds a secret
+    is one secret object as a whole (a list with one secret entry too), and a provider's Check
+    lists the defaults it added under `__defaults`."""
+    signature = {engine_json.SECRET_SIG: "1b47061264138c4ac30d75fd1eb44270", "value": "[secret]"}
+
+    def engine_form(inputs: dict, masked: dict) -> dict:
+        converted = {key: signature if "[secret]" in json.dumps(masked.get(key)) else v for key, v in inputs.items()}
+        return converted | {"__defaults": []}
+
+    masked = {r.urn: r.inputs for plan in (run_program("prod"), run_program("staging")) for r in plan.resources}
+    for entry in document["steps"]:
+        for side in ("oldState", "newState"):
+            if side in entry:
+                state = entry[side]
+                state["inputs"] = engine_form(state["inputs"], masked.get(state["urn"], {}))
+    return document
+
+
+def test_the_engines_masked_secrets_hide_connections_but_change_no_step(stack: str) -> None:
+    """From the engine's JSON, secrets are masked: the steps, protection, moves and outages read
+    the same; `degraded=` can only miss a connection named inside a secret, never invent one."""
+    deployed = run_program(stack)
+    config = preview_tool.changed_config(stack, ["postgres.image=postgres:17.7-bookworm"])
+    model = verdict(deployed.resources, run_program(stack, config=config).resources)
+    engine = preview_tool.verdict_from_engine(as_the_engine_writes(engine_preview(deployed, model.steps)))
+    ours, theirs = model.as_json(), engine.as_json()
+    same = [key for key in COMPARED if key != "degraded"]
+    assert {key: ours[key] for key in same} == {key: theirs[key] for key in same}
+    assert set(theirs["degraded"]) <= set(ours["degraded"])
+    assert all(step.resource.plain_inputs.get("__defaults") is None for step in engine.steps)
