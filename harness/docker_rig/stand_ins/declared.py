@@ -116,16 +116,17 @@ def declared_container(
     volumes: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
     uploads: list[dict[str, Any]] | None = None,
+    command: list[str] | None = None,
     start: bool = True,
 ) -> Iterator[Container]:
     """`resource` created on the rig from `image`, its uploads (or `uploads`) copied in, started;
     removed with its own volumes at the end. `volumes` maps a container path to a named volume
     (shared with another container) or an absolute path of the rig's (a bind); `env` adds to or
-    replaces declared variables."""
+    replaces declared variables; `command` replaces the declared command (a test that says why)."""
     inputs = resource.plain_inputs
     name = unique(resource.name)
     entrypoint = inputs.get("entrypoints") or []
-    command = [*entrypoint[1:], *(inputs.get("command") or [])]
+    command = [*entrypoint[1:], *(command if command is not None else inputs.get("command") or [])]
     # A host path the caller does not map gets an empty volume of the container's own.
     own_volumes = {
         volume["containerPath"]: unique("rig-vol")
