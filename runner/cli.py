@@ -480,7 +480,7 @@ def run_pitr_drill(config: RunnerConfig, clock: Clock) -> dict[str, Any]:
                 scratch=config.state_dir / "pitr-drill",
                 database=config.pg_database,
                 restore_point=point,
-                user=pitr.configured_pg_user(Path(config.pitr_config_file).read_text()),
+                user=pitr.pg_user_of(config.pitr_config_file),
             )
         except pitr.PitrError as error:
             raise BackupError(str(error)) from error

@@ -23,6 +23,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 STANZA = "audit-x"
@@ -119,6 +120,14 @@ def render_config(settings: Settings) -> str:
     lines += ["", f"[{settings.stanza}]"]
     lines += [f"{key}={value}" for key, value in stanza.items()]
     return "\n".join(lines) + "\n"
+
+
+def pg_user_of(config_file: str) -> str:
+    """The role pgBackRest connects as, from its configuration file (pg1-user)."""
+    try:
+        return configured_pg_user(Path(config_file).read_text())
+    except OSError:
+        return "postgres"
 
 
 def configured_pg_user(config_text: str) -> str:

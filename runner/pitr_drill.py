@@ -26,6 +26,26 @@ from psycopg import sql
 from runner.pitr import PgBackRest, PitrError, Target
 
 DRILL_PORT = 5499
+# What a server replaying WAL needs at least as high as the primary had them (PostgreSQL aborts
+# recovery otherwise: "recovery aborted because of insufficient parameter settings"), as
+# pg_controldata names them, and their settings' names.
+STANDBY_PARAMETERS = {
+    "max_connections setting": "max_connections",
+    "max_worker_processes setting": "max_worker_processes",
+    "max_wal_senders setting": "max_wal_senders",
+    "max_prepared_xacts setting": "max_prepared_transactions",
+    "max_locks_per_xact setting": "max_locks_per_transaction",
+}
+
+
+def standby_options(controldata: str) -> str:
+    """`-c` options giving a restored cluster the primary's values, from its pg_controldata."""
+    values = {}
+    for line in controldata.splitlines():
+        label, _, value = line.partition(":")
+        if label.strip() in STANDBY_PARAMETERS and value.strip().isdigit():
+            values[STANDBY_PARAMETERS[label.strip()]] = value.strip()
+    return " ".join(f"-c {name}={value}" for name, value in values.items())
 
 
 @dataclass(frozen=True)
@@ -65,7 +85,10 @@ def drill(
     log = scratch / "drill.log"
     try:
         tool.restore(Target.name(restore_point), pg_path=str(scratch))
-        options = f"-p {port} -k {scratch} -c listen_addresses='' -c archive_mode=off"
+        controldata = subprocess.run(
+            tool.as_database_user(["pg_controldata", str(scratch)]), capture_output=True, text=True, check=True
+        ).stdout
+        options = f"-p {port} -k {scratch} -c listen_addresses='' -c archive_mode=off {standby_options(controldata)}"
         _run(tool, [pg_ctl, "-D", str(scratch), "-o", options, "-l", str(log), "-w", "-t", "3600", "start"], "start")
         try:
             tables, rows = _read_everything(scratch, port, database, user)

@@ -145,7 +145,8 @@ def backup(config: RunnerConfig, store: BackupStore, clock: Clock, *, reason: st
 def restore_point(config: RunnerConfig, name: str) -> str:
     """A named restore point in the WAL (runner/pitr.py), made as the superuser over the local
     socket; its name is returned for the manifest."""
-    dsn = f"host={config.pitr_pg_socket} port={config.pg_port} user=postgres dbname={config.pg_database}"
+    user = pitr.pg_user_of(config.pitr_config_file)
+    dsn = f"host={config.pitr_pg_socket} port={config.pg_port} user={user} dbname={config.pg_database}"
     try:
         with psycopg.connect(dsn, autocommit=True) as connection:
             pitr.create_restore_point(connection, name)
