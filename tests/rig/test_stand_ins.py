@@ -17,7 +17,7 @@ from harness.docker_rig import catalogue
 from harness.docker_rig.containers import Container, network, unique
 from harness.docker_rig.engine import Rig
 from harness.docker_rig.images import RigImages
-from harness.docker_rig.stand_ins import SERVICES, STAND_IN_LABEL, RigImage, rig_specs
+from harness.docker_rig.stand_ins import SERVICES, STAND_IN_LABEL, RigImage
 from harness.docker_rig.stand_ins.declared import declared_container, run_to_end
 from harness.mock_engine import Plan
 from tests.helpers import container as declared
@@ -38,7 +38,7 @@ def rig(rig_images: RigImages) -> Rig:
 @pytest.fixture(scope="module")
 def images(rig_images: RigImages) -> dict[str, str]:
     """Every stand-in image in the rig: reference -> tag (built, or loaded from the cache)."""
-    return {reference: rig_images[spec] for reference, spec in rig_specs(catalogue.BASE).items()}
+    return {reference: rig_images[spec] for reference, spec in catalogue.STAND_INS.items()}
 
 
 def image_of(images: dict[str, str], service: str) -> str:

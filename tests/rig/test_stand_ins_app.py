@@ -27,7 +27,6 @@ from harness.docker_rig.stand_ins import (
     APP_RELEASE_1,
     APP_RELEASE_2,
     SERVICES,
-    rig_specs,
 )
 from harness.docker_rig.stand_ins.declared import declared_container, run_to_end
 from harness.mock_engine import Plan
@@ -80,7 +79,7 @@ def data(rig_images: RigImages, staging: Plan) -> Iterator[DataServices]:
     if spec is None:
         pytest.skip("the rig's catalogue has no PostgreSQL 17 server image yet (catalogue.POSTGRES_SERVER)")
     rig = rig_images.rig
-    images = {reference: rig_images[s] for reference, s in rig_specs(catalogue.BASE).items()}
+    images = {reference: rig_images[s] for reference, s in catalogue.STAND_INS.items()}
     postgres_image = rig_images[spec]
     redis_image = images[SERVICES["redis"].reference]
     with contextlib.ExitStack() as stack:

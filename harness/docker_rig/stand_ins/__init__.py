@@ -13,8 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.docker_rig.images import ImageSpec
-
 STAND_INS_DIR = Path(__file__).resolve().parent
 REPOSITORY = "audit-x-rig"
 STAND_IN_LABEL = "io.audit-x.stand-in"
@@ -113,25 +111,3 @@ def by_reference(reference: str) -> RigImage:
         if image.reference == reference:
             return image
     raise KeyError(f"no rig image {reference!r}; known: {', '.join(i.reference for i in IMAGES)}")
-
-
-def rig_specs(debian_base: ImageSpec) -> dict[str, ImageSpec]:
-    """Every image above as the rig's image builder takes it (reference -> spec), each built from
-    `debian_base` (the rig's Debian trixie) or from another of these through the BASE argument."""
-    specs: dict[str, ImageSpec] = {}
-
-    def spec(image: RigImage) -> ImageSpec:
-        if image.reference not in specs:
-            parent = spec(image.built_from) if image.built_from else debian_base
-            specs[image.reference] = ImageSpec(
-                tag=image.reference,
-                description=("real: " if image.real else "stand-in: ") + image.keeps,
-                context=image.context,
-                args={**image.build_args, "BASE": parent.tag},
-                parents=(parent,),
-            )
-        return specs[image.reference]
-
-    for image in IMAGES:
-        spec(image)
-    return specs
