@@ -17,6 +17,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import tarfile
 import tempfile
 import time
@@ -64,7 +65,18 @@ class ImageSpec:
 
     @property
     def cache_file(self) -> Path:
-        return debian.cache_dir() / "images" / f"{self.tag.replace('/', '_').replace(':', '_')}-{self.key}.tar"
+        return debian.cache_dir() / "images" / f"{self.cache_stem}-{self.key}.tar"
+
+    @property
+    def cache_stem(self) -> str:
+        return self.tag.replace("/", "_").replace(":", "_")
+
+    def stale_cache_files(self) -> list[Path]:
+        """This tag's saved images from other inputs (an older Dockerfile or context)."""
+        pattern = re.compile(rf"{re.escape(self.cache_stem)}-[0-9a-f]{{16}}\.tar")
+        folder = self.cache_file.parent
+        found = [path for path in folder.glob("*.tar") if pattern.fullmatch(path.name)] if folder.is_dir() else []
+        return sorted(path for path in found if path != self.cache_file)
 
 
 def context_tar(directory: Path) -> bytes:
@@ -133,6 +145,8 @@ def save(rig: Rig, spec: ImageSpec) -> None:
         with os.fdopen(handle, "wb") as out:
             rig.stream("save", spec.tag, stdout=out)
         os.replace(scratch, spec.cache_file)
+        for stale in spec.stale_cache_files():  # the cache keeps one save per tag: the newest
+            stale.unlink(missing_ok=True)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(scratch)

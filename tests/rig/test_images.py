@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+
+import pytest
 
 from harness.docker_rig import catalogue, debian
 from harness.docker_rig.containers import container
@@ -49,3 +52,14 @@ def test_the_key_changes_with_every_input() -> None:
     }
     assert len(keys) == 7
     assert spec.key == dataclasses.replace(spec).key  # the same inputs, the same key
+
+
+def test_the_cache_keeps_one_save_per_tag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUDIT_X_CACHE", str(tmp_path))
+    spec = dataclasses.replace(catalogue.INFLUX_CLI, tag="audit-x-rig/app:stand-in-2")
+    other = dataclasses.replace(spec, tag="audit-x-rig/app:stand-in-2-failing-migration")
+    spec.cache_file.parent.mkdir(parents=True)
+    older = spec.cache_file.with_name(f"{spec.cache_stem}-0123456789abcdef.tar")
+    for path in (spec.cache_file, older, other.cache_file):
+        path.write_bytes(b"")
+    assert spec.stale_cache_files() == [older]  # not the other tag whose name starts the same
