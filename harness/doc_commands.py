@@ -97,10 +97,12 @@ def documented_commands(paths: Sequence[Path] = DOCUMENTS) -> Iterator[DocComman
                 joined = ""
                 if command:
                     yield DocCommand(name, first + start, command)
-        for span in re.finditer(r"(?<!`)`([^`\n]+)`(?!`)", text):
-            code = span.group(1).strip()
+        # Inline code may wrap onto the next line; fenced blocks are blanked first (line numbers kept).
+        prose = re.sub(r"^ *```.*?^ *```", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.M | re.S)
+        for span in re.finditer(r"(?<!`)`([^`]+)`(?!`)", prose):
+            code = " ".join(span.group(1).split())
             if code.startswith(COMMAND_STARTS) and code not in ("docker ps", "docker logs", "docker exec"):
-                yield DocCommand(name, text[: span.start()].count("\n") + 1, code)
+                yield DocCommand(name, prose[: span.start()].count("\n") + 1, code)
 
 
 def _strip_comment(line: str) -> str:

@@ -4,6 +4,7 @@
     python -m ops logs ENV SERVICE [-f] [--since 10m] [--grep TEXT]
     python -m ops exec ENV SERVICE [-i] -- CMD...    a command in a running container of SERVICE
     python -m ops restart ENV SERVICE                its containers one at a time, each healthy first
+    python -m ops stop|start ENV SERVICE             every container of it (`app`: web and workers)
     python -m ops rerun ENV JOB                      one job's container again, nothing else
     python -m ops console ENV                        a Rails console with the app's environment
 
@@ -67,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     restart.add_argument("service", metavar="SERVICE")
     restart.add_argument("--health-timeout", type=float, default=180, help="seconds to wait for each (180)")
 
+    for verb in ("stop", "start"):
+        sub = command(verb, f"{verb} every container of a service (`app`: every web and worker container)")
+        sub.add_argument("service", metavar="SERVICE")
+
     rerun = command("rerun", "run one job's container again (docker start --attach), nothing else")
     rerun.add_argument("job", metavar="JOB", help="a job of the stack's `jobs` output")
 
@@ -95,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         "restart": lambda environment: _restart(environment, args.service, args.health_timeout),
         "rerun": lambda environment: _rerun(environment, args.job),
+        "stop": lambda environment: _stop_or_start(environment, args.service, start=False),
+        "start": lambda environment: _stop_or_start(environment, args.service, start=True),
         "console": lambda environment: _exec(environment, "web", list(CONSOLE), tty=["-it"], app_env=True),
     }
     try:
@@ -143,6 +150,19 @@ def _restart(environment: Environment, service: str, timeout: float) -> int:
         if state is not True:
             raise HostError(f"{name} is not healthy after its restart; the others were not restarted")
         print(f"{name} restarted and healthy")
+    return 0
+
+
+def _stop_or_start(environment: Environment, service: str, *, start: bool) -> int:
+    if environment.is_job(service):
+        raise UnknownServiceError(f"{'start' if start else 'stop'}: {service} is a job; see `rerun`")
+    containers = names(environment.containers(service, running=not start))
+    if not containers:
+        print(f"no container of {service} to {'start' if start else 'stop'} in {environment.name}")
+        return 0
+    _say(environment, ["start" if start else "stop", *containers])
+    (environment.host.start if start else environment.host.stop)(containers)
+    print(f"{'started' if start else 'stopped'}: {', '.join(containers)}")
     return 0
 
 

@@ -33,6 +33,8 @@ PLATFORM_SERVICES = (
 )
 # The app's own roles that every stack has (io.audit-x.service=app, io.audit-x.role=<name>).
 APP_ROLES = ("web", "migrate")
+# Every long-running container of the app at once (web, canary and workers): what writes.
+APP = "app"
 # The one-shot jobs by the names of the stack's `jobs` output, and the labels (service, role) of
 # each one's container (the migration is an app role above).
 JOBS = {
@@ -72,7 +74,7 @@ class Environment:
     @property
     def services(self) -> tuple[str, ...]:
         workers = (worker.name for worker in self.settings.app.workers)
-        return (*PLATFORM_SERVICES, *APP_ROLES, *workers, *JOBS)
+        return (*PLATFORM_SERVICES, APP, *APP_ROLES, *workers, *JOBS)
 
     def selector(self, service: str) -> dict[str, str]:
         """The labels of a service's containers: a long-running service's, or an app role's."""
@@ -85,6 +87,8 @@ class Environment:
         if service in JOBS:
             job_service, role = JOBS[service]
             return environment | {label("service"): job_service, label("role"): role, label("lifecycle"): "job"}
+        if service == APP:
+            return environment | {label("service"): "app", label("lifecycle"): "service"}
         if service in PLATFORM_SERVICES:
             return environment | {label("service"): service, label("lifecycle"): "service"}
         return environment | {label("service"): "app", label("role"): service}

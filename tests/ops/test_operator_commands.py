@@ -16,7 +16,7 @@ from components.lib.tokens import label
 from harness import fake_docker_cli
 from harness.mock_engine import Plan, run_program
 from ops.__main__ import main
-from ops.environment import APP_ROLES, JOBS, PLATFORM_SERVICES, Environment
+from ops.environment import APP, APP_ROLES, JOBS, PLATFORM_SERVICES, Environment
 from ops.status import ALERTS_COMMAND
 from tests.helpers import fake_host
 
@@ -71,7 +71,7 @@ def test_the_service_names_are_the_stacks_containers_output(stack: str) -> None:
     declared = run_program(stack).plain_outputs["containers"]
     environment = Environment.of(stack)
     assert set(PLATFORM_SERVICES) | set(APP_ROLES) == set(declared) - {"workers"}
-    assert set(environment.services) == set(PLATFORM_SERVICES) | set(APP_ROLES) | set(declared["workers"]) | set(JOBS)
+    assert set(environment.services) == {APP, *PLATFORM_SERVICES, *APP_ROLES, *declared["workers"], *JOBS}
 
 
 @pytest.mark.parametrize("stack", ["prod", "staging"])
@@ -210,3 +210,15 @@ def test_rerun_starts_that_one_job_again_and_returns_its_exit_code(
     assert main(["rerun", "prod", "pgbackrest-stanza"]) == 3
     assert f"pgbackrest-stanza ({stanza['name']}) exited 3" in capfd.readouterr().out
     assert main(["rerun", "prod", "web"]) == 2
+
+
+def test_stop_and_start_the_app_are_every_web_and_worker_container(
+    host: dict[str, Any], prod: Plan, capfd: pytest.CaptureFixture[str]
+) -> None:
+    declared = outputs(prod)["containers"]
+    app = sorted([*declared["web"], *(name for names in declared["workers"].values() for name in names)])
+    assert main(["stop", "prod", "app"]) == 0
+    assert [call[2:] for call in docker_calls() if call[2] == "stop"] == [["stop", *app]]
+    assert main(["start", "prod", "app"]) == 0
+    assert [call[2:] for call in docker_calls() if call[2] == "start"] == [["start", *app]]
+    assert main(["stop", "prod", "migrate"]) == 2

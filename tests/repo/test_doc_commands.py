@@ -69,9 +69,15 @@ def test_commands_are_found_in_shell_blocks_and_inline_code(tmp_path: Path) -> N
     doc.write_text(
         "Run `python -m ops status prod` first.\n\n```sh\nmake plan   # offline\npulumi up \\\n  --stack prod\n```\n"
         "```\nnot a command\n```\n"
+        "1. Stop: `docker stop audit-x-prod-web-0\n   audit-x-prod-worker-sidekiq-0` (wrapped).\n"
     )
     found = [(c.line, c.text) for c in documented_commands([doc])]
-    assert sorted(found) == [(1, "python -m ops status prod"), (4, "make plan"), (5, "pulumi up --stack prod")]
+    assert sorted(found) == [
+        (1, "python -m ops status prod"),
+        (4, "make plan"),
+        (5, "pulumi up --stack prod"),
+        (11, "docker stop audit-x-prod-web-0 audit-x-prod-worker-sidekiq-0"),
+    ]
 
 
 def test_the_readme_says_where_the_python_commands_run() -> None:
