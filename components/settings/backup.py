@@ -42,7 +42,9 @@ class BackupSettings(ConfigModel):
     noncurrent_version_days: int = Field(default=30, ge=1, le=3650)
     # S3 Object Lock on every backup copy (runner/retention.py): COMPLIANCE can be shortened by
     # nobody; GOVERNANCE by an identity with s3:BypassGovernanceRetention (none on the host).
-    object_lock_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
+    # GOVERNANCE by default: a test stack that keeps the defaults must not lock its bucket for up
+    # to a year with no way back; prod chooses COMPLIANCE in its own stack file.
+    object_lock_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "GOVERNANCE"
     abort_incomplete_upload_days: int = Field(default=1, ge=1, le=30)
     postgres_schedule: BackupSchedule = "02:00"
     influxdb_schedule: BackupSchedule = "02:30"

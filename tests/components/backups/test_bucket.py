@@ -117,7 +117,12 @@ def test_noncurrent_versions_expire_and_incomplete_uploads_are_aborted(plan: Pla
 
 # --- built alone -------------------------------------------------------------------------------
 
-BACKUP = BackupSettings(bucket_name="acme-test-backups", noncurrent_version_days=45, abort_incomplete_upload_days=2)
+BACKUP = BackupSettings(
+    bucket_name="acme-test-backups",
+    noncurrent_version_days=45,
+    abort_incomplete_upload_days=2,
+    object_lock_mode="COMPLIANCE",
+)
 NAME = "audit-x-test-backups"
 S3 = "aws:s3/"
 
@@ -231,3 +236,13 @@ def test_a_protected_environment_protects_and_keeps_the_bucket_and_nothing_else_
     assert [(r.name, r.protect, r.retain_on_delete) for r in plan.resources if r.protect or r.retain_on_delete] == [
         (NAME, True, True)
     ]
+
+
+def test_a_stack_that_keeps_the_default_lock_mode_can_still_release_its_copies() -> None:
+    """GOVERNANCE unless a stack file says COMPLIANCE (prod's does): a throwaway stack's copies
+    can be released by an administrator instead of staying locked for up to 373 days."""
+    config = {k: v for k, v in load_stack_config("staging").items() if k != "audit-x:backup"}
+    backup = json.loads(load_stack_config("staging")["audit-x:backup"])
+    backup.pop("objectLockMode")
+    assert load_settings(config | {"audit-x:backup": json.dumps(backup)}).backup.object_lock_mode == "GOVERNANCE"
+    assert json.loads(load_stack_config("prod")["audit-x:backup"])["objectLockMode"] == "COMPLIANCE"
